@@ -1,0 +1,133 @@
+// The broker's configuration: one JSON file, overridden by environment variables
+// (CONTRACT.md section 2). Every key has a default except the Zoom credentials.
+#pragma once
+
+#include <spdlog/common.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boost::json {
+class value;
+}
+
+namespace token_broker {
+
+using milliseconds = std::chrono::milliseconds;
+using seconds = std::chrono::seconds;
+
+struct listener_tls_config {
+    std::string cert_file;      // PEM chain; with key_file the listener speaks HTTPS
+    std::string key_file;       // PEM private key
+    std::string client_ca_file; // PEM; when set, clients must present a certificate it signed
+    bool enabled() const { return !cert_file.empty(); }
+};
+
+struct server_config {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 8080;
+    unsigned threads = 1;
+    milliseconds header_timeout{10000}; // for a request's headers to arrive
+    milliseconds idle_timeout{60000};   // between requests on a kept-alive connection
+    milliseconds drain_timeout{10000};  // for requests in flight at shutdown
+    std::size_t max_header_bytes = 8192;
+    std::size_t max_connections = 10000;
+    listener_tls_config tls;
+};
+
+struct zoom_config {
+    std::string api_base_url = "https://api.zoom.us/v2";
+    std::string oauth_token_url = "https://zoom.us/oauth/token";
+    std::string account_id; // S2S OAuth credentials...
+    std::string client_id;
+    std::string client_secret;
+    std::string access_token; // ...or a fixed bearer token
+    std::string ca_file;      // PEM bundle trusted in addition to the system store
+    milliseconds connect_timeout{3000};
+    milliseconds request_timeout{10000};
+    std::size_t max_connections = 16;
+    unsigned max_retries = 2;
+    double requests_per_second = 20;
+
+    bool uses_oauth() const { return !account_id.empty(); }
+};
+
+struct cache_config {
+    std::size_t max_entries = 100000;
+    seconds refresh_margin{300};
+    seconds negative_ttl{30};
+};
+
+// A caller's key as configured: only its SHA-256 is known to the broker.
+struct caller_key {
+    std::string name;
+    std::array<std::uint8_t, 32> sha256{};
+    std::vector<std::string> users; // patterns: exact ids, or with '*' as a wildcard anywhere
+};
+
+struct auth_config {
+    std::vector<caller_key> keys;
+    std::string keys_file;
+    bool allow_unauthenticated = false;
+};
+
+enum class log_format { text, json };
+
+struct log_config {
+    spdlog::level::level_enum level = spdlog::level::info;
+    log_format format = log_format::text;
+};
+
+struct config {
+    server_config server;
+    zoom_config zoom;
+    cache_config cache;
+    auth_config auth;
+    log_config log;
+};
+
+// A configuration error. what() is "config: <key>: <reason>", e.g.
+// "config: zoom.request_timeout_ms: must be a positive integer".
+class config_error : public std::runtime_error {
+public:
+    config_error(std::string key, const std::string& reason);
+    const std::string& key() const noexcept { return key_; }
+
+private:
+    std::string key_;
+};
+
+// Looks up an environment variable; std::nullopt when it is not set.
+using env_lookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// The process environment.
+env_lookup process_environment();
+
+// Reads and validates the configuration file at `path`, then applies the environment overrides
+// (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, each also as NAME_FILE,
+// TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL), loads auth.keys_file, and checks
+// the rules that span keys (credentials present, keys required off loopback). Relative file paths in
+// the file are resolved against the directory of `path`.
+// Throws config_error on any problem; never returns a configuration that breaks the contract.
+config load_config(const std::filesystem::path& path, const env_lookup& env);
+
+// Parses a list of caller keys, as found under "auth.keys" or in a keys_file.
+// `where` names the place for error messages ("auth.keys", or the keys file's name).
+// Throws config_error.
+std::vector<caller_key> parse_caller_keys(const boost::json::value& list, std::string_view where);
+
+// Reads a keys_file: a JSON array of keys, or an object {"keys": [...]}. Throws config_error.
+std::vector<caller_key> load_keys_file(const std::filesystem::path& path);
+
+// True when `address` is a loopback address (127.0.0.0/8, ::1) or "localhost".
+bool is_loopback_address(std::string_view address);
+
+} // namespace token_broker

@@ -1,0 +1,99 @@
+#include "metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace token_broker {
+namespace {
+
+const char* route_label(route r) {
+    switch (r) {
+    case route::token: return "token";
+    case route::healthz: return "healthz";
+    case route::readyz: return "readyz";
+    case route::metrics: return "metrics";
+    case route::other: return "other";
+    }
+    return "other";
+}
+
+const char* endpoint_label(upstream_endpoint e) { return e == upstream_endpoint::token ? "token" : "oauth"; }
+
+prometheus::Counter* counter(prometheus::Registry& r, const std::string& name, const std::string& help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+
+prometheus::Gauge* gauge(prometheus::Registry& r, const std::string& name, const std::string& help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+} // namespace
+
+metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+    auto& r = *registry_;
+    requests_ = &prometheus::BuildCounter()
+                     .Name("token_broker_requests_total")
+                     .Help("HTTP requests answered, by route and status code")
+                     .Register(r);
+    upstream_requests_ = &prometheus::BuildCounter()
+                              .Name("token_broker_upstream_requests_total")
+                              .Help("Requests made to Zoom, by endpoint and outcome")
+                              .Register(r);
+    upstream_duration_ = &prometheus::BuildHistogram()
+                              .Name("token_broker_upstream_request_duration_seconds")
+                              .Help("Duration of requests made to Zoom")
+                              .Register(r);
+    cache_hits_ = counter(r, "token_broker_cache_hits_total", "Token requests answered from the cache");
+    cache_misses_ = counter(r, "token_broker_cache_misses_total", "Token requests that needed Zoom");
+    cache_entries_ = gauge(r, "token_broker_cache_entries", "Tokens held in the cache");
+    coalesced_ = counter(r, "token_broker_coalesced_requests_total",
+                         "Requests that waited on a Zoom fetch already under way");
+    refreshes_ = counter(r, "token_broker_background_refreshes_total",
+                         "Refreshes started ahead of expiry for tokens still being served");
+    stale_served_ = counter(r, "token_broker_stale_served_total",
+                            "Tokens served from an older entry because Zoom was failing");
+    auto& oauth = prometheus::BuildCounter()
+                      .Name("token_broker_oauth_refreshes_total")
+                      .Help("Zoom access token fetches, by outcome")
+                      .Register(r);
+    oauth_ok_ = &oauth.Add({{"result", "ok"}});
+    oauth_failed_ = &oauth.Add({{"result", "failed"}});
+    rate_limit_waits_ = counter(r, "token_broker_rate_limit_waits_total",
+                                "Upstream requests that waited for the broker's own request budget");
+    rate_limit_rejections_ = counter(r, "token_broker_rate_limit_rejections_total",
+                                     "Requests answered 429 without calling Zoom");
+    connections_open_ = gauge(r, "token_broker_connections_open", "Client connections open now");
+    connections_total_ = counter(r, "token_broker_connections_total", "Client connections accepted");
+    connections_rejected_ = counter(r, "token_broker_connections_rejected_total",
+                                    "Client connections closed at once because max_connections was reached");
+    upstream_connections_ = counter(r, "token_broker_upstream_connections_total",
+                                    "TLS connections opened to Zoom");
+}
+
+std::string metrics::serialize() const {
+    return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+prometheus::Counter& metrics::requests_series(route r, unsigned status) {
+    if (status < 100 || status >= 100 + status_slots)
+        status = 500;
+    auto& slot = request_series_[static_cast<std::size_t>(r)][status - 100];
+    if (auto* c = slot.load(std::memory_order_acquire))
+        return *c;
+    std::lock_guard lock(series_mutex_);
+    if (auto* c = slot.load(std::memory_order_relaxed))
+        return *c;
+    auto* c = &requests_->Add({{"route", route_label(r)}, {"code", std::to_string(status)}});
+    slot.store(c, std::memory_order_release);
+    return *c;
+}
+
+void metrics::request_answered(route r, unsigned status) { requests_series(r, status).Increment(); }
+
+void metrics::upstream_request(upstream_endpoint e, const std::string& code, double seconds) {
+    static const prometheus::Histogram::BucketBoundaries buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                  0.5,   1,    2.5,   5,    10};
+    upstream_requests_->Add({{"endpoint", endpoint_label(e)}, {"code", code}}).Increment();
+    upstream_duration_->Add({{"endpoint", endpoint_label(e)}}, buckets).Observe(seconds);
+}
+
+} // namespace token_broker

@@ -1,0 +1,89 @@
+// The broker's Prometheus metrics (CONTRACT.md section 3, /metrics). Every method is thread-safe and
+// cheap enough for the cache-hit path: counters are atomics and the labelled series a hot path uses
+// are looked up once and then reused.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace token_broker {
+
+// The routes requests are counted under.
+enum class route { token, healthz, readyz, metrics, other };
+inline constexpr std::size_t route_count = 5;
+
+// The Zoom endpoints upstream requests are counted under.
+enum class upstream_endpoint { token, oauth };
+
+class metrics {
+public:
+    metrics();
+    metrics(const metrics&) = delete;
+    metrics& operator=(const metrics&) = delete;
+
+    // The metrics in Prometheus text exposition format.
+    std::string serialize() const;
+
+    prometheus::Registry& registry() noexcept { return *registry_; }
+
+    // A request answered on `r` with HTTP status `status`.
+    void request_answered(route r, unsigned status);
+
+    void cache_hit() { cache_hits_->Increment(); }
+    void cache_miss() { cache_misses_->Increment(); }
+    void cache_entries(std::size_t n) { cache_entries_->Set(static_cast<double>(n)); }
+    void coalesced_request() { coalesced_->Increment(); }
+    void background_refresh() { refreshes_->Increment(); }
+    void stale_served() { stale_served_->Increment(); }
+
+    // One upstream HTTP exchange. `code` is the HTTP status, or a word when there was none:
+    // "timeout", "unreachable", "tls_error", "protocol_error".
+    void upstream_request(upstream_endpoint e, const std::string& code, double seconds);
+
+    void oauth_refresh(bool ok) { (ok ? oauth_ok_ : oauth_failed_)->Increment(); }
+    void rate_limit_wait() { rate_limit_waits_->Increment(); }
+    void rate_limit_rejected() { rate_limit_rejections_->Increment(); }
+
+    void connection_opened() { connections_open_->Increment(); connections_total_->Increment(); }
+    void connection_closed() { connections_open_->Decrement(); }
+    void connection_rejected() { connections_rejected_->Increment(); }
+    void upstream_connection_opened() { upstream_connections_->Increment(); }
+
+private:
+    prometheus::Counter& requests_series(route r, unsigned status);
+
+    std::shared_ptr<prometheus::Registry> registry_;
+    prometheus::Family<prometheus::Counter>* requests_;
+    prometheus::Family<prometheus::Counter>* upstream_requests_;
+    prometheus::Family<prometheus::Histogram>* upstream_duration_;
+    prometheus::Counter* cache_hits_;
+    prometheus::Counter* cache_misses_;
+    prometheus::Gauge* cache_entries_;
+    prometheus::Counter* coalesced_;
+    prometheus::Counter* refreshes_;
+    prometheus::Counter* stale_served_;
+    prometheus::Counter* oauth_ok_;
+    prometheus::Counter* oauth_failed_;
+    prometheus::Counter* rate_limit_waits_;
+    prometheus::Counter* rate_limit_rejections_;
+    prometheus::Gauge* connections_open_;
+    prometheus::Counter* connections_total_;
+    prometheus::Counter* connections_rejected_;
+    prometheus::Counter* upstream_connections_;
+
+    // Request counters by route and status (100..599), created on first use.
+    static constexpr std::size_t status_slots = 500;
+    std::array<std::array<std::atomic<prometheus::Counter*>, status_slots>, route_count> request_series_{};
+    std::mutex series_mutex_;
+};
+
+} // namespace token_broker

@@ -1,0 +1,107 @@
+// A stand-in for Zoom's REST API: a real TLS server on loopback answering the S2S OAuth endpoint and
+// GET /v2/users/{userId}/token as Zoom does, with faults that tests can inject and counters they can
+// assert on. Used by the tests, the benchmarks and `scripts/dev run` (through the zoom-sim program).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zoom_sim {
+
+// How the simulator's own TLS certificate is made.
+enum class tls_identity {
+    trusted,        // signed by the CA written to ca_file(), valid for localhost and 127.0.0.1
+    wrong_host,     // signed by that CA but valid only for "not-zoom.invalid"
+    untrusted_ca,   // valid for localhost, signed by another CA that ca_file() does not hold
+};
+
+struct options {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0; // 0: any free port, see port()
+    std::string account_id = "sim-account";
+    std::string client_id = "sim-client";
+    std::string client_secret = "sim-secret";
+    std::chrono::seconds access_token_ttl{3600};
+    // Where ca.pem (and the server's cert.pem and key.pem) are written. Empty: a new temporary
+    // directory, removed by the destructor. An existing ca.pem there is reused by zoom-sim.
+    std::string cert_dir;
+    tls_identity identity = tls_identity::trusted;
+    // Bytes of padding in each ZAK payload, to make tokens of a realistic or chosen size.
+    std::size_t token_padding = 0;
+    unsigned threads = 1;
+};
+
+// A fault applied to the requests it matches.
+struct fault {
+    enum class kind {
+        delay,            // answer normally after `delay`
+        hang,             // read the request and never answer (until the client gives up)
+        server_error,     // answer `status` (5xx) with a Zoom-style error body
+        rate_limited,     // answer 429; `retry_after` is the header's value ("" = no header)
+        not_json,         // answer 200 with a body that is not JSON
+        cut_mid_answer,   // send the status line, headers and part of the body, then close
+        close_at_once,    // close the connection without answering
+    };
+    kind what = kind::server_error;
+    std::chrono::milliseconds delay{0};
+    unsigned status = 500;
+    std::string retry_after;
+    int times = 1; // how many matching requests it applies to; -1: until cleared
+};
+
+// Per-user behaviour.
+struct user_options {
+    bool google_login = false; // type=token answers {"token": null}
+    std::optional<std::uint32_t> zak_ttl; // default ttl when none is asked (7200 otherwise)
+};
+
+class simulator {
+public:
+    // Binds the listener at once (so port() is known) and serves on its own threads until destroyed
+    // or stop() is called. Throws std::runtime_error when it cannot bind or make certificates.
+    explicit simulator(options opts = {});
+    ~simulator();
+    simulator(const simulator&) = delete;
+    simulator& operator=(const simulator&) = delete;
+
+    std::uint16_t port() const;
+    std::string base_url() const;   // "https://localhost:PORT/v2"
+    std::string oauth_url() const;  // "https://localhost:PORT/oauth/token"
+    std::string ca_file() const;    // PEM of the CA that signs the trusted identity
+    const options& settings() const;
+
+    void stop();
+
+    // Users. Every id exists unless it starts with "unknown" or was removed; "me" exists.
+    void add_user(const std::string& id, user_options u = {});
+    void remove_user(const std::string& id);
+
+    // Faults. With a user id, they apply to that user's token requests; without, to every request
+    // (OAuth included) in the order injected. clear_faults() removes all of them.
+    void inject(fault f, std::optional<std::string> user = std::nullopt);
+    void inject_oauth(fault f); // only OAuth requests
+    void clear_faults();
+
+    // Makes every access token issued so far invalid: token requests carrying one get 401/124.
+    void revoke_access_tokens();
+
+    // Counters.
+    std::uint64_t token_calls(const std::string& user) const; // token requests that reached the handler
+    std::uint64_t token_calls() const;
+    std::uint64_t oauth_calls() const;
+    std::uint64_t connections_accepted() const;
+    std::uint64_t open_connections() const;
+    // The request targets received, in order (e.g. "/v2/users/jdoe%40example.com/token?type=zak").
+    std::vector<std::string> received_targets() const;
+    void reset_counters();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace zoom_sim
