@@ -4,9 +4,8 @@
 
 #include "config/config.hpp"
 
-#include <spdlog/logger.h>
-
 #include <memory>
+#include <spdlog/logger.h>
 
 namespace token_broker {
 

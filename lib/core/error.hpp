@@ -5,7 +5,6 @@
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
-
 #include <chrono>
 #include <optional>
 #include <string>
@@ -50,7 +49,7 @@ inline boost::system::error_code make_error_code(errc e) noexcept {
 struct broker_error {
     errc code = errc::internal_error;
     std::string message;
-    std::optional<int> zoom_code;                   // Zoom's own error code, when it gave one
+    std::optional<int> zoom_code;                    // Zoom's own error code, when it gave one
     std::optional<std::chrono::seconds> retry_after; // for rate_limited
 };
 

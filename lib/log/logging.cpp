@@ -1,21 +1,153 @@
 #include "log/logging.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
+#include "core/json_text.hpp"
+
+#include <cerrno>
+#include <fmt/chrono.h>
+#include <spdlog/pattern_formatter.h>
+#include <unistd.h>
 
 namespace token_broker {
 
-void set_log_format(spdlog::logger& logger, log_format) {
-    logger.set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+buffered_fd_sink::buffered_fd_sink(int fd, std::size_t capacity) : fd_(fd), capacity_(capacity) {
+    buffer_.reserve(capacity_);
+}
+
+buffered_fd_sink::~buffered_fd_sink() {
+    std::lock_guard lock(mutex_);
+    write_all();
+}
+
+void buffered_fd_sink::sink_it_(const spdlog::details::log_msg& msg) {
+    formatted_.clear();
+    formatter_->format(msg, formatted_);
+    if (buffer_.size() + formatted_.size() > capacity_)
+        write_all();
+    buffer_.append(formatted_.data(), formatted_.size());
+    if (msg.level >= spdlog::level::warn)
+        write_all();
+}
+
+void buffered_fd_sink::flush_() {
+    write_all();
+}
+
+void buffered_fd_sink::write_all() {
+    std::size_t done = 0;
+    while (done < buffer_.size()) {
+        auto n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; // stdout is gone: drop the lines rather than block or throw
+        done += static_cast<std::size_t>(n);
+    }
+    buffer_.clear();
+}
+
+void json_formatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
+    const auto since_epoch =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch());
+    const std::time_t secs = static_cast<std::time_t>(since_epoch.count() / 1000);
+    fmt::format_to(std::back_inserter(dest), R"({{"time":"{:%Y-%m-%dT%H:%M:%S}.{:03}Z","level":")",
+                   fmt::gmtime(secs), since_epoch.count() % 1000);
+    auto level = spdlog::level::to_string_view(msg.level);
+    dest.append(level.data(), level.data() + level.size());
+    dest.push_back('"');
+    std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (!payload.empty() && payload.front() == structured_marker) {
+        payload.remove_prefix(1);
+        dest.append(payload.data(), payload.data() + payload.size());
+    } else {
+        static constexpr std::string_view key = R"(,"msg":)";
+        dest.append(key.data(), key.data() + key.size());
+        append_json_string_to(dest, payload);
+    }
+    dest.push_back('}');
+    dest.push_back('\n');
+}
+
+std::unique_ptr<spdlog::formatter> json_formatter::clone() const {
+    return std::make_unique<json_formatter>();
+}
+
+void set_log_format(spdlog::logger& logger, log_format format) {
+    if (format == log_format::json)
+        logger.set_formatter(std::make_unique<json_formatter>());
+    else
+        logger.set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const log_config& cfg, spdlog::sink_ptr sink) {
     if (!sink)
-        sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+        sink = std::make_shared<buffered_fd_sink>();
     auto logger = std::make_shared<spdlog::logger>("token-broker", std::move(sink));
     logger->set_level(cfg.level);
     logger->flush_on(spdlog::level::warn);
     set_log_format(*logger, cfg.format);
     return logger;
+}
+
+structured_message::structured_message(log_format format, std::string_view event) : format_(format) {
+    text_.reserve(256);
+    reset(event);
+}
+
+void structured_message::reset(std::string_view event) {
+    text_.clear();
+    if (format_ == log_format::json) {
+        text_.push_back(structured_marker);
+        text_.append(R"(,"msg":)");
+        append_json_string(text_, event);
+    } else {
+        text_.append(event);
+    }
+}
+
+structured_message& structured_message::field(std::string_view name, std::string_view value) {
+    if (format_ == log_format::json) {
+        text_.push_back(',');
+        append_json_string(text_, name);
+        text_.push_back(':');
+        append_json_string(text_, value);
+    } else {
+        text_.push_back(' ');
+        text_.append(name);
+        text_.push_back('=');
+        text_.append(value);
+    }
+    return *this;
+}
+
+structured_message& structured_message::field(std::string_view name, long long value) {
+    char digits[24];
+    auto end = fmt::format_to(digits, "{}", value);
+    std::string_view v(digits, static_cast<std::size_t>(end - digits));
+    if (format_ == log_format::json) {
+        text_.push_back(',');
+        append_json_string(text_, name);
+        text_.push_back(':');
+        text_.append(v);
+    } else {
+        text_.push_back(' ');
+        text_.append(name);
+        text_.push_back('=');
+        text_.append(v);
+    }
+    return *this;
+}
+
+structured_message& structured_message::field(std::string_view name, bool value) {
+    if (format_ == log_format::json) {
+        text_.push_back(',');
+        append_json_string(text_, name);
+        text_.append(value ? ":true" : ":false");
+    } else {
+        text_.push_back(' ');
+        text_.append(name);
+        text_.append(value ? "=true" : "=false");
+    }
+    return *this;
 }
 
 } // namespace token_broker

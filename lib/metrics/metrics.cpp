@@ -7,16 +7,23 @@ namespace {
 
 const char* route_label(route r) {
     switch (r) {
-    case route::token: return "token";
-    case route::healthz: return "healthz";
-    case route::readyz: return "readyz";
-    case route::metrics: return "metrics";
-    case route::other: return "other";
+    case route::token:
+        return "token";
+    case route::healthz:
+        return "healthz";
+    case route::readyz:
+        return "readyz";
+    case route::metrics:
+        return "metrics";
+    case route::other:
+        return "other";
     }
     return "other";
 }
 
-const char* endpoint_label(upstream_endpoint e) { return e == upstream_endpoint::token ? "token" : "oauth"; }
+const char* endpoint_label(upstream_endpoint e) {
+    return e == upstream_endpoint::token ? "token" : "oauth";
+}
 
 prometheus::Counter* counter(prometheus::Registry& r, const std::string& name, const std::string& help) {
     return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
@@ -59,14 +66,14 @@ metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
     oauth_failed_ = &oauth.Add({{"result", "failed"}});
     rate_limit_waits_ = counter(r, "token_broker_rate_limit_waits_total",
                                 "Upstream requests that waited for the broker's own request budget");
-    rate_limit_rejections_ = counter(r, "token_broker_rate_limit_rejections_total",
-                                     "Requests answered 429 without calling Zoom");
+    rate_limit_rejections_ =
+        counter(r, "token_broker_rate_limit_rejections_total", "Requests answered 429 without calling Zoom");
     connections_open_ = gauge(r, "token_broker_connections_open", "Client connections open now");
     connections_total_ = counter(r, "token_broker_connections_total", "Client connections accepted");
     connections_rejected_ = counter(r, "token_broker_connections_rejected_total",
                                     "Client connections closed at once because max_connections was reached");
-    upstream_connections_ = counter(r, "token_broker_upstream_connections_total",
-                                    "TLS connections opened to Zoom");
+    upstream_connections_ =
+        counter(r, "token_broker_upstream_connections_total", "TLS connections opened to Zoom");
 }
 
 std::string metrics::serialize() const {
@@ -87,11 +94,13 @@ prometheus::Counter& metrics::requests_series(route r, unsigned status) {
     return *c;
 }
 
-void metrics::request_answered(route r, unsigned status) { requests_series(r, status).Increment(); }
+void metrics::request_answered(route r, unsigned status) {
+    requests_series(r, status).Increment();
+}
 
 void metrics::upstream_request(upstream_endpoint e, const std::string& code, double seconds) {
     static const prometheus::Histogram::BucketBoundaries buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                                  0.5,   1,    2.5,   5,    10};
+                                                                 0.5,   1,    2.5,   5,    10};
     upstream_requests_->Add({{"endpoint", endpoint_label(e)}, {"code", code}}).Increment();
     upstream_duration_->Add({{"endpoint", endpoint_label(e)}}, buckets).Observe(seconds);
 }

@@ -3,16 +3,15 @@
 // are looked up once and then reused.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
-
-#include <array>
-#include <atomic>
-#include <memory>
-#include <mutex>
 #include <string>
 
 namespace token_broker {
@@ -53,7 +52,10 @@ public:
     void rate_limit_wait() { rate_limit_waits_->Increment(); }
     void rate_limit_rejected() { rate_limit_rejections_->Increment(); }
 
-    void connection_opened() { connections_open_->Increment(); connections_total_->Increment(); }
+    void connection_opened() {
+        connections_open_->Increment();
+        connections_total_->Increment();
+    }
     void connection_closed() { connections_open_->Decrement(); }
     void connection_rejected() { connections_rejected_->Increment(); }
     void upstream_connection_opened() { upstream_connections_->Increment(); }

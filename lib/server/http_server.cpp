@@ -1,0 +1,338 @@
+#include "server/http_server.hpp"
+
+#include "server/request_reader.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <optional>
+
+namespace token_broker {
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t read_chunk = 4096;
+
+bool is_quiet_close(const beast::error_code& ec) {
+    return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+           ec == beast::error::timeout || ec == net::error::operation_aborted || ec == net::error::eof ||
+           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == ssl::error::stream_truncated || ec == net::error::bad_descriptor;
+}
+
+} // namespace
+
+struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
+    shared_state(net::io_context& io, server_config c, request_handler& h, std::shared_ptr<spdlog::logger> l,
+                 metrics& mt)
+        : ioc(io), cfg(std::move(c)), handler(h), log(std::move(l)), m(mt), acceptor(net::make_strand(io)),
+          drain_timer(acceptor.get_executor()) {}
+
+    net::io_context& ioc;
+    const server_config cfg;
+    request_handler& handler;
+    std::shared_ptr<spdlog::logger> log;
+    metrics& m;
+    net::ip::tcp::acceptor acceptor;
+    std::optional<ssl::context> tls;
+    net::steady_timer drain_timer;
+    std::atomic<std::size_t> open{0};
+
+    std::mutex mutex; // guards the members below
+    std::unordered_map<std::uint64_t, std::shared_ptr<connection>> connections;
+    std::uint64_t next_id = 0;
+    bool draining = false;
+    std::function<void()> on_drained;
+
+    std::pair<std::uint64_t, std::shared_ptr<connection>> add_connection(net::any_io_executor ex) {
+        auto conn = std::make_shared<connection>();
+        conn->executor = std::move(ex);
+        std::lock_guard lock(mutex);
+        conn->draining = draining;
+        auto id = next_id++;
+        connections.emplace(id, conn);
+        return {id, conn};
+    }
+
+    void remove_connection(std::uint64_t id) {
+        bool last = false;
+        {
+            std::lock_guard lock(mutex);
+            connections.erase(id);
+            last = draining && connections.empty();
+        }
+        if (last)
+            net::post(acceptor.get_executor(), [self = shared_from_this()] { self->finish_drain(); });
+    }
+
+    // Asks every connection to close: all of them, or only those waiting for a request.
+    void close_connections(bool idle_only) {
+        std::lock_guard lock(mutex);
+        for (auto& [id, conn] : connections)
+            net::post(conn->executor, [conn, idle_only] {
+                conn->draining = true;
+                if ((conn->idle || !idle_only) && conn->close)
+                    conn->close();
+            });
+    }
+
+    void finish_drain() {
+        std::function<void()> done;
+        {
+            std::lock_guard lock(mutex);
+            done = std::exchange(on_drained, nullptr);
+        }
+        drain_timer.cancel();
+        if (done)
+            done();
+    }
+};
+
+namespace {
+
+using shared_state_ptr = std::shared_ptr<http_server::shared_state>;
+using connection = http_server::connection;
+
+// Answers requests on one connection until it closes, the peer goes quiet or the server drains.
+template <class Stream>
+net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stream, connection& conn) {
+    auto& tcp = beast::get_lowest_layer(stream);
+    const auto& cfg = srv.cfg;
+    beast::flat_buffer buffer(cfg.max_header_bytes + max_request_body + read_chunk);
+    request req;
+    response res;
+    std::string out;
+    bool first = true;
+
+    for (;;) {
+        conn.idle = true;
+        if (conn.draining)
+            break;
+        if (buffer.size() == 0) {
+            // A new connection gets header_timeout for its first request; a kept-alive one may wait
+            // idle_timeout for the next.
+            tcp.expires_after(first ? cfg.header_timeout : cfg.idle_timeout);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
+            if (ec)
+                break;
+            buffer.commit(n);
+        }
+        conn.idle = false;
+        first = false;
+
+        request_reader reader(req, static_cast<std::uint32_t>(cfg.max_header_bytes));
+        tcp.expires_after(cfg.header_timeout);
+        auto [ec, n] = co_await http::async_read(stream, buffer, reader, use_tuple);
+        req.received_at = std::chrono::steady_clock::now();
+        if (!is_sane_request_id(req.request_id))
+            make_request_id(req.request_id);
+        res.clear();
+        if (ec == http::error::header_limit) {
+            set_error(res, errc::headers_too_large,
+                      fmt::format("request headers are larger than {} bytes", cfg.max_header_bytes));
+        } else if (ec == http::error::body_limit) {
+            set_error(res, errc::payload_too_large,
+                      fmt::format("request bodies are not accepted beyond {} bytes", max_request_body));
+        } else if (ec && (is_quiet_close(ec) || ec == http::error::buffer_overflow)) {
+            break;
+        } else if (ec) {
+            set_error(res, errc::invalid_request, "malformed HTTP request");
+            res.close = true;
+        } else if (reader.duplicate_header()) {
+            set_error(res, errc::invalid_request, "Authorization and X-Request-Id may appear only once");
+            res.close = true;
+        } else {
+            try {
+                co_await srv.handler.handle(req, res);
+            } catch (const std::exception& e) {
+                srv.log->error("request {} failed unexpectedly: {}", req.request_id, e.what());
+                res.clear();
+                set_error(res, errc::internal_error, "internal error");
+            }
+        }
+        if (conn.draining)
+            res.close = true;
+
+        out.clear();
+        serialize_response(req, res, out);
+        tcp.expires_after(cfg.idle_timeout);
+        auto [wec, written] = co_await net::async_write(stream, net::buffer(out), use_tuple);
+        srv.m.request_answered(res.counted_as, res.status);
+        if (srv.log->should_log(spdlog::level::debug))
+            srv.log->debug("access request_id={} method={} target={} status={} duration_us={}",
+                           req.request_id, req.method_name, req.target, res.status,
+                           std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now() - req.received_at)
+                               .count());
+        if (wec || res.close || !req.keep_alive)
+            break;
+    }
+}
+
+template <class Stream>
+net::awaitable<void> close_gracefully(Stream& stream, std::chrono::milliseconds timeout) {
+    auto& tcp = beast::get_lowest_layer(stream);
+    if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+        tcp.expires_after(std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(1)));
+        co_await stream.async_shutdown(use_tuple);
+    }
+    beast::error_code ignored;
+    tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    tcp.close();
+}
+
+net::awaitable<void> run_connection(shared_state_ptr srv, net::ip::tcp::socket socket) {
+    auto [id, conn] = srv->add_connection(socket.get_executor());
+    srv->m.connection_opened();
+    beast::tcp_stream tcp(std::move(socket));
+    if (srv->tls) {
+        ssl::stream<beast::tcp_stream> stream(std::move(tcp), *srv->tls);
+        conn->close = [&stream] { beast::get_lowest_layer(stream).close(); };
+        beast::get_lowest_layer(stream).expires_after(srv->cfg.header_timeout);
+        auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
+        if (!ec) {
+            co_await serve_requests(*srv, stream, *conn);
+            co_await close_gracefully(stream, srv->cfg.header_timeout);
+        } else {
+            srv->log->debug("TLS handshake failed: {}", ec.message());
+        }
+        conn->close = nullptr;
+    } else {
+        conn->close = [&tcp] { tcp.close(); };
+        co_await serve_requests(*srv, tcp, *conn);
+        co_await close_gracefully(tcp, srv->cfg.header_timeout);
+        conn->close = nullptr;
+    }
+    srv->m.connection_closed();
+    srv->open.fetch_sub(1, std::memory_order_relaxed);
+    srv->remove_connection(id);
+}
+
+net::awaitable<void> accept_loop(shared_state_ptr srv) {
+    net::steady_timer backoff(srv->acceptor.get_executor());
+    for (;;) {
+        net::any_io_executor ex = srv->cfg.threads > 1 ? net::any_io_executor(net::make_strand(srv->ioc))
+                                                       : net::any_io_executor(srv->ioc.get_executor());
+        auto [ec, socket] = co_await srv->acceptor.async_accept(ex, use_tuple);
+        if (!srv->acceptor.is_open() || ec == net::error::operation_aborted)
+            co_return;
+        if (ec) {
+            // Out of file descriptors, usually: wait a little rather than spin.
+            srv->log->warn("accept failed: {}", ec.message());
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        if (srv->open.load(std::memory_order_relaxed) >= srv->cfg.max_connections) {
+            srv->m.connection_rejected();
+            beast::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        srv->open.fetch_add(1, std::memory_order_relaxed);
+        beast::error_code ignored;
+        socket.set_option(net::ip::tcp::no_delay(true), ignored);
+        auto socket_ex = socket.get_executor();
+        net::co_spawn(socket_ex, run_connection(srv, std::move(socket)), [srv](std::exception_ptr e) {
+            if (!e)
+                return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                srv->log->error("connection ended by an unexpected error: {}", ex.what());
+            }
+        });
+    }
+}
+
+void load_tls(ssl::context& ctx, const listener_tls_config& tls) {
+    auto use = [](const char* key, auto&& fn) {
+        try {
+            fn();
+        } catch (const boost::system::system_error& e) {
+            throw config_error(key, std::string("cannot be used: ") + e.code().message());
+        }
+    };
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    use("server.tls.cert_file", [&] { ctx.use_certificate_chain_file(tls.cert_file); });
+    use("server.tls.key_file", [&] { ctx.use_private_key_file(tls.key_file, ssl::context::pem); });
+    if (!tls.client_ca_file.empty()) {
+        use("server.tls.client_ca_file", [&] { ctx.load_verify_file(tls.client_ca_file); });
+        ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    }
+}
+
+} // namespace
+
+http_server::http_server(net::io_context& ioc, server_config cfg, request_handler& handler,
+                         std::shared_ptr<spdlog::logger> log, metrics& m)
+    : state_(std::make_shared<shared_state>(ioc, std::move(cfg), handler, std::move(log), m)) {}
+
+http_server::~http_server() {
+    beast::error_code ignored;
+    state_->acceptor.close(ignored);
+}
+
+void http_server::start() {
+    auto& s = *state_;
+    if (s.cfg.tls.enabled()) {
+        s.tls.emplace(ssl::context::tls_server);
+        load_tls(*s.tls, s.cfg.tls);
+    }
+    const net::ip::tcp::endpoint ep(net::ip::make_address(s.cfg.address), s.cfg.port);
+    s.acceptor.open(ep.protocol());
+    s.acceptor.set_option(net::socket_base::reuse_address(true));
+    s.acceptor.bind(ep);
+    s.acceptor.listen(net::socket_base::max_listen_connections);
+    net::co_spawn(s.acceptor.get_executor(), accept_loop(state_), [st = state_](std::exception_ptr e) {
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            st->log->critical("the listener stopped: {}", ex.what());
+        }
+    });
+}
+
+net::ip::tcp::endpoint http_server::local_endpoint() const {
+    return state_->acceptor.local_endpoint();
+}
+
+std::size_t http_server::open_connections() const noexcept {
+    return state_->open.load(std::memory_order_relaxed);
+}
+
+void http_server::drain(std::function<void()> done) {
+    net::post(state_->acceptor.get_executor(), [s = state_, done = std::move(done)]() mutable {
+        bool empty = false;
+        {
+            std::lock_guard lock(s->mutex);
+            s->draining = true;
+            s->on_drained = std::move(done);
+            empty = s->connections.empty();
+        }
+        beast::error_code ignored;
+        s->acceptor.close(ignored);
+        if (empty) {
+            s->finish_drain();
+            return;
+        }
+        s->close_connections(true);
+        s->drain_timer.expires_after(s->cfg.drain_timeout);
+        s->drain_timer.async_wait([s](beast::error_code ec) {
+            if (ec)
+                return;
+            s->log->warn("drain timeout: closing {} connections still busy", s->open.load());
+            s->close_connections(false);
+            s->finish_drain();
+        });
+    });
+}
+
+} // namespace token_broker

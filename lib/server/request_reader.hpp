@@ -1,0 +1,42 @@
+// An HTTP request parser that keeps only what the broker uses (method, target, Authorization,
+// X-Request-Id) in the session's reused `request`, instead of building a header map per message.
+// One is made per message, with the header limit of the configuration and a small body limit.
+#pragma once
+
+#include "server/message.hpp"
+
+namespace token_broker {
+
+// Bodies are not part of the API; a short one is read and ignored, a longer one is answered 413.
+inline constexpr std::uint64_t max_request_body = 4096;
+
+class request_reader final : public http::basic_parser<true> {
+public:
+    // Fills `into`, which must outlive the reader. Its strings are cleared first.
+    request_reader(request& into, std::uint32_t header_limit);
+
+    // True when a header was repeated that must appear at most once (Authorization, X-Request-Id).
+    bool duplicate_header() const noexcept { return duplicate_; }
+
+private:
+    void on_request_impl(http::verb method, beast::string_view method_str, beast::string_view target,
+                         int version, beast::error_code& ec) override;
+    void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+    void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
+                       beast::error_code& ec) override;
+    void on_header_impl(beast::error_code& ec) override;
+    void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
+    std::size_t on_body_impl(beast::string_view body, beast::error_code&) override { return body.size(); }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+        return body.size();
+    }
+    void on_finish_impl(beast::error_code&) override {}
+
+    request& into_;
+    bool seen_authorization_ = false;
+    bool seen_request_id_ = false;
+    bool duplicate_ = false;
+};
+
+} // namespace token_broker

@@ -1,0 +1,65 @@
+#include "server/router.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+namespace token_broker {
+
+std::string_view target_path(std::string_view target) noexcept {
+    return target.substr(0, target.find('?'));
+}
+
+router::router(metrics& m, readiness_check ready, request_handler* token_endpoint)
+    : metrics_(m), ready_(std::move(ready)), token_endpoint_(token_endpoint) {}
+
+net::awaitable<void> router::handle(const request& req, response& res) {
+    const auto path = target_path(req.target);
+    const bool get = req.method == http::verb::get;
+
+    if (path.starts_with("/token/")) {
+        res.counted_as = route::token;
+        if (!get && req.method != http::verb::delete_) {
+            res.allow = "GET, DELETE";
+            set_error(res, errc::method_not_allowed, "use GET or DELETE on /token/{userId}");
+        } else if (!token_endpoint_) {
+            set_error(res, errc::not_ready, "the token endpoint is not available");
+        } else {
+            co_await token_endpoint_->handle(req, res);
+        }
+        co_return;
+    }
+
+    auto probe = [&](route r) {
+        res.counted_as = r;
+        if (get)
+            return true;
+        res.allow = "GET";
+        set_error(res, errc::method_not_allowed, "use GET");
+        return false;
+    };
+
+    if (path == "/healthz") {
+        if (probe(route::healthz))
+            res.body = R"({"status":"ok"})";
+    } else if (path == "/readyz") {
+        if (probe(route::readyz)) {
+            auto reason = ready_ ? ready_() : std::optional<std::string>("no readiness check");
+            if (!reason)
+                res.body = R"({"status":"ready"})";
+            else {
+                set_error(res, errc::not_ready, *reason);
+            }
+        }
+    } else if (path == "/metrics") {
+        if (probe(route::metrics)) {
+            res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+            res.body = metrics_.serialize();
+        }
+    } else {
+        res.counted_as = route::other;
+        set_error(res, errc::not_found, "no such route; try GET /token/{userId}");
+    }
+    co_return;
+}
+
+} // namespace token_broker
