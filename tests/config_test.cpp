@@ -791,5 +791,137 @@ TEST_F(ConfigTest, NoErrorMessageHoldsASecret) {
     }
 }
 
+// --- the example configurations ---------------------------------------------------------------------
+
+// Every key of CONTRACT.md section 2.
+const std::vector<std::string> all_keys = {
+    "server.address",
+    "server.port",
+    "server.threads",
+    "server.header_timeout_ms",
+    "server.idle_timeout_ms",
+    "server.drain_timeout_ms",
+    "server.max_header_bytes",
+    "server.max_connections",
+    "server.tls.cert_file",
+    "server.tls.key_file",
+    "server.tls.client_ca_file",
+    "zoom.api_base_url",
+    "zoom.oauth_token_url",
+    "zoom.account_id",
+    "zoom.client_id",
+    "zoom.client_secret",
+    "zoom.access_token",
+    "zoom.ca_file",
+    "zoom.connect_timeout_ms",
+    "zoom.request_timeout_ms",
+    "zoom.max_connections",
+    "zoom.max_retries",
+    "zoom.requests_per_second",
+    "cache.max_entries",
+    "cache.refresh_margin_s",
+    "cache.negative_ttl_s",
+    "auth.keys",
+    "auth.keys_file",
+    "auth.allow_unauthenticated",
+    "log.level",
+    "log.format",
+};
+
+void collect_keys(const json::object& object, const std::string& prefix, std::vector<std::string>& out) {
+    for (const auto& member : object) {
+        const std::string key = prefix + std::string(member.key());
+        if (member.value().is_object())
+            collect_keys(member.value().as_object(), key + ".", out);
+        else
+            out.push_back(key);
+    }
+}
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST_F(ConfigTest, ProductionExampleHasEveryKeyWithItsDefault) {
+    const fs::path example = fs::path(SOURCE_DIR) / "config/token-broker.json";
+    std::vector<std::string> keys;
+    collect_keys(json::parse(read_text(example)).as_object(), "", keys);
+    std::sort(keys.begin(), keys.end());
+    std::vector<std::string> expected = all_keys;
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(keys, expected);
+}
+
+TEST_F(ConfigTest, ProductionExampleLoadsWithCredentialsFromTheEnvironment) {
+    const fs::path example = fs::path(SOURCE_DIR) / "config/token-broker.json";
+    try {
+        load_config(example, lookup_in({}));
+        FAIL() << "the example has credentials";
+    } catch (const config_error& e) {
+        EXPECT_EQ(e.key(), "zoom");
+    }
+    const config cfg = load_config(example, lookup_in({{"ZOOM_ACCESS_TOKEN", "x"}}));
+    const config defaults;
+    EXPECT_EQ(cfg.server.address, "0.0.0.0");
+    EXPECT_EQ(cfg.server.port, defaults.server.port);
+    EXPECT_EQ(cfg.server.threads, defaults.server.threads);
+    EXPECT_EQ(cfg.server.header_timeout, defaults.server.header_timeout);
+    EXPECT_EQ(cfg.server.idle_timeout, defaults.server.idle_timeout);
+    EXPECT_EQ(cfg.server.drain_timeout, defaults.server.drain_timeout);
+    EXPECT_EQ(cfg.server.max_header_bytes, defaults.server.max_header_bytes);
+    EXPECT_EQ(cfg.server.max_connections, defaults.server.max_connections);
+    EXPECT_FALSE(cfg.server.tls.enabled());
+    EXPECT_EQ(cfg.zoom.api_base_url, defaults.zoom.api_base_url);
+    EXPECT_EQ(cfg.zoom.oauth_token_url, defaults.zoom.oauth_token_url);
+    EXPECT_EQ(cfg.zoom.ca_file, "");
+    EXPECT_EQ(cfg.zoom.connect_timeout, defaults.zoom.connect_timeout);
+    EXPECT_EQ(cfg.zoom.request_timeout, defaults.zoom.request_timeout);
+    EXPECT_EQ(cfg.zoom.max_connections, defaults.zoom.max_connections);
+    EXPECT_EQ(cfg.zoom.max_retries, defaults.zoom.max_retries);
+    EXPECT_EQ(cfg.zoom.requests_per_second, defaults.zoom.requests_per_second);
+    EXPECT_EQ(cfg.cache.max_entries, defaults.cache.max_entries);
+    EXPECT_EQ(cfg.cache.refresh_margin, defaults.cache.refresh_margin);
+    EXPECT_EQ(cfg.cache.negative_ttl, defaults.cache.negative_ttl);
+    ASSERT_EQ(cfg.auth.keys.size(), 1u);
+    EXPECT_EQ(cfg.auth.keys_file, "");
+    EXPECT_FALSE(cfg.auth.allow_unauthenticated);
+    EXPECT_EQ(cfg.log.level, defaults.log.level);
+    EXPECT_EQ(cfg.log.format, defaults.log.format);
+}
+
+TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {
+    const std::string readme = read_text(fs::path(SOURCE_DIR) / "config/README.md");
+    for (const std::string& key : all_keys)
+        EXPECT_THAT(readme, HasSubstr("`" + key + "`"));
+    for (const char* variable :
+         {"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_ACCESS_TOKEN",
+          "TOKEN_BROKER_ADDRESS", "TOKEN_BROKER_PORT", "TOKEN_BROKER_LOG_LEVEL"})
+        EXPECT_THAT(readme, HasSubstr(std::string("`") + variable));
+}
+
+TEST_F(ConfigTest, DevConfigNeedsTheSimulatorsCa) {
+    // A copy laid out as in the source tree: config/dev.json names ../build/zoom-sim/ca.pem.
+    write("config/dev.json", read_text(fs::path(SOURCE_DIR) / "config/dev.json"));
+    try {
+        load_config(dir() / "config/dev.json", lookup_in({}));
+        FAIL() << "loaded without the simulator's CA";
+    } catch (const config_error& e) {
+        EXPECT_EQ(e.key(), "zoom.ca_file");
+    }
+    write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const config cfg = load_config(dir() / "config/dev.json", lookup_in({}));
+    EXPECT_EQ(cfg.server.address, "127.0.0.1");
+    EXPECT_EQ(cfg.server.port, 8080);
+    EXPECT_EQ(cfg.zoom.api_base_url, "https://localhost:8443/v2");
+    EXPECT_EQ(cfg.zoom.oauth_token_url, "https://localhost:8443/oauth/token");
+    EXPECT_EQ(cfg.zoom.account_id, "sim-account");
+    EXPECT_EQ(cfg.zoom.client_id, "sim-client");
+    EXPECT_EQ(cfg.zoom.client_secret, "sim-secret");
+    EXPECT_EQ(cfg.zoom.ca_file, (dir() / "build/zoom-sim/ca.pem").string());
+    EXPECT_TRUE(cfg.auth.keys.empty());
+    EXPECT_EQ(cfg.log.level, spdlog::level::info);
+}
+
 } // namespace
 } // namespace token_broker
