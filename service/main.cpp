@@ -1,1 +1,53 @@
-int main() { return 0; }
+// token-broker: parses the command line, loads the configuration, and runs the application.
+// Exit status (CONTRACT.md section 1): 0 clean, 1 runtime failure, 2 bad usage or configuration.
+#include "app/application.hpp"
+#include "app/command_line.hpp"
+#include "config/config.hpp"
+#include "log/logging.hpp"
+
+#include <exception>
+#include <iostream>
+
+int main(int argc, char* argv[]) {
+    using namespace token_broker;
+    try {
+        command_line cli;
+        try {
+            cli = parse_command_line(argc, argv);
+        } catch (const command_line_error& e) {
+            std::cerr << "token-broker: " << e.what() << "\n\n" << usage_text();
+            return 2;
+        }
+        if (cli.help) {
+            std::cout << usage_text();
+            return 0;
+        }
+        if (cli.version) {
+            std::cout << "token-broker " TOKEN_BROKER_VERSION "\n";
+            return 0;
+        }
+        if (cli.probe) {
+            std::cerr << "--probe is not supported yet\n";
+            return 2;
+        }
+        if (!cli.config_file) {
+            std::cerr << "config: --config: required\n";
+            return 2;
+        }
+        config cfg;
+        try {
+            cfg = load_config(*cli.config_file, process_environment());
+        } catch (const config_error& e) {
+            std::cerr << e.what() << '\n';
+            return 2;
+        }
+        if (cli.check_config) {
+            std::cout << "config OK: " << *cli.config_file << '\n';
+            return 0;
+        }
+        return run_application(cfg, make_logger(cfg.log));
+    } catch (const std::exception& e) {
+        std::cerr << "token-broker: " << e.what() << '\n';
+        return 1;
+    }
+}

@@ -2,14 +2,13 @@
 // (CONTRACT.md section 2). Every key has a default except the Zoom credentials.
 #pragma once
 
-#include <spdlog/common.h>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <spdlog/common.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,7 +31,7 @@ struct listener_tls_config {
 };
 
 struct server_config {
-    std::string address = "127.0.0.1";
+    std::string address = "127.0.0.1"; // an IPv4 or IPv6 address, or "localhost"
     std::uint16_t port = 8080;
     unsigned threads = 1;
     milliseconds header_timeout{10000}; // for a request's headers to arrive
@@ -44,9 +43,9 @@ struct server_config {
 };
 
 struct zoom_config {
-    std::string api_base_url = "https://api.zoom.us/v2";
-    std::string oauth_token_url = "https://zoom.us/oauth/token";
-    std::string account_id; // S2S OAuth credentials...
+    std::string api_base_url = "https://api.zoom.us/v2";         // https, without a trailing slash
+    std::string oauth_token_url = "https://zoom.us/oauth/token"; // https
+    std::string account_id;                                      // S2S OAuth credentials...
     std::string client_id;
     std::string client_secret;
     std::string access_token; // ...or a fixed bearer token
@@ -74,7 +73,7 @@ struct caller_key {
 };
 
 struct auth_config {
-    std::vector<caller_key> keys;
+    std::vector<caller_key> keys; // auth.keys followed by the keys of keys_file
     std::string keys_file;
     bool allow_unauthenticated = false;
 };
@@ -95,37 +94,59 @@ struct config {
 };
 
 // A configuration error. what() is "config: <key>: <reason>", e.g.
-// "config: zoom.request_timeout_ms: must be a positive integer".
+// "config: zoom.request_timeout_ms: must be a positive integer". The key is the full dotted key of
+// the file ("server.tls.cert_file", "auth.keys[2].sha256"), an environment variable's name
+// ("TOKEN_BROKER_PORT"), or a file's name for a problem with a whole file. Neither ever holds a
+// secret value.
 class config_error : public std::runtime_error {
 public:
-    config_error(std::string key, const std::string& reason);
+    config_error(std::string key, std::string reason);
     const std::string& key() const noexcept { return key_; }
+    const std::string& reason() const noexcept { return reason_; }
 
 private:
     std::string key_;
+    std::string reason_;
 };
 
-// Looks up an environment variable; std::nullopt when it is not set.
+// Looks up an environment variable; std::nullopt when it is not set. load_config treats a variable
+// set to the empty string as not set, as Docker Compose's `NAME=${NAME:-}` idiom expects.
 using env_lookup = std::function<std::optional<std::string>(std::string_view name)>;
 
-// The process environment.
+// The process environment (std::getenv).
 env_lookup process_environment();
 
 // Reads and validates the configuration file at `path`, then applies the environment overrides
 // (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, each also as NAME_FILE,
 // TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL), loads auth.keys_file, and checks
 // the rules that span keys (credentials present, keys required off loopback). Relative file paths in
-// the file are resolved against the directory of `path`.
+// the file are resolved against the directory of `path`; those of NAME_FILE variables against the
+// current directory. A NAME_FILE's content is used without its trailing whitespace (the newline an
+// editor or `echo` leaves). The files named by server.tls.* and zoom.ca_file must be readable; their
+// content is checked by whoever uses them.
 // Throws config_error on any problem; never returns a configuration that breaks the contract.
 config load_config(const std::filesystem::path& path, const env_lookup& env);
 
-// Parses a list of caller keys, as found under "auth.keys" or in a keys_file.
-// `where` names the place for error messages ("auth.keys", or the keys file's name).
-// Throws config_error.
+// Parses a list of caller keys, as found under "auth.keys" or in a keys_file: a JSON array of objects
+// {"name": non-empty and unique, "sha256": 64 hex digits, "users": array of non-empty strings, which
+// may be empty}. Two keys with the same sha256 are an error too.
+// `where` names the place for error messages ("auth.keys", or the keys file's name); an element's
+// key is `where` followed by "[index]". Throws config_error.
 std::vector<caller_key> parse_caller_keys(const boost::json::value& list, std::string_view where);
 
-// Reads a keys_file: a JSON array of keys, or an object {"keys": [...]}. Throws config_error.
+// Reads a keys_file: a JSON array of keys, or an object {"keys": [...]}. Errors name the file, e.g.
+// "config: keys.json[0].sha256: ..." or "config: keys.json: keys[0].name: ...".
+// Throws config_error.
 std::vector<caller_key> load_keys_file(const std::filesystem::path& path);
+
+// The level named by `name`: one of trace, debug, info, warn, error, critical, off (exactly so);
+// std::nullopt for anything else.
+std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
+
+// The port number written as `digits`: decimal digits only (leading zeros allowed), 1 to 65535;
+// std::nullopt for anything else. For TOKEN_BROKER_PORT and the port of a URL: Boost.URL 1.81's
+// port_number() wraps some values above 65535 around (boostorg/url#666, fixed in 1.82).
+std::optional<std::uint16_t> parse_port_number(std::string_view digits);
 
 // True when `address` is a loopback address (127.0.0.0/8, ::1) or "localhost".
 bool is_loopback_address(std::string_view address);

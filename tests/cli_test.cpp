@@ -1,0 +1,335 @@
+// The command line: parse_command_line in process, and the built token-broker binary as a process
+// (its exit status, stdout and stderr).
+#include "app/command_line.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <map>
+#include <random>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace token_broker {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// --- parse_command_line ------------------------------------------------------------------------------
+
+command_line parse(std::vector<const char*> args) {
+    args.insert(args.begin(), "token-broker");
+    return parse_command_line(static_cast<int>(args.size()), args.data());
+}
+
+TEST(ParseCommandLine, RecordsWhatWasAsked) {
+    const command_line cli = parse({"--config", "broker.json", "--check-config"});
+    EXPECT_EQ(cli.config_file, "broker.json");
+    EXPECT_TRUE(cli.check_config);
+    EXPECT_FALSE(cli.version);
+    EXPECT_FALSE(cli.help);
+    EXPECT_FALSE(cli.probe);
+
+    const command_line bare = parse({});
+    EXPECT_FALSE(bare.config_file);
+    EXPECT_FALSE(bare.check_config);
+    EXPECT_TRUE(parse({"--version"}).version);
+    EXPECT_TRUE(parse({"--help"}).help);
+    EXPECT_EQ(parse({"--config=other.json"}).config_file, "other.json");
+}
+
+TEST(ParseCommandLine, RejectsBadUsage) {
+    const std::vector<std::vector<const char*>> cases = {
+        {"--bogus"},
+        {"--conf", "x.json"},
+        {"broker.json"},
+        {"--config"},
+        {"--config", ""},
+        {"--config", "a", "--config", "b"},
+        {"--check-config=yes"},
+        {"-c", "x.json"},
+    };
+    for (const auto& args : cases) {
+        SCOPED_TRACE(args.empty() ? "" : args.front());
+        EXPECT_THROW(parse(args), command_line_error);
+    }
+}
+
+TEST(ParseCommandLine, ParsesTheProbeUrl) {
+    auto probe = parse({"--probe", "http://127.0.0.1:8080/healthz"}).probe;
+    ASSERT_TRUE(probe);
+    EXPECT_EQ(probe->host, "127.0.0.1");
+    EXPECT_EQ(probe->port, 8080);
+    EXPECT_EQ(probe->target, "/healthz");
+
+    probe = parse({"--probe", "http://[::1]:9000"}).probe;
+    ASSERT_TRUE(probe);
+    EXPECT_EQ(probe->host, "::1");
+    EXPECT_EQ(probe->port, 9000);
+    EXPECT_EQ(probe->target, "/");
+
+    probe = parse({"--probe", "http://localhost/readyz?verbose=1"}).probe;
+    ASSERT_TRUE(probe);
+    EXPECT_EQ(probe->host, "localhost");
+    EXPECT_EQ(probe->port, 80);
+    EXPECT_EQ(probe->target, "/readyz?verbose=1");
+}
+
+TEST(ParseCommandLine, RejectsABadProbeUrl) {
+    for (const char* url : {"https://127.0.0.1:8443/healthz", "127.0.0.1:8080/healthz", "http:///healthz",
+                            "http://user@127.0.0.1/", "http://127.0.0.1:0/", "http://127.0.0.1:99999/",
+                            "http://127.0.0.1/#x", "not a url"}) {
+        SCOPED_TRACE(url);
+        try {
+            parse({"--probe", url});
+            ADD_FAILURE() << "accepted";
+        } catch (const command_line_error& e) {
+            EXPECT_THAT(e.what(), StartsWith("--probe: "));
+        }
+    }
+}
+
+TEST(UsageText, ListsEveryOption) {
+    const std::string usage = usage_text();
+    for (const char* option : {"--config FILE", "--check-config", "--version", "--help", "--probe URL"})
+        EXPECT_THAT(usage, HasSubstr(option));
+    EXPECT_EQ(usage.back(), '\n');
+}
+
+// --- the binary ----------------------------------------------------------------------------------------
+
+struct process_result {
+    int status = -1; // the exit status; -1 when killed by a signal
+    std::string out;
+    std::string err;
+};
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs the broker in a fresh directory for each test. The child's environment is this process's
+// without any ZOOM_* or TOKEN_BROKER_* variable, plus `env`: the tests do not depend on the shell
+// they run from, and never change their own environment.
+class BinaryTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::random_device random;
+        dir_ = fs::temp_directory_path() /
+               ("token-broker-cli-test-" + std::to_string(::getpid()) + "-" + std::to_string(random()));
+        fs::create_directories(dir_);
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+
+    const fs::path& dir() const { return dir_; }
+
+    fs::path write(const fs::path& name, std::string_view content) {
+        const fs::path path = dir_ / name;
+        fs::create_directories(path.parent_path());
+        std::ofstream(path, std::ios::binary) << content;
+        return path;
+    }
+
+    process_result run(const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env = {}) {
+        std::vector<std::string> arg_strings{TOKEN_BROKER_BINARY};
+        arg_strings.insert(arg_strings.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (std::string& arg : arg_strings)
+            argv.push_back(arg.data());
+        argv.push_back(nullptr);
+
+        std::vector<std::string> env_strings;
+        for (char** entry = environ; *entry; ++entry) {
+            const std::string_view var(*entry);
+            if (!var.starts_with("ZOOM_") && !var.starts_with("TOKEN_BROKER_"))
+                env_strings.emplace_back(var);
+        }
+        for (const auto& [name, value] : env)
+            env_strings.push_back(name + "=" + value);
+        std::vector<char*> envp;
+        for (std::string& var : env_strings)
+            envp.push_back(var.data());
+        envp.push_back(nullptr);
+
+        // Output goes to files rather than pipes: nothing to drain while waiting for the child.
+        const fs::path out = dir_ / "stdout.txt";
+        const fs::path err = dir_ / "stderr.txt";
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        pid_t pid = 0;
+        const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        process_result result;
+        if (spawned != 0) {
+            ADD_FAILURE() << "cannot start " << argv[0] << ": " << std::strerror(spawned);
+            return result;
+        }
+        int wait_status = 0;
+        while (::waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+        }
+        if (WIFEXITED(wait_status))
+            result.status = WEXITSTATUS(wait_status);
+        result.out = read_text(out);
+        result.err = read_text(err);
+        return result;
+    }
+
+private:
+    fs::path dir_;
+};
+
+constexpr std::string_view good_config = R"({"zoom": {"access_token": "t"}})";
+
+TEST_F(BinaryTest, Version) {
+    const process_result r = run({"--version"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, "token-broker " TOKEN_BROKER_VERSION "\n");
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(BinaryTest, Help) {
+    const process_result r = run({"--help"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, usage_text());
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(BinaryTest, BadUsageExits2WithTheUsage) {
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"--bogus"}, {"--config"}, {"stray-argument"}, {"--probe", "ftp://127.0.0.1/"}}) {
+        SCOPED_TRACE(args.front());
+        const process_result r = run(args);
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith("token-broker: "));
+        EXPECT_THAT(r.err, HasSubstr(usage_text()));
+        EXPECT_EQ(r.out, "");
+    }
+    EXPECT_THAT(run({"--bogus"}).err, StartsWith("token-broker: unrecognised option '--bogus'\n"));
+}
+
+TEST_F(BinaryTest, ConfigIsRequired) {
+    for (const std::vector<std::string>& args :
+         std::vector<std::vector<std::string>>{{}, {"--check-config"}}) {
+        const process_result r = run(args);
+        EXPECT_EQ(r.status, 2);
+        EXPECT_EQ(r.err, "config: --config: required\n");
+        EXPECT_EQ(r.out, "");
+    }
+}
+
+TEST_F(BinaryTest, ProbeIsNotSupportedYet) {
+    const process_result r = run({"--probe", "http://127.0.0.1:8080/healthz"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_EQ(r.err, "--probe is not supported yet\n");
+}
+
+TEST_F(BinaryTest, CheckConfigAcceptsAGoodFile) {
+    const std::string file = write("good.json", good_config).string();
+    const process_result r = run({"--check-config", "--config", file});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, "config OK: " + file + "\n");
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(BinaryTest, CheckConfigNamesTheBadKey) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"zoom": {"access_token": "t"}, "server": {"port": 0}})",
+         "config: server.port: must be an integer from 1 to 65535\n"},
+        {R"({"zoom": {"access_token": "t"}, "server": {"prot": 8080}})",
+         "config: server.prot: unknown key\n"},
+        {R"({"zoom": {"access_token": "t", "request_timeout_ms": "10"}})",
+         "config: zoom.request_timeout_ms: must be a positive integer\n"},
+        {R"({"zoom": {}})", "config: zoom: no credentials: set zoom.account_id, zoom.client_id and "
+                            "zoom.client_secret, or zoom.access_token\n"},
+        {R"({"zoom": {"access_token": "t"}, "server": {"address": "0.0.0.0"}})", "config: auth.keys: "},
+        {R"({"zoom": {"access_token": "t"}, "log": {"level": "loud"}})", "config: log.level: "},
+        {R"({"zoom": {"access_token": "t"},)",
+         "config: " + (dir() / "bad.json").string() + ": invalid JSON: "},
+    };
+    for (const auto& [text, message] : cases) {
+        SCOPED_TRACE(text);
+        const std::string file = write("bad.json", text).string();
+        const process_result r = run({"--check-config", "--config", file});
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith(message));
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line";
+        EXPECT_EQ(r.out, "");
+    }
+}
+
+TEST_F(BinaryTest, EnvironmentOverridesReachTheCheck) {
+    const std::string file = write("good.json", good_config).string();
+    process_result r = run({"--check-config", "--config", file}, {{"TOKEN_BROKER_PORT", "70000"}});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_EQ(r.err, "config: TOKEN_BROKER_PORT: must be an integer from 1 to 65535\n");
+    r = run({"--check-config", "--config", file}, {{"TOKEN_BROKER_PORT", "9090"}});
+    EXPECT_EQ(r.status, 0);
+
+    const std::string empty = write("empty.json", "{}").string();
+    r = run({"--check-config", "--config", empty});
+    EXPECT_EQ(r.status, 2);
+    r = run({"--check-config", "--config", empty},
+            {{"ZOOM_ACCESS_TOKEN_FILE", write("token", "t\n").string()}});
+    EXPECT_EQ(r.status, 0) << r.err;
+    r = run({"--check-config", "--config", empty}, {{"ZOOM_ACCESS_TOKEN_FILE", (dir() / "nope").string()}});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: ZOOM_ACCESS_TOKEN_FILE: cannot read "));
+}
+
+TEST_F(BinaryTest, MissingFiles) {
+    const std::string missing = (dir() / "missing.json").string();
+    process_result r = run({"--check-config", "--config", missing});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_EQ(r.err, "config: " + missing + ": cannot read: No such file or directory\n");
+    // Without --check-config too: the configuration is loaded before anything starts.
+    r = run({"--config", missing});
+    EXPECT_EQ(r.status, 2);
+
+    const std::string file =
+        write("ca.json", R"({"zoom": {"access_token": "t", "ca_file": "no-ca.pem"}})").string();
+    r = run({"--check-config", "--config", file});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
+}
+
+TEST_F(BinaryTest, ProductionExample) {
+    const std::string example = fs::path(SOURCE_DIR) / "config/token-broker.json";
+    process_result r = run({"--check-config", "--config", example}, {{"ZOOM_ACCESS_TOKEN", "x"}});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "config OK: " + example + "\n");
+    r = run({"--check-config", "--config", example});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom: no credentials"));
+}
+
+TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
+    // Laid out as in the source tree, where config/dev.json names ../build/zoom-sim/ca.pem.
+    const std::string dev =
+        write("config/dev.json", read_text(fs::path(SOURCE_DIR) / "config/dev.json")).string();
+    process_result r = run({"--check-config", "--config", dev});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
+    write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    r = run({"--check-config", "--config", dev});
+    EXPECT_EQ(r.status, 0) << r.err;
+}
+
+} // namespace
+} // namespace token_broker
