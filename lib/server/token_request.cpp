@@ -1,0 +1,166 @@
+#include "server/token_request.hpp"
+
+#include <algorithm>
+#include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <boost/url/url_view.hpp>
+#include <charconv>
+#include <optional>
+#include <string>
+
+namespace token_broker {
+namespace {
+
+constexpr std::string_view route_prefix = "/token/";
+constexpr std::size_t max_quoted_bytes = 64;
+
+// At most 64 bytes of caller input, in quotes, safe to show: non-printable bytes become '?'.
+std::string quoted(std::string_view input) {
+    std::string out = "\"";
+    for (char c : input.substr(0, max_quoted_bytes))
+        out += (c >= 0x20 && c <= 0x7E) ? c : '?';
+    out += input.size() > max_quoted_bytes ? "\"..." : "\"";
+    return out;
+}
+
+broker_error bad(std::string message) {
+    return make_error(errc::invalid_request, std::move(message));
+}
+
+bool all_digits(std::string_view s) noexcept {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+enum class user_id_problem { none, empty, too_long, bad_character, dot_segment };
+
+user_id_problem check_user_id(std::string_view id) noexcept {
+    if (id.empty())
+        return user_id_problem::empty;
+    if (id.size() > max_user_id_bytes)
+        return user_id_problem::too_long;
+    if (id == "." || id == "..")
+        return user_id_problem::dot_segment;
+    for (char c : id) {
+        if (c < 0x21 || c > 0x7E || c == '/' || c == '\\' || c == '?' || c == '#' || c == '%')
+            return user_id_problem::bad_character;
+    }
+    return user_id_problem::none;
+}
+
+std::string_view describe(user_id_problem p) noexcept {
+    switch (p) {
+    case user_id_problem::empty:
+        return "the user id is missing: the path must be /token/{userId}";
+    case user_id_problem::too_long:
+        return "the user id is longer than 254 bytes";
+    case user_id_problem::dot_segment:
+        return "the user id cannot be \".\" or \"..\"";
+    case user_id_problem::bad_character:
+    case user_id_problem::none:
+        break;
+    }
+    return "the user id, percent-decoded once, may only hold visible ASCII characters other than / \\ ? # "
+           "and %";
+}
+
+// The query parameters the route knows, each given at most once.
+struct raw_query {
+    std::optional<std::string> type, ttl, meeting_id;
+};
+
+result<raw_query> read_query(const boost::urls::url_view& url) {
+    raw_query q;
+    for (const boost::urls::param p : url.params()) {
+        if (p.key.empty())
+            return bad("the query has an empty parameter (a stray '&' or '=')");
+        std::optional<std::string>* slot = p.key == "type"         ? &q.type
+                                           : p.key == "ttl"        ? &q.ttl
+                                           : p.key == "meeting_id" ? &q.meeting_id
+                                                                   : nullptr;
+        if (!slot)
+            return bad("unknown query parameter " + quoted(p.key) +
+                       "; the known ones are type, ttl and meeting_id");
+        if (*slot)
+            return bad("query parameter " + p.key + " is given more than once");
+        if (!p.has_value || p.value.empty())
+            return bad("query parameter " + p.key + " needs a value");
+        *slot = p.value;
+    }
+    return q;
+}
+
+} // namespace
+
+bool is_valid_user_id(std::string_view decoded) noexcept {
+    return check_user_id(decoded) == user_id_problem::none;
+}
+
+bool is_token_route(std::string_view target) noexcept {
+    return target.substr(0, target.find_first_of("?#")).starts_with(route_prefix);
+}
+
+result<token_query> parse_token_target(std::string_view target, bool is_delete) {
+    const auto parsed = boost::urls::parse_origin_form(target);
+    if (!parsed)
+        return bad("the request target is not a valid path and query (RFC 3986): check its percent-encoding "
+                   "and characters");
+    const boost::urls::url_view& url = *parsed;
+
+    const std::string_view path = url.encoded_path();
+    if (!path.starts_with(route_prefix))
+        return bad("the path must be /token/{userId}");
+    const std::string_view segment = path.substr(route_prefix.size());
+    if (segment.find('/') != std::string_view::npos)
+        return bad("the path must be /token/{userId}, with the user id as one path segment");
+    // Each byte of a user id takes at most 3 characters encoded: refuse longer before decoding.
+    if (segment.size() > 3 * max_user_id_bytes)
+        return bad(std::string(describe(user_id_problem::too_long)));
+    // parse_origin_form has checked the percent-encoding, so this cannot fail; decoding is Boost.URL's.
+    const auto encoded_id = boost::urls::make_pct_string_view(segment);
+    if (!encoded_id)
+        return bad("the user id is not validly percent-encoded");
+
+    token_query query;
+    query.user_id = encoded_id->decode();
+    if (const user_id_problem p = check_user_id(query.user_id); p != user_id_problem::none)
+        return bad(std::string(describe(p)));
+
+    if (url.encoded_query().empty()) // no query, or a bare '?'
+        return query;
+    if (is_delete)
+        return bad("DELETE /token/{userId} takes no query parameters");
+
+    const auto raw = read_query(url);
+    if (!raw)
+        return raw.error();
+
+    if (raw->type) {
+        const auto type = parse_token_type(*raw->type);
+        if (!type)
+            return bad("type must be zak, token or onbehalf, not " + quoted(*raw->type));
+        query.type = *type;
+    }
+
+    if (raw->ttl) {
+        if (query.type == token_type::token)
+            return bad("ttl is only allowed with type zak or onbehalf");
+        const std::string& s = *raw->ttl;
+        std::uint64_t ttl = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ttl);
+        if (!all_digits(s) || ec != std::errc() || end != s.data() + s.size() || ttl < min_ttl_seconds ||
+            ttl > max_ttl_seconds)
+            return bad("ttl must be a whole number of seconds from 60 to 31536000");
+        query.ttl = static_cast<std::uint32_t>(ttl);
+    }
+
+    if (raw->meeting_id) {
+        if (query.type != token_type::onbehalf)
+            return bad("meeting_id is only allowed with type onbehalf");
+        if (!all_digits(*raw->meeting_id) || raw->meeting_id->size() < 9 || raw->meeting_id->size() > 12)
+            return bad("meeting_id must be 9 to 12 digits");
+        query.meeting_id = std::move(*raw->meeting_id);
+    }
+    return query;
+}
+
+} // namespace token_broker
