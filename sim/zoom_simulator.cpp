@@ -232,8 +232,8 @@ struct server {
     std::mutex stop_mutex; // serialises stop() callers
     bool stopped = false;
 
+    ssl::context tls{ssl::context::tls_server}; // outlives the streams the io_context may still hold
     net::io_context ioc;
-    ssl::context tls{ssl::context::tls_server};
     tcp::acceptor acceptor{net::make_strand(ioc)};
     std::vector<std::thread> threads;
 

@@ -22,8 +22,13 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sstream>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 namespace zoom_sim {
 namespace {
@@ -44,8 +49,12 @@ constexpr auto default_timeout = 3s;
 class test_client {
 public:
     explicit test_client(const simulator& sim, std::string host = "localhost", bool check_host = true)
-        : port_(sim.port()), host_(std::move(host)), check_host_(check_host) {
-        tls_.load_verify_file(sim.ca_file());
+        : test_client(sim.port(), sim.ca_file(), std::move(host), check_host) {}
+
+    test_client(std::uint16_t port, const std::string& ca_file, std::string host = "localhost",
+                bool check_host = true)
+        : port_(port), host_(std::move(host)), check_host_(check_host) {
+        tls_.load_verify_file(ca_file);
         tls_.set_verify_mode(ssl::verify_peer);
     }
 
@@ -682,6 +691,100 @@ TEST(SimulatorStop, RefusesConnectionsAfterStop) {
     sim.stop(); // idempotent
     test_client client(sim);
     EXPECT_TRUE(client.connect(1s));
+}
+
+// ----- The zoom-sim program
+
+// Runs zoom-sim with `args`, its stdout on a pipe.
+class sim_process {
+public:
+    explicit sim_process(std::vector<std::string> args) {
+        args.insert(args.begin(), ZOOM_SIM_BINARY);
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        int fds[2];
+        EXPECT_EQ(::pipe(fds), 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+        posix_spawn_file_actions_addclose(&actions, fds[0]);
+        EXPECT_EQ(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ), 0);
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(fds[1]);
+        out_ = fds[0];
+    }
+    ~sim_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        ::close(out_);
+    }
+    sim_process(const sim_process&) = delete;
+    sim_process& operator=(const sim_process&) = delete;
+
+    // The first line written, or "" when none comes within `limit`.
+    std::string first_line(std::chrono::milliseconds limit = 5s) {
+        std::string line;
+        const auto deadline = clock_type::now() + limit;
+        while (line.find('\n') == std::string::npos) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+            pollfd p{out_, POLLIN, 0};
+            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+                return "";
+            char chunk[256];
+            const auto n = ::read(out_, chunk, sizeof chunk);
+            if (n <= 0)
+                return "";
+            line.append(chunk, static_cast<std::size_t>(n));
+        }
+        return line.substr(0, line.find('\n'));
+    }
+
+    // Sends `signal` and returns the exit status, or -1 when it does not exit within `limit`.
+    int stop(int signal, std::chrono::milliseconds limit = 3s) {
+        ::kill(pid_, signal);
+        const auto deadline = clock_type::now() + limit;
+        int status = 0;
+        while (clock_type::now() < deadline) {
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        return -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+};
+
+TEST(SimulatorProgram, AnnouncesItselfServesAndExitsCleanlyOnSignals) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("zoom-sim-program-" + std::to_string(::getpid()) + "-" +
+                      std::to_string(clock_type::now().time_since_epoch().count()));
+    for (int signal : {SIGTERM, SIGINT}) {
+        sim_process program({"--port", "0", "--cert-dir", dir.string(), "--access-token-ttl", "60"});
+        const std::string line = program.first_line();
+        const std::string prefix = "zoom-sim listening on https://localhost:";
+        ASSERT_TRUE(line.starts_with(prefix)) << line;
+        EXPECT_NE(line.find("(CA: " + (dir / "ca.pem").string() + ")"), std::string::npos) << line;
+        const auto port = static_cast<std::uint16_t>(std::stoi(line.substr(prefix.size())));
+
+        // A client trusting the CA named on that line gets an access token with the asked ttl.
+        test_client client(port, (dir / "ca.pem").string());
+        auto res = client.oauth(good_credentials, good_form);
+        EXPECT_EQ(res.result_int(), 200u);
+        EXPECT_EQ(body_of(res).at("expires_in"), 60);
+
+        EXPECT_EQ(program.stop(signal), 0);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 } // namespace
