@@ -99,7 +99,7 @@ std::string base64url(std::string_view bytes) {
     return out;
 }
 
-// Standard base64 with padding, as in an HTTP Basic credential. Empty when it is not base64.
+// Standard base64 with padding, as in an HTTP Basic credential; nullopt when it is not base64.
 std::optional<std::string> base64_decode(std::string_view text) {
     if (text.empty() || text.size() % 4 != 0)
         return std::nullopt;
@@ -195,7 +195,7 @@ std::optional<std::string> find_param(const urls::params_view& params, std::stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// One TLS connection; lives on its own strand.
+// The server and its connections.
 
 struct connection;
 
@@ -232,8 +232,8 @@ struct server {
     std::mutex stop_mutex; // serialises stop() callers
     bool stopped = false;
 
+    ssl::context tls{ssl::context::tls_server}; // outlives the streams the io_context may still hold
     net::io_context ioc;
-    ssl::context tls{ssl::context::tls_server};
     tcp::acceptor acceptor{net::make_strand(ioc)};
     std::vector<std::thread> threads;
 
@@ -259,6 +259,7 @@ struct server {
                          const std::string& meeting_id);
 };
 
+// One TLS connection; lives on its own strand, owned by the coroutine serving it.
 struct connection {
     connection(server& s, std::uint64_t i, tcp::socket socket)
         : sim(s), id(i), stream(std::move(socket), s.tls), timer(stream.get_executor()) {}
@@ -512,14 +513,23 @@ void server::stop() {
         beast::error_code ignored;
         acceptor.close(ignored);
     });
+    std::vector<std::shared_ptr<connection>> open;
     {
-        std::unique_lock lock(mutex);
+        std::lock_guard lock(mutex);
         stopping = true;
         for (auto& [id, weak] : connections)
             if (auto conn = weak.lock())
-                net::post(conn->stream.get_executor(), [conn] { conn->close(); });
+                open.push_back(std::move(conn));
+    }
+    // Outside the lock: the last reference to a connection may be dropped here, and its destructor
+    // takes the lock.
+    for (auto& conn : open)
+        net::post(conn->stream.get_executor(), [conn] { conn->close(); });
+    open.clear();
+    {
         // Let the connections see their sockets closed and end; whatever is still left after the
         // grace period is destroyed with the io_context.
+        std::unique_lock lock(mutex);
         drained.wait_for(lock, stop_grace, [this] { return open_connections == 0 && !accepting; });
     }
     ioc.stop();
