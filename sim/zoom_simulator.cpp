@@ -215,6 +215,7 @@ struct server {
     std::deque<fault> oauth_faults;
     std::unordered_map<std::string, std::deque<fault>> user_faults;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> access_tokens;
+    std::vector<std::string> issued_access_tokens; // every one, revoked or not, up to a bound
 
     std::unordered_map<std::string, std::uint64_t> token_calls_by_user;
     std::uint64_t token_calls_total = 0;
@@ -695,6 +696,8 @@ response server::oauth_answer(const request& req) {
         if (access_tokens.size() >= max_remembered_access_tokens)
             std::erase_if(access_tokens, [&](const auto& entry) { return entry.second <= now; });
         access_tokens.emplace(token, now + ttl);
+        if (issued_access_tokens.size() < max_remembered_access_tokens)
+            issued_access_tokens.push_back(token);
     }
     return json_answer(http::status::ok,
                        json::object{{"access_token", token},
@@ -872,6 +875,11 @@ std::uint64_t simulator::token_calls(const std::string& user) const {
 std::uint64_t simulator::token_calls() const {
     std::lock_guard lock(impl_->srv.mutex);
     return impl_->srv.token_calls_total;
+}
+
+std::vector<std::string> simulator::issued_access_tokens() const {
+    std::lock_guard lock(impl_->srv.mutex);
+    return impl_->srv.issued_access_tokens;
 }
 
 std::uint64_t simulator::oauth_calls() const {

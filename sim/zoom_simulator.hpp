@@ -107,6 +107,8 @@ public:
     std::uint64_t token_calls(const std::string& user) const; // token requests that reached the handler
     std::uint64_t token_calls() const;
     std::uint64_t oauth_calls() const;
+    // Every access token issued so far (revoked ones too), for tests that look for them in logs.
+    std::vector<std::string> issued_access_tokens() const;
     std::uint64_t connections_accepted() const;
     std::uint64_t open_connections() const;
     // The request targets received, in order (e.g. "/v2/users/jdoe%40example.com/token?type=zak"),
