@@ -107,9 +107,10 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
         coarse_now.store(now, std::memory_order_relaxed);
         {
             std::lock_guard lock(mutex);
-            for (auto& [id, conn] : connections)
-                if (conn->deadline.load(std::memory_order_relaxed) <= now)
-                    net::post(conn->executor, [conn, now] {
+            // An init-capture, not [conn]: clang before 16 cannot capture a structured binding.
+            for (auto& [id, entry] : connections)
+                if (entry->deadline.load(std::memory_order_relaxed) <= now)
+                    net::post(entry->executor, [conn = entry, now] {
                         if (conn->deadline.load(std::memory_order_relaxed) <= now && conn->close)
                             conn->close();
                     });
