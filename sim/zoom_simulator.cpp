@@ -232,8 +232,8 @@ struct server {
     std::mutex stop_mutex; // serialises stop() callers
     bool stopped = false;
 
+    ssl::context tls{ssl::context::tls_server}; // outlives the streams the io_context may still hold
     net::io_context ioc;
-    ssl::context tls{ssl::context::tls_server};
     tcp::acceptor acceptor{net::make_strand(ioc)};
     std::vector<std::thread> threads;
 
@@ -512,14 +512,23 @@ void server::stop() {
         beast::error_code ignored;
         acceptor.close(ignored);
     });
+    std::vector<std::shared_ptr<connection>> open;
     {
-        std::unique_lock lock(mutex);
+        std::lock_guard lock(mutex);
         stopping = true;
         for (auto& [id, weak] : connections)
             if (auto conn = weak.lock())
-                net::post(conn->stream.get_executor(), [conn] { conn->close(); });
+                open.push_back(std::move(conn));
+    }
+    // Outside the lock: the last reference to a connection may be dropped here, and its destructor
+    // takes the lock.
+    for (auto& conn : open)
+        net::post(conn->stream.get_executor(), [conn] { conn->close(); });
+    open.clear();
+    {
         // Let the connections see their sockets closed and end; whatever is still left after the
         // grace period is destroyed with the io_context.
+        std::unique_lock lock(mutex);
         drained.wait_for(lock, stop_grace, [this] { return open_connections == 0 && !accepting; });
     }
     ioc.stop();
