@@ -99,7 +99,7 @@ std::string base64url(std::string_view bytes) {
     return out;
 }
 
-// Standard base64 with padding, as in an HTTP Basic credential. Empty when it is not base64.
+// Standard base64 with padding, as in an HTTP Basic credential; nullopt when it is not base64.
 std::optional<std::string> base64_decode(std::string_view text) {
     if (text.empty() || text.size() % 4 != 0)
         return std::nullopt;
@@ -195,7 +195,7 @@ std::optional<std::string> find_param(const urls::params_view& params, std::stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// One TLS connection; lives on its own strand.
+// The server and its connections.
 
 struct connection;
 
@@ -259,6 +259,7 @@ struct server {
                          const std::string& meeting_id);
 };
 
+// One TLS connection; lives on its own strand, owned by the coroutine serving it.
 struct connection {
     connection(server& s, std::uint64_t i, tcp::socket socket)
         : sim(s), id(i), stream(std::move(socket), s.tls), timer(stream.get_executor()) {}
