@@ -1,8 +1,9 @@
 #include "bench_support.hpp"
 
 #include <fmt/format.h>
-#include <fstream>
 #include <openssl/evp.h>
+
+#include <fstream>
 #include <unistd.h>
 
 namespace token_broker::bench {

@@ -14,6 +14,7 @@
 #include "zoom/zoom_client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>

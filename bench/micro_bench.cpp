@@ -13,9 +13,10 @@
 #include "server/token_request.hpp"
 #include "zoom/zoom_client.hpp"
 
-#include <algorithm>
 #include <benchmark/benchmark.h>
 #include <boost/asio/co_spawn.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <random>

@@ -16,6 +16,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>

@@ -6,9 +6,9 @@
 // answer is serialized. The coroutines run to completion on a local io_context.
 //
 // Each input is replayed twice, each time with a fresh token service, so that an input always does
-// the same: all bytes at once with the default header limit (8192) and two caller keys, and in 7-byte
-// reads with a 512-byte limit and no keys (every caller let in), which exercises the parser's
-// resumption and the 431 path. The service's clock moves 22 minutes before each request, so that
+// the same: in reads of 4096 bytes (the session's) with the default header limit (8192) and two
+// caller keys, and in 7-byte reads with a 512-byte limit and no keys (every caller let in), which exercises
+// the parser's resumption and the 431 path. The service's clock moves 22 minutes before each request, so that
 // the sixth of a run of pipelined requests for a 2-hour ZAK falls in its refresh window; a request
 // that sends an X-Request-Id moves it 50 s per character of the id instead (50 s to 6400 s), so that
 // inputs can steer time into any window (stale-if-error needs 30 s to 5 min of validity left).
@@ -18,8 +18,8 @@
 // then 502); any other user gets a token. Its tokens all hold the text "zTOKENMARKz".
 //
 // The session loop below mirrors serve_requests in server/http_server.cpp (which is internal and
-// bound to a socket): the reads, the error-to-answer mapping and when the connection ends. Keep the
-// two in step.
+// bound to a socket): its read-and-parse loop, the error-to-answer mapping and when the connection
+// ends. Keep the two in step.
 //
 // Besides the sanitizers, each input is checked against what the headers promise:
 // - a target parse_token_target accepts is on the token route (is_token_route), and its user id,
@@ -38,7 +38,7 @@
 //   when it sent a sane one) and no header beyond the expected ones; a JSON answer parses, and an error
 //   answer has the contract's
 //   {"error": {"code", "message"}} shape;
-// - a first request parsed both ways is the same request.
+// - a first request read both ways is the same request.
 #include "auth/auth.hpp"
 #include "cache/token_service.hpp"
 #include "metrics/metrics.hpp"
@@ -49,10 +49,13 @@
 #include "server/token_request.hpp"
 #include "zoom/zoom_client.hpp"
 
-#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -61,8 +64,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <spdlog/logger.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -380,31 +381,46 @@ void answer(process_state& process, token_world& world, const request& req, resp
         check_token_answer(req, res);
 }
 
-// Reads one message the way http::async_read does over a stream that delivers `piece` bytes a read
-// into a buffer of `capacity` bytes. `consumed` and `received` are offsets into `input`.
-beast::error_code read_message(request_reader& reader, std::string_view input, std::size_t& consumed,
-                               std::size_t& received, std::size_t piece, std::size_t capacity) {
-    for (;;) {
-        beast::error_code ec;
-        if (received > consumed) {
-            const std::size_t n = reader.put(net::buffer(input.data() + consumed, received - consumed), ec);
-            consumed += n;
-            if (ec && ec != http::error::need_more)
-                return ec;
-            if (!ec && reader.is_done())
-                return ec;
-            if (!ec && n > 0)
-                continue;
+// The bytes the session has received so far: `input[consumed, received)` is its buffer, which holds
+// at most `capacity` bytes; each read adds at most `piece` bytes (the session asks for 4096).
+struct wire_reader {
+    std::string_view input;
+    std::size_t piece;
+    std::size_t capacity;
+    std::size_t consumed = 0;
+    std::size_t received = 0;
+
+    std::size_t buffered() const { return received - consumed; }
+    bool at_eof() const { return received == input.size(); }
+    void read() { received = std::min(input.size(), received + std::min(piece, capacity - buffered())); }
+    net::const_buffer data() const { return net::buffer(input.data() + consumed, buffered()); }
+};
+
+// Reads one message as serve_requests does: parse what is buffered, eagerly, and read only while
+// the parser needs more; at the end of the input, put_eof.
+beast::error_code read_message(request_reader& reader, wire_reader& wire) {
+    reader.eager(true);
+    beast::error_code ec;
+    for (bool need_read = false;;) {
+        if (need_read) {
+            if (wire.buffered() >= wire.capacity)
+                return http::error::buffer_overflow;
+            if (wire.at_eof()) {
+                reader.put_eof(ec);
+                return ec ? ec : beast::error_code(http::error::partial_message);
+            }
+            wire.read();
         }
-        if (received - consumed >= capacity)
-            return http::error::buffer_overflow;
-        if (received == input.size()) { // the client has sent everything and closes
-            if (!reader.got_some())
-                return http::error::end_of_stream;
-            reader.put_eof(ec);
+        const std::size_t used = reader.put(wire.data(), ec);
+        wire.consumed += used;
+        if (ec == http::error::need_more) {
+            ec = {};
+            need_read = true;
+            continue;
+        }
+        if (ec || reader.is_done())
             return ec;
-        }
-        received = std::min(input.size(), received + std::min(piece, capacity - (received - consumed)));
+        need_read = used == 0 || wire.buffered() == 0;
     }
 }
 
@@ -430,15 +446,19 @@ void run_session(process_state& process, std::string_view input, std::size_t hea
     const std::string caller_said = caller_text(input);
     process.log.take();
     // The session's buffer: server/http_server.cpp sizes it so.
-    const std::size_t capacity = header_limit + max_request_body + 4096;
+    wire_reader from_client{input, piece, header_limit + max_request_body + 4096};
     request req;
     response res;
     std::string wire;
-    std::size_t consumed = 0;
-    std::size_t received = 0;
-    for (int message = 0; message < 32 && consumed < input.size(); ++message) {
+    for (int message = 0; message < 32; ++message) {
+        // An empty buffer: wait for the next request, or see the connection end.
+        if (from_client.buffered() == 0) {
+            if (from_client.at_eof())
+                break;
+            from_client.read();
+        }
         request_reader reader(req, static_cast<std::uint32_t>(header_limit));
-        const beast::error_code ec = read_message(reader, input, consumed, received, piece, capacity);
+        const beast::error_code ec = read_message(reader, from_client);
         req.received_at = std::chrono::steady_clock::now();
         world.now += req.request_id.empty() ? std::chrono::seconds(22 * 60)
                                             : std::chrono::seconds(50 * req.request_id.size());
@@ -493,7 +513,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view input(reinterpret_cast<const char*>(data), size);
 
     first_request whole, pieces;
-    run_session(process, input, 8192, input.size() + 1, true, whole);
+    run_session(process, input, 8192, 4096, true, whole);
     run_session(process, input, 512, 7, false, pieces);
     if (whole.parsed && pieces.parsed)
         require(same_request(whole, pieces), "the first request reads the same in pieces");
