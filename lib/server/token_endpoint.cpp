@@ -75,7 +75,7 @@ net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
     if (is_delete) {
         tokens_.forget(q.user_id);
         res.status = 204;
-        audit(req, res, key_name, q.user_id, type, "-", {});
+        audit(req, res, key_name, q.user_id, type, "delete", {});
         co_return;
     }
 
@@ -104,7 +104,6 @@ void token_endpoint::audit(const request& req, const response& res, std::string_
     auto& m = audit_message(format_);
     m.field("request_id", req.request_id)
         .field("key", key_name)
-        .field("method", req.method_name)
         .field("user", user_id)
         .field("type", type)
         .field("source", source)
