@@ -17,11 +17,16 @@ class test_ca {
 public:
     // A new self-signed CA (EC P-256, valid from an hour ago for ten years) named `common_name`.
     explicit test_ca(const std::string& common_name);
+    // The CA saved earlier (cert_pem() and key_pem()), so that certificates issued by a restarted
+    // program chain to the same trust anchor. Throws std::runtime_error when either does not parse
+    // or the key does not belong to the certificate.
+    explicit test_ca(const pem_pair& saved);
     ~test_ca();
     test_ca(const test_ca&) = delete;
     test_ca& operator=(const test_ca&) = delete;
 
     const std::string& cert_pem() const noexcept { return ca_.cert; }
+    const std::string& key_pem() const noexcept { return ca_.key; }
 
     // A leaf certificate signed by this CA. `dns_names` and `ip_addresses` go into the
     // subjectAltName; `client` makes it a TLS client certificate instead of a server one.
@@ -30,7 +35,7 @@ public:
 
 private:
     pem_pair ca_;
-    void* key_ = nullptr; // EVP_PKEY*
+    void* key_ = nullptr;  // EVP_PKEY*
     void* cert_ = nullptr; // X509*
 };
 

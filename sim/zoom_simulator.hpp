@@ -14,9 +14,9 @@ namespace zoom_sim {
 
 // How the simulator's own TLS certificate is made.
 enum class tls_identity {
-    trusted,        // signed by the CA written to ca_file(), valid for localhost and 127.0.0.1
-    wrong_host,     // signed by that CA but valid only for "not-zoom.invalid"
-    untrusted_ca,   // valid for localhost, signed by another CA that ca_file() does not hold
+    trusted,      // signed by the CA written to ca_file(), valid for localhost and 127.0.0.1
+    wrong_host,   // signed by that CA but valid only for "not-zoom.invalid"
+    untrusted_ca, // valid for localhost, signed by another CA that ca_file() does not hold
 };
 
 struct options {
@@ -30,6 +30,9 @@ struct options {
     // directory, removed by the destructor. An existing ca.pem there is reused by zoom-sim.
     std::string cert_dir;
     tls_identity identity = tls_identity::trusted;
+    // Extra DNS names in the server certificate of the trusted and untrusted_ca identities, besides
+    // localhost, 127.0.0.1 and ::1 (e.g. a docker compose service name).
+    std::vector<std::string> hostnames;
     // Bytes of padding in each ZAK payload, to make tokens of a realistic or chosen size.
     std::size_t token_padding = 0;
     unsigned threads = 1;
@@ -38,13 +41,13 @@ struct options {
 // A fault applied to the requests it matches.
 struct fault {
     enum class kind {
-        delay,            // answer normally after `delay`
-        hang,             // read the request and never answer (until the client gives up)
-        server_error,     // answer `status` (5xx) with a Zoom-style error body
-        rate_limited,     // answer 429; `retry_after` is the header's value ("" = no header)
-        not_json,         // answer 200 with a body that is not JSON
-        cut_mid_answer,   // send the status line, headers and part of the body, then close
-        close_at_once,    // close the connection without answering
+        delay,          // answer normally after `delay`
+        hang,           // read the request and never answer (until the client gives up)
+        server_error,   // answer `status` (5xx) with a Zoom-style error body
+        rate_limited,   // answer 429; `retry_after` is the header's value ("" = no header)
+        not_json,       // answer 200 with a body that is not JSON
+        cut_mid_answer, // send the status line, headers and part of the body, then close
+        close_at_once,  // close the connection without answering
     };
     kind what = kind::server_error;
     std::chrono::milliseconds delay{0};
@@ -55,7 +58,7 @@ struct fault {
 
 // Per-user behaviour.
 struct user_options {
-    bool google_login = false; // type=token answers {"token": null}
+    bool google_login = false;            // type=token answers {"token": null}
     std::optional<std::uint32_t> zak_ttl; // default ttl when none is asked (7200 otherwise)
 };
 
@@ -69,9 +72,9 @@ public:
     simulator& operator=(const simulator&) = delete;
 
     std::uint16_t port() const;
-    std::string base_url() const;   // "https://localhost:PORT/v2"
-    std::string oauth_url() const;  // "https://localhost:PORT/oauth/token"
-    std::string ca_file() const;    // PEM of the CA that signs the trusted identity
+    std::string base_url() const;  // "https://localhost:PORT/v2"
+    std::string oauth_url() const; // "https://localhost:PORT/oauth/token"
+    std::string ca_file() const;   // PEM of the CA that signs the trusted identity
     const options& settings() const;
 
     void stop();

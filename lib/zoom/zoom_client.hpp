@@ -1,0 +1,111 @@
+// The asynchronous Zoom client that every upstream call goes through (CONTRACT.md section 5): user
+// tokens from GET {api_base_url}/users/{userId}/token over kept-alive, verified TLS connections, with
+// the S2S OAuth access token fetched and kept fresh in the background, retries, the broker's own
+// request budget and Zoom's 429s honoured.
+#pragma once
+
+#include "config/config.hpp"
+#include "core/error.hpp"
+#include "core/net.hpp"
+#include "core/secret.hpp"
+#include "zoom/token_query.hpp"
+
+#include <memory>
+#include <spdlog/logger.h>
+#include <string>
+
+namespace token_broker {
+
+class metrics;
+
+struct readiness {
+    bool ready = false;
+    std::string reason; // why not ready, for /readyz and 503 messages; empty when ready
+};
+
+// What the token service needs from Zoom. Implemented by zoom_client; tests may fake it.
+class token_source {
+public:
+    virtual ~token_source() = default;
+
+    // Fetches one token of q.type for q.user_id from Zoom. Completes on the caller's executor.
+    // Errors (broker_error): user_not_found (with zoom_code 1001), token_unavailable ({"token": null}),
+    // upstream_rejected (Zoom 400, zoom code+message passed on), rate_limited (with retry_after),
+    // upstream_error (5xx after retries, unexpected body, TLS failure), not_ready (no access token:
+    // OAuth failing, reason in the message), upstream_unavailable (cannot connect), upstream_timeout
+    // (no answer within request_timeout). Thread-safe: may be called from any executor/thread.
+    virtual net::awaitable<result<secret>> fetch_token(token_query q) = 0;
+
+    virtual readiness ready() const = 0; // thread-safe
+};
+
+// The real token_source. Its state lives on a strand of the executor given at construction; the
+// public members may be called from any thread.
+//
+// fetch_token, in detail (every failure is logged at warn with Zoom's x-zm-trackingid, the endpoint,
+// the status, Zoom's code and message; never a token, access token, secret or Authorization header):
+//   - The whole call, including the waits for an access token, the budget and a connection, and
+//     every retry, is bounded by zoom.request_timeout_ms.
+//   - While a 429's Retry-After (or 1 s when it had none) has not passed: rate_limited at once, with
+//     retry_after the seconds left (rounded up), without calling Zoom.
+//   - The broker's budget of zoom.requests_per_second: callers wait in arrival order; one whose turn
+//     would come after its deadline gets rate_limited at once (retry_after: when its turn would be).
+//   - S2S OAuth: with no access token yet, the call waits for the one fetch under way (never starts
+//     its own); while OAuth is failing: not_ready with Zoom's reason. Zoom's 401 with code 124: the
+//     access token is dropped, a new one fetched (once, shared by every caller) and the request
+//     retried once.
+//   - Connection failures (refused, reset, closed mid-answer) and 5xx: retried up to zoom.max_retries
+//     times with exponential backoff and full jitter, as long as the deadline allows.
+//   - 200 {"token": "..."}: the token. {"token": null}: token_unavailable. Any other 200 body:
+//     upstream_error. 404: user_not_found (Zoom's code, 1001). 400: upstream_rejected (Zoom's code and
+//     message). 429: rate_limited (see above). Other 4xx (401 without 124, 403, code 4711 "scope"):
+//     upstream_error with Zoom's code and message. TLS failures (untrusted chain, wrong host name):
+//     upstream_error, not retried. Cannot connect: upstream_unavailable. Deadline passed:
+//     upstream_timeout. After stop(), or before start(): not_ready.
+//   - A user id that is empty gets invalid_request; any other is sent as one percent-encoded path
+//     segment ("/", "?", "#", "%", " " and the dot segments "." and ".." included), so it can never
+//     change the path.
+// Metrics: upstream_request(endpoint, status or word, seconds) for every exchange with Zoom,
+// oauth_refresh(ok) for every OAuth fetch, rate_limit_wait()/rate_limit_rejected() for the budget,
+// upstream_connection_opened() for every connection.
+class zoom_client final : public token_source {
+public:
+    // Does no I/O until start(). `ex` is where its background work (OAuth refresh) and connections
+    // live (the client makes a strand of it). `cfg` is copied. `log` and `m` are shared with the rest
+    // of the broker; `m` must outlive every coroutine the client started (in practice: the
+    // io_context's run). Throws std::invalid_argument when api_base_url or oauth_token_url is not an
+    // https URL.
+    zoom_client(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log,
+                metrics& m);
+
+    // Calls stop(). Operations still in progress end with not_ready; their state stays alive until
+    // they do.
+    ~zoom_client();
+
+    zoom_client(const zoom_client&) = delete;
+    zoom_client& operator=(const zoom_client&) = delete;
+
+    // With S2S credentials: starts fetching an access token now (readiness turns true when it
+    // arrives, without waiting for a caller) and keeps it fresh in the background: renewed at
+    // expires_in - min(300 s, expires_in / 5), and after a failure retried after 1 s, 2 s, 4 s ...
+    // up to 60 s. With a fixed access token: ready at once. Call once, from any thread.
+    // Throws std::runtime_error when zoom.ca_file cannot be loaded.
+    void start();
+
+    // Cancels background work and every waiting caller (they get not_ready), closes pooled and
+    // in-use connections. Idempotent; any thread; returns without waiting for them to finish.
+    void stop();
+
+    net::awaitable<result<secret>> fetch_token(token_query q) override;
+
+    // Ready while an access token is held that has not expired (S2S), or a fixed one is configured,
+    // and the client is started and not stopped. Otherwise the reason, e.g. "Zoom OAuth failed:
+    // invalid_client: Invalid client_id or client_secret". Thread-safe, never blocks on I/O.
+    readiness ready() const override;
+
+private:
+    class impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace token_broker
