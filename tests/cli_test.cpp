@@ -1,6 +1,8 @@
 // The command line: parse_command_line in process, and the built token-broker binary as a process
 // (its exit status, stdout and stderr).
 #include "app/command_line.hpp"
+#include "auth/auth.hpp"
+#include "config/config.hpp"
 #include "core/net.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -457,6 +459,70 @@ TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
     write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
     r = run({"--check-config", "--config", dev});
     EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// --- docker/: the Compose stack's configuration -----------------------------------------------------
+
+// docker/compose-config.json with the simulator's CA path (a file on the shared volume in the stack)
+// replaced by a file in the test's directory.
+std::string compose_config_here(const fs::path& ca) {
+    std::string text = read_text(fs::path(SOURCE_DIR) / "docker/compose-config.json");
+    const std::string ca_in_container = "/var/lib/zoom-sim/ca.pem";
+    const auto at = text.find('"' + ca_in_container + '"');
+    if (at == std::string::npos)
+        ADD_FAILURE() << "docker/compose-config.json does not name " << ca_in_container;
+    else
+        text.replace(at + 1, ca_in_container.size(), ca.string());
+    return text;
+}
+
+// The *_FILE variables docker/compose.yaml sets, pointing at the secrets it mounts.
+std::map<std::string, std::string> compose_secrets() {
+    const fs::path secrets = fs::path(SOURCE_DIR) / "docker/secrets";
+    return {{"ZOOM_ACCOUNT_ID_FILE", (secrets / "zoom_account_id").string()},
+            {"ZOOM_CLIENT_ID_FILE", (secrets / "zoom_client_id").string()},
+            {"ZOOM_CLIENT_SECRET_FILE", (secrets / "zoom_client_secret").string()}};
+}
+
+TEST_F(BinaryTest, ComposeConfigPassesTheCheckWithTheSecrets) {
+    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const std::string file = write("compose-config.json", compose_config_here(ca)).string();
+
+    auto env = compose_secrets();
+    env["TOKEN_BROKER_ADDRESS"] = "0.0.0.0"; // as the image sets it
+    process_result r = run({"--check-config", "--config", file}, env);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "config OK: " + file + "\n");
+
+    // The credentials come from the secrets alone, and the CA file must exist.
+    r = run({"--check-config", "--config", file});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom: no credentials"));
+    fs::remove(ca);
+    r = run({"--check-config", "--config", file}, env);
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
+}
+
+TEST_F(BinaryTest, ComposeConfigHoldsTheDocumentedDevCallerKey) {
+    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const std::string file = write("compose-config.json", compose_config_here(ca)).string();
+    const auto env = compose_secrets();
+    const config cfg = load_config(file, [&env](std::string_view name) -> std::optional<std::string> {
+        const auto it = env.find(std::string(name));
+        return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    EXPECT_EQ(cfg.zoom.api_base_url, "https://zoom-sim:8443/v2");
+    EXPECT_EQ(cfg.zoom.oauth_token_url, "https://zoom-sim:8443/oauth/token");
+    EXPECT_EQ(cfg.server.address, "0.0.0.0");
+    EXPECT_LT(cfg.server.drain_timeout, std::chrono::seconds(15)) << "compose.yaml's stop_grace_period";
+
+    // The plain key that docker/compose.yaml and README.md give is the one configured.
+    const std::string dev_key = "dev-caller-key-change-me";
+    const authenticator callers(cfg.auth.keys);
+    EXPECT_NE(callers.identify(dev_key), nullptr);
+    EXPECT_EQ(callers.identify("dev-caller-key-change-me-not"), nullptr);
+    EXPECT_THAT(read_text(fs::path(SOURCE_DIR) / "docker/compose.yaml"), HasSubstr("Bearer " + dev_key));
 }
 
 } // namespace
