@@ -52,14 +52,14 @@ struct fault {
     kind what = kind::server_error;
     std::chrono::milliseconds delay{0};
     unsigned status = 500;
-    std::string retry_after;
+    std::string retry_after{};
     int times = 1; // how many matching requests it applies to; -1: until cleared
 };
 
 // Per-user behaviour.
 struct user_options {
     bool google_login = false;            // type=token answers {"token": null}
-    std::optional<std::uint32_t> zak_ttl; // default ttl when none is asked (7200 otherwise)
+    std::optional<std::uint32_t> zak_ttl{}; // default ttl when none is asked (7200 otherwise)
 };
 
 class simulator {

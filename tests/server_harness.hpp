@@ -6,7 +6,11 @@
 #include "metrics/metrics.hpp"
 #include "server/http_server.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <future>
 #include <spdlog/sinks/ostream_sink.h>
 #include <sstream>
@@ -105,5 +109,37 @@ private:
     net::ip::tcp::socket socket_;
     beast::flat_buffer buffer_;
 };
+
+namespace detail {
+inline net::awaitable<void> one_get(std::uint16_t port, std::string request,
+                                    http::response<http::string_body>& out) {
+    beast::tcp_stream stream(co_await net::this_coro::executor);
+    stream.expires_after(std::chrono::seconds(10));
+    co_await stream.async_connect({net::ip::make_address("127.0.0.1"), port}, net::use_awaitable);
+    co_await net::async_write(stream, net::buffer(request), net::use_awaitable);
+    beast::flat_buffer buffer;
+    co_await http::async_read(stream, buffer, out, net::use_awaitable);
+}
+} // namespace detail
+
+// Sends `n` requests at once, each on its own connection, and returns the answers in order.
+// Throws when any of them fails.
+inline std::vector<http::response<http::string_body>>
+concurrent_gets(std::uint16_t port, std::string_view target, int n, std::string_view headers = "") {
+    net::io_context ioc;
+    std::vector<http::response<http::string_body>> answers(static_cast<std::size_t>(n));
+    const std::string request =
+        "GET " + std::string(target) + " HTTP/1.1\r\nHost: localhost\r\n" + std::string(headers) + "\r\n";
+    std::exception_ptr failure;
+    for (auto& a : answers)
+        net::co_spawn(ioc, detail::one_get(port, request, a), [&](std::exception_ptr e) {
+            if (e && !failure)
+                failure = e;
+        });
+    ioc.run();
+    if (failure)
+        std::rethrow_exception(failure);
+    return answers;
+}
 
 } // namespace token_broker::testing

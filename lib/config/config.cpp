@@ -618,6 +618,7 @@ void load_auth_keys_file(auth_config& auth) {
                                                          "\" in auth.keys");
         }
     }
+    auth.keys_from_file = file_keys.size();
     auth.keys.insert(auth.keys.end(), std::make_move_iterator(file_keys.begin()),
                      std::make_move_iterator(file_keys.end()));
 }
@@ -785,6 +786,15 @@ bool is_loopback_address(std::string_view address) {
     if (v6.is_v4_mapped())
         return ip::make_address_v4(ip::v4_mapped, v6).is_loopback();
     return v6.is_loopback();
+}
+
+std::vector<caller_key> reload_caller_keys(const auth_config& auth) {
+    auth_config fresh = auth;
+    fresh.keys.resize(auth.keys.size() - auth.keys_from_file);
+    fresh.keys_from_file = 0;
+    if (!fresh.keys_file.empty())
+        load_auth_keys_file(fresh);
+    return std::move(fresh.keys);
 }
 
 } // namespace token_broker

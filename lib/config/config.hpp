@@ -73,7 +73,8 @@ struct caller_key {
 };
 
 struct auth_config {
-    std::vector<caller_key> keys; // auth.keys followed by the keys of keys_file
+    std::vector<caller_key> keys; // those of the file, then those of keys_file
+    std::size_t keys_from_file = 0; // how many of `keys`, at the end, came from keys_file
     std::string keys_file;
     bool allow_unauthenticated = false;
 };
@@ -147,6 +148,10 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
 // std::nullopt for anything else. For TOKEN_BROKER_PORT and the port of a URL: Boost.URL 1.81's
 // port_number() wraps some values above 65535 around (boostorg/url#666, fixed in 1.82).
 std::optional<std::uint16_t> parse_port_number(std::string_view digits);
+
+// The caller keys with auth.keys_file read anew (for SIGHUP): the keys of the configuration file
+// followed by those of the keys file, checked as at start. Throws config_error.
+std::vector<caller_key> reload_caller_keys(const auth_config& auth);
 
 // True when `address` is a loopback address (127.0.0.0/8, ::1) or "localhost".
 bool is_loopback_address(std::string_view address);

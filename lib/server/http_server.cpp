@@ -182,6 +182,19 @@ net::awaitable<void> close_gracefully(Stream& stream, std::chrono::milliseconds 
     }
     beast::error_code ignored;
     tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        // Lingering close: read what the peer still sends (the rest of a refused body, say) for a
+        // moment, so that closing does not reset the connection before it has read our answer.
+        char scratch[4096];
+        std::size_t discarded = 0;
+        tcp.expires_after(std::min<std::chrono::milliseconds>(timeout, std::chrono::milliseconds(500)));
+        while (discarded < 1024 * 1024) {
+            auto [ec, n] = co_await tcp.async_read_some(net::buffer(scratch), use_tuple);
+            if (ec)
+                break;
+            discarded += n;
+        }
+    }
     tcp.close();
 }
 
@@ -284,7 +297,9 @@ void http_server::start() {
         s.tls.emplace(ssl::context::tls_server);
         load_tls(*s.tls, s.cfg.tls);
     }
-    const net::ip::tcp::endpoint ep(net::ip::make_address(s.cfg.address), s.cfg.port);
+    const auto address = s.cfg.address == "localhost" ? net::ip::make_address("127.0.0.1")
+                                                      : net::ip::make_address(s.cfg.address);
+    const net::ip::tcp::endpoint ep(address, s.cfg.port);
     s.acceptor.open(ep.protocol());
     s.acceptor.set_option(net::socket_base::reuse_address(true));
     s.acceptor.bind(ep);

@@ -49,11 +49,14 @@ std::string_view http_date() {
 
 void serialize_response(const request& req, const response& res, std::string& out) {
     auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
-    fmt::format_to(std::back_inserter(out),
-                   "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
-                   "Cache-Control: no-store\r\nX-Request-Id: {}\r\n",
-                   res.status, std::string_view(reason.data(), reason.size()), http_date(), res.content_type,
-                   res.body.size(), req.request_id);
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\nDate: {}\r\n", res.status,
+                   std::string_view(reason.data(), reason.size()), http_date());
+    // A 204 has neither a body nor the headers describing one (RFC 9110 8.6).
+    if (res.status != 204)
+        fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\nContent-Length: {}\r\n",
+                       res.content_type, res.body.size());
+    fmt::format_to(std::back_inserter(out), "Cache-Control: no-store\r\nX-Request-Id: {}\r\n",
+                   req.request_id);
     if (!res.allow.empty())
         fmt::format_to(std::back_inserter(out), "Allow: {}\r\n", res.allow);
     if (res.www_authenticate)
@@ -65,7 +68,8 @@ void serialize_response(const request& req, const response& res, std::string& ou
     else if (req.version == 10)
         out.append("Connection: keep-alive\r\n");
     out.append("\r\n");
-    out.append(res.body);
+    if (res.status != 204)
+        out.append(res.body);
 }
 
 bool is_sane_request_id(std::string_view id) noexcept {

@@ -1,0 +1,220 @@
+// GET and DELETE /token/{userId} through HTTP, against the Zoom simulator over real TLS
+// (CONTRACT.md sections 3 and 4).
+#include "broker_harness.hpp"
+
+#include <gtest/gtest.h>
+
+namespace token_broker {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::client;
+using testing::error_code_of;
+using testing::json_body;
+using testing::running_broker;
+
+TEST(TokenApi, FirstAnswerIsFreshAndTheSecondCachedWithoutAnotherZoomCall) {
+    running_broker b;
+    client c(b.port());
+    auto first = c.get("/token/jdoe%40example.com");
+    ASSERT_EQ(first.result_int(), 200) << first.body();
+    EXPECT_EQ(first[http::field::cache_control], "no-store");
+    auto j1 = json_body(first);
+    EXPECT_FALSE(j1.at("cached").as_bool());
+    EXPECT_EQ(j1.at("user_id").as_string(), "jdoe@example.com");
+    EXPECT_EQ(j1.at("type").as_string(), "zak");
+    EXPECT_GE(j1.at("expires_in").as_int64(), 7198);
+    EXPECT_LE(j1.at("expires_in").as_int64(), 7200);
+    EXPECT_EQ(std::count(j1.at("token").as_string().begin(), j1.at("token").as_string().end(), '.'), 2);
+
+    auto second = c.get("/token/jdoe@example.com");
+    auto j2 = json_body(second);
+    EXPECT_TRUE(j2.at("cached").as_bool());
+    EXPECT_EQ(j2.at("token"), j1.at("token"));
+    EXPECT_EQ(j2.at("expires_at"), j1.at("expires_at"));
+    EXPECT_EQ(b.sim.token_calls("jdoe@example.com"), 1u);
+}
+
+TEST(TokenApi, TtlAndTypeAreDistinctEntries) {
+    running_broker b;
+    client c(b.port());
+    EXPECT_EQ(c.get("/token/a").result_int(), 200);
+    auto with_ttl = c.get("/token/a?ttl=3600");
+    EXPECT_GE(json_body(with_ttl).at("expires_in").as_int64(), 3598);
+    EXPECT_LE(json_body(with_ttl).at("expires_in").as_int64(), 3600);
+    EXPECT_EQ(json_body(c.get("/token/a?type=token")).at("type").as_string(), "token");
+    EXPECT_TRUE(json_body(c.get("/token/a?type=zak&ttl=3600")).at("cached").as_bool());
+    EXPECT_TRUE(json_body(c.get("/token/a?type=zak")).at("cached").as_bool());
+    EXPECT_EQ(b.sim.token_calls("a"), 3u);
+}
+
+TEST(TokenApi, ConcurrentRequestsForASlowUserMakeOneZoomCall) {
+    running_broker b;
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 500ms, .times = -1}, "slow@example.com");
+    auto answers = testing::concurrent_gets(b.port(), "/token/slow@example.com", 200);
+    const auto token = json_body(answers.front()).at("token");
+    for (auto& a : answers) {
+        ASSERT_EQ(a.result_int(), 200) << a.body();
+        EXPECT_EQ(json_body(a).at("token"), token);
+    }
+    EXPECT_EQ(b.sim.token_calls("slow@example.com"), 1u);
+    client c(b.port());
+    auto metrics = c.get("/metrics").body();
+    EXPECT_NE(metrics.find("token_broker_coalesced_requests_total 199"), std::string::npos) << metrics;
+}
+
+TEST(TokenApi, AFailingFetchReachesEveryWaiterAsTheSameError) {
+    running_broker b([](config& c) { c.zoom.request_timeout = 500ms; });
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::hang, .times = -1}, "stuck");
+    auto answers = testing::concurrent_gets(b.port(), "/token/stuck", 50);
+    for (auto& a : answers) {
+        EXPECT_EQ(a.result_int(), 504);
+        EXPECT_EQ(error_code_of(a), "upstream_timeout");
+    }
+    EXPECT_EQ(b.sim.token_calls("stuck"), 1u);
+}
+
+TEST(TokenApi, OnBehalfTokensAreFetchedEveryTime) {
+    running_broker b;
+    client c(b.port());
+    auto a = c.get("/token/obf?type=onbehalf&meeting_id=123456789");
+    auto d = c.get("/token/obf?type=onbehalf&meeting_id=123456789");
+    ASSERT_EQ(a.result_int(), 200) << a.body();
+    ASSERT_EQ(d.result_int(), 200) << d.body();
+    EXPECT_NE(json_body(a).at("token"), json_body(d).at("token"));
+    EXPECT_FALSE(json_body(d).at("cached").as_bool());
+    EXPECT_EQ(b.sim.token_calls("obf"), 2u);
+    const auto targets = b.sim.received_targets();
+    EXPECT_NE(std::find_if(
+                  targets.begin(), targets.end(),
+                  [](const std::string& t) { return t.find("meeting_id=123456789") != std::string::npos; }),
+              targets.end());
+}
+
+TEST(TokenApi, UnknownUsersAreRemembered) {
+    running_broker b;
+    client c(b.port());
+    for (int i = 0; i < 3; ++i) {
+        auto r = c.get("/token/unknown-7");
+        EXPECT_EQ(r.result_int(), 404);
+        EXPECT_EQ(error_code_of(r), "user_not_found");
+        EXPECT_EQ(json_body(r).at("error").at("zoom_code").as_int64(), 1001);
+    }
+    EXPECT_EQ(b.sim.token_calls("unknown-7"), 1u);
+}
+
+TEST(TokenApi, GoogleLoginUsersHaveNoToken) {
+    running_broker b;
+    b.sim.add_user("gmail-user", {.google_login = true});
+    client c(b.port());
+    auto r = c.get("/token/gmail-user?type=token");
+    EXPECT_EQ(r.result_int(), 404);
+    EXPECT_EQ(error_code_of(r), "token_unavailable");
+}
+
+TEST(TokenApi, DeleteForgetsEveryTokenOfTheUser) {
+    running_broker b;
+    client c(b.port());
+    c.get("/token/d");
+    c.get("/token/d?ttl=600");
+    c.send("DELETE /token/d HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto del = c.read();
+    EXPECT_EQ(del.result_int(), 204);
+    EXPECT_TRUE(del.body().empty());
+    EXPECT_FALSE(json_body(c.get("/token/d")).at("cached").as_bool());
+    EXPECT_FALSE(json_body(c.get("/token/d?ttl=600")).at("cached").as_bool());
+    EXPECT_EQ(b.sim.token_calls("d"), 4u);
+}
+
+TEST(TokenApi, LeastRecentlyUsedEntriesAreEvictedPastMaxEntries) {
+    running_broker b([](config& c) { c.cache.max_entries = 2; });
+    client c(b.port());
+    c.get("/token/u1");
+    c.get("/token/u2");
+    c.get("/token/u1");
+    c.get("/token/u3"); // evicts u2
+    EXPECT_TRUE(json_body(c.get("/token/u1")).at("cached").as_bool());
+    EXPECT_FALSE(json_body(c.get("/token/u2")).at("cached").as_bool());
+    EXPECT_EQ(b.sim.token_calls("u2"), 2u);
+    EXPECT_EQ(b.sim.token_calls("u1"), 1u);
+}
+
+TEST(TokenApi, EveryMalformedRequestIs400WithoutCallingZoom) {
+    running_broker b;
+    const std::string bad[] = {
+        "/token/a?type=zpk",
+        "/token/a?type=",
+        "/token/a?ttl=59",
+        "/token/a?ttl=31536001",
+        "/token/a?ttl=abc",
+        "/token/a?type=token&ttl=600",
+        "/token/a?meeting_id=123456789",
+        "/token/a?type=onbehalf&meeting_id=12345678",
+        "/token/a?foo=bar",
+        "/token/a?ttl=60&ttl=61",
+        "/token/..",
+        "/token/.",
+        "/token/a%2Fb",
+        "/token/a%25b",
+        "/token/a%5Cb",
+        "/token/a%20b",
+        "/token/a/b",
+        "/token/",
+        "/token/a%3Fb",
+        "/token/" + std::string(255, 'x'),
+    };
+    client c(b.port()); // one connection: a 400 must not close it
+    for (const auto& target : bad) {
+        auto r = c.get(target);
+        EXPECT_EQ(r.result_int(), 400) << target;
+        EXPECT_EQ(error_code_of(r), "invalid_request") << target;
+    }
+    EXPECT_EQ(b.sim.token_calls(), 0u);
+    EXPECT_EQ(c.get("/token/" + std::string(254, 'x')).result_int(), 200);
+}
+
+TEST(TokenApi, ZoomRateLimitIsPassedOnWithRetryAfter) {
+    running_broker b;
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::rate_limited, .retry_after = "7", .times = 1}, "busy");
+    client c(b.port());
+    auto r = c.get("/token/busy");
+    EXPECT_EQ(r.result_int(), 429);
+    EXPECT_EQ(error_code_of(r), "rate_limited");
+    EXPECT_EQ(r[http::field::retry_after], "7");
+    // Until it passes, misses are answered 429 without calling Zoom.
+    auto other = c.get("/token/someone-else");
+    EXPECT_EQ(other.result_int(), 429);
+    EXPECT_EQ(b.sim.token_calls("someone-else"), 0u);
+}
+
+TEST(TokenApi, ReadyzTurnsReadyWithoutACaller) {
+    running_broker b;
+    EXPECT_TRUE(b.wait_ready());
+    EXPECT_EQ(b.sim.oauth_calls(), 1u);
+    EXPECT_EQ(b.sim.token_calls(), 0u);
+}
+
+TEST(TokenApi, BadCredentialsMakeReadyzAndTokensAnswer503WithTheReason) {
+    running_broker b([](config& c) { c.zoom.client_secret = "wrong-secret"; });
+    client c(b.port());
+    http::response<http::string_body> ready;
+    for (int i = 0; i < 200; ++i) {
+        ready = c.get("/readyz");
+        if (ready.body().find("invalid_client") != std::string::npos ||
+            ready.body().find("Invalid client") != std::string::npos)
+            break;
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(ready.result_int(), 503);
+    EXPECT_NE(ready.body().find("nvalid"), std::string::npos) << ready.body();
+    auto token = c.get("/token/jdoe");
+    EXPECT_EQ(token.result_int(), 503);
+    EXPECT_EQ(error_code_of(token), "not_ready");
+    EXPECT_EQ(token.body().find("wrong-secret"), std::string::npos);
+}
+
+} // namespace
+} // namespace token_broker
