@@ -99,7 +99,7 @@ std::string base64url(std::string_view bytes) {
     return out;
 }
 
-// Standard base64 with padding, as in an HTTP Basic credential. Empty when it is not base64.
+// Standard base64 with padding, as in an HTTP Basic credential; nullopt when it is not base64.
 std::optional<std::string> base64_decode(std::string_view text) {
     if (text.empty() || text.size() % 4 != 0)
         return std::nullopt;
@@ -195,7 +195,7 @@ std::optional<std::string> find_param(const urls::params_view& params, std::stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// One TLS connection; lives on its own strand.
+// The server and its connections.
 
 struct connection;
 
@@ -215,6 +215,7 @@ struct server {
     std::deque<fault> oauth_faults;
     std::unordered_map<std::string, std::deque<fault>> user_faults;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> access_tokens;
+    std::vector<std::string> issued_access_tokens; // every one, revoked or not, up to a bound
 
     std::unordered_map<std::string, std::uint64_t> token_calls_by_user;
     std::uint64_t token_calls_total = 0;
@@ -232,8 +233,8 @@ struct server {
     std::mutex stop_mutex; // serialises stop() callers
     bool stopped = false;
 
+    ssl::context tls{ssl::context::tls_server}; // outlives the streams the io_context may still hold
     net::io_context ioc;
-    ssl::context tls{ssl::context::tls_server};
     tcp::acceptor acceptor{net::make_strand(ioc)};
     std::vector<std::thread> threads;
 
@@ -259,6 +260,7 @@ struct server {
                          const std::string& meeting_id);
 };
 
+// One TLS connection; lives on its own strand, owned by the coroutine serving it.
 struct connection {
     connection(server& s, std::uint64_t i, tcp::socket socket)
         : sim(s), id(i), stream(std::move(socket), s.tls), timer(stream.get_executor()) {}
@@ -512,14 +514,23 @@ void server::stop() {
         beast::error_code ignored;
         acceptor.close(ignored);
     });
+    std::vector<std::shared_ptr<connection>> open;
     {
-        std::unique_lock lock(mutex);
+        std::lock_guard lock(mutex);
         stopping = true;
         for (auto& [id, weak] : connections)
             if (auto conn = weak.lock())
-                net::post(conn->stream.get_executor(), [conn] { conn->close(); });
+                open.push_back(std::move(conn));
+    }
+    // Outside the lock: the last reference to a connection may be dropped here, and its destructor
+    // takes the lock.
+    for (auto& conn : open)
+        net::post(conn->stream.get_executor(), [conn] { conn->close(); });
+    open.clear();
+    {
         // Let the connections see their sockets closed and end; whatever is still left after the
         // grace period is destroyed with the io_context.
+        std::unique_lock lock(mutex);
         drained.wait_for(lock, stop_grace, [this] { return open_connections == 0 && !accepting; });
     }
     ioc.stop();
@@ -685,6 +696,8 @@ response server::oauth_answer(const request& req) {
         if (access_tokens.size() >= max_remembered_access_tokens)
             std::erase_if(access_tokens, [&](const auto& entry) { return entry.second <= now; });
         access_tokens.emplace(token, now + ttl);
+        if (issued_access_tokens.size() < max_remembered_access_tokens)
+            issued_access_tokens.push_back(token);
     }
     return json_answer(http::status::ok,
                        json::object{{"access_token", token},
@@ -862,6 +875,11 @@ std::uint64_t simulator::token_calls(const std::string& user) const {
 std::uint64_t simulator::token_calls() const {
     std::lock_guard lock(impl_->srv.mutex);
     return impl_->srv.token_calls_total;
+}
+
+std::vector<std::string> simulator::issued_access_tokens() const {
+    std::lock_guard lock(impl_->srv.mutex);
+    return impl_->srv.issued_access_tokens;
 }
 
 std::uint64_t simulator::oauth_calls() const {

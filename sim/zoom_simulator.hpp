@@ -27,12 +27,13 @@ struct options {
     std::string client_secret = "sim-secret";
     std::chrono::seconds access_token_ttl{3600};
     // Where ca.pem (and the server's cert.pem and key.pem) are written. Empty: a new temporary
-    // directory, removed by the destructor. An existing ca.pem there is reused by zoom-sim.
-    std::string cert_dir;
+    // directory, removed by the destructor. When ca.pem and ca-key.pem are there already, that CA is
+    // reused (so a restarted zoom-sim keeps the trust of its clients); else both are written.
+    std::string cert_dir{};
     tls_identity identity = tls_identity::trusted;
     // Extra DNS names in the server certificate of the trusted and untrusted_ca identities, besides
     // localhost, 127.0.0.1 and ::1 (e.g. a docker compose service name).
-    std::vector<std::string> hostnames;
+    std::vector<std::string> hostnames{};
     // Bytes of padding in each ZAK payload, to make tokens of a realistic or chosen size.
     std::size_t token_padding = 0;
     unsigned threads = 1;
@@ -56,9 +57,11 @@ struct fault {
     int times = 1; // how many matching requests it applies to; -1: until cleared
 };
 
-// Per-user behaviour.
+// Per-user behaviour. Tokens: type=zak lives `ttl` (default zak_ttl, else 7200 s), type=onbehalf
+// `ttl` (default 1800 s) with a unique "jti" claim, type=token (Zoom's default type) 14 days;
+// all three are HS256 JWTs carrying "iat" and "exp".
 struct user_options {
-    bool google_login = false;            // type=token answers {"token": null}
+    bool google_login = false;              // type=token answers {"token": null}
     std::optional<std::uint32_t> zak_ttl{}; // default ttl when none is asked (7200 otherwise)
 };
 
@@ -75,8 +78,11 @@ public:
     std::string base_url() const;  // "https://localhost:PORT/v2"
     std::string oauth_url() const; // "https://localhost:PORT/oauth/token"
     std::string ca_file() const;   // PEM of the CA that signs the trusted identity
+    // The options in force: port and cert_dir hold the real port and directory.
     const options& settings() const;
 
+    // Closes the listener and every connection (hung requests included) and joins the threads,
+    // within about half a second. Idempotent; the destructor calls it.
     void stop();
 
     // Users. Every id exists unless it starts with "unknown" or was removed; "me" exists.
@@ -85,6 +91,10 @@ public:
 
     // Faults. With a user id, they apply to that user's token requests; without, to every request
     // (OAuth included) in the order injected. clear_faults() removes all of them.
+    // A request takes the first fault of its most specific list (the user's, or the OAuth list),
+    // else the first global one; each match uses up one of `times` and an exhausted fault is
+    // dropped, so faults of a list apply one after the other. Faults come before any check of
+    // credentials or parameters. `times` 0 injects nothing; any negative value means "until cleared".
     void inject(fault f, std::optional<std::string> user = std::nullopt);
     void inject_oauth(fault f); // only OAuth requests
     void clear_faults();
@@ -92,13 +102,18 @@ public:
     // Makes every access token issued so far invalid: token requests carrying one get 401/124.
     void revoke_access_tokens();
 
-    // Counters.
+    // Counters. A request counts as soon as it is read, whether a fault or an error answers it.
+    // `user` is the percent-decoded id ("jdoe@example.com").
     std::uint64_t token_calls(const std::string& user) const; // token requests that reached the handler
     std::uint64_t token_calls() const;
     std::uint64_t oauth_calls() const;
+    // Every access token issued so far (revoked ones too), for tests that look for them in logs.
+    std::vector<std::string> issued_access_tokens() const;
     std::uint64_t connections_accepted() const;
     std::uint64_t open_connections() const;
-    // The request targets received, in order (e.g. "/v2/users/jdoe%40example.com/token?type=zak").
+    // The request targets received, in order (e.g. "/v2/users/jdoe%40example.com/token?type=zak"),
+    // as sent: percent-encoding kept. Every request counts, OAuth ones ("/oauth/token") too. Only the
+    // latest 100000 are kept.
     std::vector<std::string> received_targets() const;
     void reset_counters();
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/application.hpp"
+#include "log/logging.hpp"
 #include "server_harness.hpp"
 #include "zoom_simulator.hpp"
 
@@ -25,6 +26,7 @@ public:
         cfg.zoom.request_timeout = std::chrono::milliseconds(2000);
         if (tweak)
             tweak(cfg);
+        set_log_format(*log.logger, cfg.log.format);
         app = std::make_unique<application>(cfg, log.logger);
         app->start();
         thread = std::thread([this] { app->run(false); });

@@ -45,6 +45,29 @@ void buffered_fd_sink::write_all() {
     buffer_.clear();
 }
 
+void text_formatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    const std::int64_t second = ms / 1000;
+    if (second != cached_second_) {
+        cached_second_ = second;
+        auto end = fmt::format_to_n(prefix_, sizeof prefix_, "{:%Y-%m-%dT%H:%M:%S}.",
+                                    fmt::gmtime(static_cast<std::time_t>(second)));
+        prefix_size_ = end.size;
+    }
+    dest.append(prefix_, prefix_ + prefix_size_);
+    const auto millis = static_cast<int>(ms % 1000);
+    const char tail[] = {static_cast<char>('0' + millis / 100), static_cast<char>('0' + millis / 10 % 10),
+                         static_cast<char>('0' + millis % 10), 'Z', ' '};
+    dest.append(tail, tail + sizeof tail);
+    const auto level = spdlog::level::to_string_view(msg.level);
+    dest.append(level.data(), level.data() + level.size());
+    dest.push_back(' ');
+    dest.append(msg.payload.data(), msg.payload.data() + msg.payload.size());
+    dest.push_back('\n');
+}
+
+std::unique_ptr<spdlog::formatter> text_formatter::clone() const { return std::make_unique<text_formatter>(); }
+
 void json_formatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
     const auto since_epoch =
         std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch());
@@ -75,7 +98,7 @@ void set_log_format(spdlog::logger& logger, log_format format) {
     if (format == log_format::json)
         logger.set_formatter(std::make_unique<json_formatter>());
     else
-        logger.set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+        logger.set_formatter(std::make_unique<text_formatter>());
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const log_config& cfg, spdlog::sink_ptr sink) {

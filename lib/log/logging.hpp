@@ -6,10 +6,11 @@
 
 #include "config/config.hpp"
 
-#include <memory>
-#include <mutex>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/base_sink.h>
+
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,19 @@ private:
     std::size_t capacity_;
     std::string buffer_;
     spdlog::memory_buf_t formatted_;
+};
+
+// Formats a line as text: "2026-11-29T23:00:00.123Z info message". The timestamp's seconds are
+// formatted once a second, so a line costs little more than copying its message.
+class text_formatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override;
+    std::unique_ptr<spdlog::formatter> clone() const override;
+
+private:
+    std::int64_t cached_second_ = -1;
+    char prefix_[32] = {}; // "2026-11-29T23:00:00."
+    std::size_t prefix_size_ = 0;
 };
 
 // Formats a line as one JSON object: {"time":"...","level":"info","msg":"..."}. A message made by

@@ -30,7 +30,7 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
     shared_state(net::io_context& io, server_config c, request_handler& h, std::shared_ptr<spdlog::logger> l,
                  metrics& mt)
         : ioc(io), cfg(std::move(c)), handler(h), log(std::move(l)), m(mt), acceptor(net::make_strand(io)),
-          drain_timer(acceptor.get_executor()) {}
+          drain_timer(acceptor.get_executor()), sweep_timer(acceptor.get_executor()) {}
 
     net::io_context& ioc;
     const server_config cfg;
@@ -40,7 +40,11 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
     net::ip::tcp::acceptor acceptor;
     std::optional<ssl::context> tls;
     net::steady_timer drain_timer;
+    net::steady_timer sweep_timer;
     std::atomic<std::size_t> open{0};
+    // steady_clock::now() as of the last sweep: deadlines are set from it, so that setting one costs
+    // no clock reading; they are at most one sweep period late.
+    std::atomic<std::int64_t> coarse_now{std::chrono::steady_clock::now().time_since_epoch().count()};
 
     std::mutex mutex; // guards the members below
     std::unordered_map<std::uint64_t, std::shared_ptr<connection>> connections;
@@ -80,6 +84,42 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
             });
     }
 
+    // Sets the deadline of the operation `conn` is about to start.
+    void arm(connection& conn, std::chrono::milliseconds timeout) const {
+        conn.deadline.store(coarse_now.load(std::memory_order_relaxed) +
+                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout).count(),
+                            std::memory_order_relaxed);
+    }
+
+    // How often deadlines are checked: a quarter of the shortest timeout, within 10..250 ms.
+    std::chrono::milliseconds sweep_period() const {
+        auto shortest = std::min(cfg.header_timeout, cfg.idle_timeout);
+        return std::clamp<std::chrono::milliseconds>(shortest / 4, std::chrono::milliseconds(10),
+                                                     std::chrono::milliseconds(250));
+    }
+
+    // Closes every connection whose operation has overrun its deadline. A per-connection timer
+    // (beast::tcp_stream's) would cost a timer operation per read and write, more than the whole
+    // cache-hit answer; one sweep a few times a second costs next to nothing.
+    void sweep() {
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        coarse_now.store(now, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(mutex);
+            for (auto& [id, conn] : connections)
+                if (conn->deadline.load(std::memory_order_relaxed) <= now)
+                    net::post(conn->executor, [conn, now] {
+                        if (conn->deadline.load(std::memory_order_relaxed) <= now && conn->close)
+                            conn->close();
+                    });
+        }
+        sweep_timer.expires_after(sweep_period());
+        sweep_timer.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (!ec)
+                self->sweep();
+        });
+    }
+
     void finish_drain() {
         std::function<void()> done;
         {
@@ -87,6 +127,7 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
             done = std::exchange(on_drained, nullptr);
         }
         drain_timer.cancel();
+        sweep_timer.cancel();
         if (done)
             done();
     }
@@ -100,7 +141,6 @@ using connection = http_server::connection;
 // Answers requests on one connection until it closes, the peer goes quiet or the server drains.
 template <class Stream>
 net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stream, connection& conn) {
-    auto& tcp = beast::get_lowest_layer(stream);
     const auto& cfg = srv.cfg;
     beast::flat_buffer buffer(cfg.max_header_bytes + max_request_body + read_chunk);
     request req;
@@ -115,7 +155,7 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
         if (buffer.size() == 0) {
             // A new connection gets header_timeout for its first request; a kept-alive one may wait
             // idle_timeout for the next.
-            tcp.expires_after(first ? cfg.header_timeout : cfg.idle_timeout);
+            srv.arm(conn, first ? cfg.header_timeout : cfg.idle_timeout);
             auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
             if (ec)
                 break;
@@ -125,7 +165,7 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
         first = false;
 
         request_reader reader(req, static_cast<std::uint32_t>(cfg.max_header_bytes));
-        tcp.expires_after(cfg.header_timeout);
+        srv.arm(conn, cfg.header_timeout);
         auto [ec, n] = co_await http::async_read(stream, buffer, reader, use_tuple);
         req.received_at = std::chrono::steady_clock::now();
         if (!is_sane_request_id(req.request_id))
@@ -159,7 +199,7 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
 
         out.clear();
         serialize_response(req, res, out);
-        tcp.expires_after(cfg.idle_timeout);
+        srv.arm(conn, cfg.idle_timeout);
         auto [wec, written] = co_await net::async_write(stream, net::buffer(out), use_tuple);
         srv.m.request_answered(res.counted_as, res.status);
         if (srv.log->should_log(spdlog::level::debug))
@@ -174,50 +214,55 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
 }
 
 template <class Stream>
-net::awaitable<void> close_gracefully(Stream& stream, std::chrono::milliseconds timeout) {
-    auto& tcp = beast::get_lowest_layer(stream);
-    if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-        tcp.expires_after(std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(1)));
+net::awaitable<void> close_gracefully(http_server::shared_state& srv, Stream& stream, connection& conn) {
+    auto& socket = beast::get_lowest_layer(stream);
+    if constexpr (!std::is_same_v<Stream, net::ip::tcp::socket>) {
+        srv.arm(conn, std::chrono::seconds(1));
         co_await stream.async_shutdown(use_tuple);
     }
     beast::error_code ignored;
-    tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    socket.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    if constexpr (std::is_same_v<Stream, net::ip::tcp::socket>) {
         // Lingering close: read what the peer still sends (the rest of a refused body, say) for a
         // moment, so that closing does not reset the connection before it has read our answer.
         char scratch[4096];
         std::size_t discarded = 0;
-        tcp.expires_after(std::min<std::chrono::milliseconds>(timeout, std::chrono::milliseconds(500)));
+        srv.arm(conn, std::chrono::milliseconds(500));
         while (discarded < 1024 * 1024) {
-            auto [ec, n] = co_await tcp.async_read_some(net::buffer(scratch), use_tuple);
+            auto [ec, n] = co_await socket.async_read_some(net::buffer(scratch), use_tuple);
             if (ec)
                 break;
             discarded += n;
         }
     }
-    tcp.close();
+    socket.close(ignored);
 }
 
 net::awaitable<void> run_connection(shared_state_ptr srv, net::ip::tcp::socket socket) {
     auto [id, conn] = srv->add_connection(socket.get_executor());
     srv->m.connection_opened();
-    beast::tcp_stream tcp(std::move(socket));
     if (srv->tls) {
-        ssl::stream<beast::tcp_stream> stream(std::move(tcp), *srv->tls);
-        conn->close = [&stream] { beast::get_lowest_layer(stream).close(); };
-        beast::get_lowest_layer(stream).expires_after(srv->cfg.header_timeout);
+        ssl::stream<net::ip::tcp::socket> stream(std::move(socket), *srv->tls);
+        conn->close = [&stream] {
+            beast::error_code ignored;
+            beast::get_lowest_layer(stream).close(ignored);
+        };
+        srv->arm(*conn, srv->cfg.header_timeout);
         auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
         if (!ec) {
             co_await serve_requests(*srv, stream, *conn);
-            co_await close_gracefully(stream, srv->cfg.header_timeout);
+            co_await close_gracefully(*srv, stream, *conn);
         } else {
             srv->log->debug("TLS handshake failed: {}", ec.message());
         }
         conn->close = nullptr;
     } else {
-        conn->close = [&tcp] { tcp.close(); };
-        co_await serve_requests(*srv, tcp, *conn);
-        co_await close_gracefully(tcp, srv->cfg.header_timeout);
+        conn->close = [&socket] {
+            beast::error_code ignored;
+            socket.close(ignored);
+        };
+        co_await serve_requests(*srv, socket, *conn);
+        co_await close_gracefully(*srv, socket, *conn);
         conn->close = nullptr;
     }
     srv->m.connection_closed();
@@ -304,6 +349,7 @@ void http_server::start() {
     s.acceptor.set_option(net::socket_base::reuse_address(true));
     s.acceptor.bind(ep);
     s.acceptor.listen(net::socket_base::max_listen_connections);
+    s.sweep();
     net::co_spawn(s.acceptor.get_executor(), accept_loop(state_), [st = state_](std::exception_ptr e) {
         if (!e)
             return;

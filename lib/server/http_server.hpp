@@ -11,6 +11,7 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <spdlog/logger.h>
@@ -52,12 +53,16 @@ public:
     // Connections open now. Thread-safe.
     std::size_t open_connections() const noexcept;
 
-    // The per-connection state the drain needs; internal, public for the session code.
+    // The per-connection state the drain and the deadlines need; internal, public for the session
+    // code.
     struct connection {
         net::any_io_executor executor;
         std::function<void()> close; // set and cleared by the session, on `executor`
         bool idle = true;            // on `executor` only
         bool draining = false;       // on `executor` only
+        // When the operation under way must have completed (steady_clock ticks); checked by the
+        // server's deadline sweep, which closes the connection once it has passed.
+        std::atomic<std::int64_t> deadline{std::numeric_limits<std::int64_t>::max()};
     };
 
     struct shared_state; // internal

@@ -8,11 +8,24 @@
 #include "metrics/metrics.hpp"
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace token_broker {
+
+class authenticator;
+struct caller_key;
+
+// The caller key a connection presented last and what it was found to be, so that a kept-alive
+// caller sending the same Authorization header again is not hashed again. Kept by the token
+// endpoint; lives as long as the connection.
+struct authorization_memo {
+    std::string header;
+    std::shared_ptr<const authenticator> keys; // the key set it was checked against
+    const caller_key* key = nullptr;           // in `keys`; nullptr: unknown
+};
 
 // A request whose header has been read. The strings are copies, valid until the next request.
 struct request {
@@ -24,6 +37,7 @@ struct request {
     bool keep_alive = true;
     unsigned version = 11;
     std::chrono::steady_clock::time_point received_at;
+    mutable authorization_memo caller; // per connection, not per request
 };
 
 // The answer a handler fills in. `body` keeps its capacity from one request to the next.

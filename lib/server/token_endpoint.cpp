@@ -37,7 +37,15 @@ net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
     const auto keys = keys_.load(std::memory_order_acquire);
     if (keys && !keys->empty()) {
         auto presented = bearer_token(req.authorization);
-        key = presented ? keys->identify(*presented) : nullptr;
+        auto& memo = req.caller;
+        if (presented && memo.keys == keys && memo.header == req.authorization) {
+            key = memo.key;
+        } else {
+            key = presented ? keys->identify(*presented) : nullptr;
+            memo.header = req.authorization;
+            memo.keys = keys;
+            memo.key = key;
+        }
         if (!key) {
             set_error(res, errc::unauthorized,
                       presented ? "unknown caller key" : "send a caller key as Authorization: Bearer <key>");
@@ -106,7 +114,7 @@ void token_endpoint::audit(const request& req, const response& res, std::string_
     m.field("duration_us", static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                       std::chrono::steady_clock::now() - req.received_at)
                                                       .count()));
-    log_->info("{}", m.text());
+    log_->log(spdlog::level::info, spdlog::string_view_t(m.text()));
 }
 
 } // namespace token_broker
