@@ -15,18 +15,11 @@
 #include <gtest/gtest.h>
 #include <iostream>
 #include <memory>
-#include <regex>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sstream>
 #include <string>
 #include <vector>
-
-// GCC 12 reports a false -Wmismatched-new-delete on some coroutine frames, whose promise type has its
-// own operator new and delete (GCC bug 109224).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
 
 namespace token_broker {
 namespace {
@@ -143,9 +136,40 @@ net::awaitable<std::vector<result<secret>>> fetch_concurrently(zoom_client& c, s
     co_return std::move(state->results);
 }
 
+bool is_base64url(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+// header.payload.signature, each part base64url and not empty.
 bool is_jwt(const std::string& token) {
-    static const std::regex jwt("^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$");
-    return std::regex_match(token, jwt);
+    int parts = 1;
+    std::size_t run = 0;
+    for (char c : token) {
+        if (c == '.') {
+            if (run == 0)
+                return false;
+            ++parts;
+            run = 0;
+        } else if (is_base64url(c)) {
+            ++run;
+        } else {
+            return false;
+        }
+    }
+    return parts == 3 && run > 0;
+}
+
+// The first run of at least `n` base64url characters in `text`, or "".
+std::string long_base64url_run(const std::string& text, std::size_t n) {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= text.size(); ++i) {
+        if (i < text.size() && is_base64url(text[i]))
+            continue;
+        if (i - start >= n)
+            return text.substr(start, i - start);
+        start = i + 1;
+    }
+    return {};
 }
 
 errc error_of(const result<secret>& r) {
@@ -253,7 +277,11 @@ net::awaitable<void> not_ready_with_bad_credentials(harness& h) {
     EXPECT_EQ(h.sim.token_calls(), 0u);
     // The next attempt comes after 1 s, not at once, and not on behalf of the caller.
     EXPECT_EQ(h.sim.oauth_calls(), 1u);
-    EXPECT_TRUE(co_await eventually([&] { return h.sim.oauth_calls() == 2; }, 3s));
+    // The simulator counts the request when it reads it; the client counts the answer when it has it.
+    EXPECT_TRUE(co_await eventually(
+        [&] { return metric_value(h.m, R"(token_broker_oauth_refreshes_total{result="failed"})") == 2; },
+        3s));
+    EXPECT_EQ(h.sim.oauth_calls(), 2u);
 }
 
 TEST(ZoomClient, NotReadyWithTheReasonOnBadCredentials) {
@@ -820,9 +848,7 @@ TEST(ZoomClient, NoSecretEverReachesTheLogs) {
         EXPECT_EQ(logs.find(t.substr(t.find('.') + 1, 20)), std::string::npos); // not even a piece of one
     }
     // Access tokens (43 base64url characters) and JWT parts are long base64url runs.
-    static const std::regex long_base64url("[A-Za-z0-9_-]{32,}");
-    std::smatch m;
-    EXPECT_FALSE(std::regex_search(logs, m, long_base64url)) << "found in the logs: " << m.str();
+    EXPECT_EQ(long_base64url_run(logs, 32), "");
 }
 
 } // namespace

@@ -164,9 +164,43 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
         conn.idle = false;
         first = false;
 
+        // Parse what is buffered and read only while the parser needs more: a whole request usually
+        // arrives in one read, and then no further asynchronous operation is started for it.
         request_reader reader(req, static_cast<std::uint32_t>(cfg.max_header_bytes));
+        reader.eager(true);
+        beast::error_code ec;
         srv.arm(conn, cfg.header_timeout);
-        auto [ec, n] = co_await http::async_read(stream, buffer, reader, use_tuple);
+        for (bool need_read = false;;) {
+            if (need_read) {
+                if (buffer.size() >= buffer.max_size()) {
+                    ec = http::error::buffer_overflow;
+                    break;
+                }
+                auto [rec, n] = co_await stream.async_read_some(
+                    buffer.prepare(std::min(read_chunk, buffer.max_size() - buffer.size())), use_tuple);
+                if (rec == net::error::eof || rec == ssl::error::stream_truncated) {
+                    reader.put_eof(ec);
+                    if (!ec)
+                        ec = http::error::partial_message;
+                    break;
+                }
+                if (rec) {
+                    ec = rec;
+                    break;
+                }
+                buffer.commit(n);
+            }
+            const auto used = reader.put(buffer.data(), ec);
+            buffer.consume(used);
+            if (ec == http::error::need_more) {
+                ec = {};
+                need_read = true;
+                continue;
+            }
+            if (ec || reader.is_done())
+                break;
+            need_read = used == 0 || buffer.size() == 0;
+        }
         req.received_at = std::chrono::steady_clock::now();
         if (!is_sane_request_id(req.request_id))
             make_request_id(req.request_id);
@@ -200,7 +234,12 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
         out.clear();
         serialize_response(req, res, out);
         srv.arm(conn, cfg.idle_timeout);
-        auto [wec, written] = co_await net::async_write(stream, net::buffer(out), use_tuple);
+        beast::error_code wec;
+        for (std::size_t sent = 0; sent < out.size() && !wec;) {
+            auto [e, n] = co_await stream.async_write_some(net::buffer(out.data() + sent, out.size() - sent), use_tuple);
+            wec = e;
+            sent += n;
+        }
         srv.m.request_answered(res.counted_as, res.status);
         if (srv.log->should_log(spdlog::level::debug))
             srv.log->debug("access request_id={} method={} target={} status={} duration_us={}",

@@ -173,13 +173,13 @@ net::awaitable<exchange_result> https_pool::exchange(https_request req, clock::t
         if (!conn) {
             conn = std::make_unique<connection>(strand_, *tls_);
             busy_.insert(conn.get());
-            auto connected = co_await connect(*conn, deadline);
+            auto failure = co_await connect(*conn, deadline);
             busy_.erase(conn.get());
             if (closed_)
                 co_return cancelled();
-            if (!connected) {
+            if (failure) {
                 conn->close();
-                co_return connected.error();
+                co_return std::move(*failure);
             }
         }
         busy_.insert(conn.get());
@@ -206,8 +206,8 @@ net::awaitable<exchange_result> https_pool::exchange(https_request req, clock::t
     }
 }
 
-net::awaitable<boost::system::result<void, transport_error>> https_pool::connect(connection& c,
-                                                                                 clock::time_point deadline) {
+net::awaitable<std::optional<transport_error>> https_pool::connect(connection& c,
+                                                                   clock::time_point deadline) {
     const auto connect_deadline = std::min(deadline, clock::now() + opts_.connect_timeout);
     const auto expired = [&](const std::string& what) {
         if (connect_deadline == deadline)
@@ -279,7 +279,7 @@ net::awaitable<boost::system::result<void, transport_error>> https_pool::connect
         co_return make_transport_error(transport_failure::tls,
                                        "TLS handshake with " + host_header_ +
                                            " failed: " + tls_failure_detail(c.stream, handshake_ec));
-    co_return boost::system::result<void, transport_error>{};
+    co_return std::nullopt;
 }
 
 net::awaitable<https_pool::outcome> https_pool::send_receive(connection& c, https_request& req,

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -100,8 +101,9 @@ private:
     net::awaitable<bool> acquire_slot(std::chrono::steady_clock::time_point deadline);
     void release_slot();
     std::unique_ptr<connection> take_idle();
-    net::awaitable<boost::system::result<void, transport_error>>
-    connect(connection& c, std::chrono::steady_clock::time_point deadline);
+    // Resolves, connects and handshakes; the failure, if any.
+    net::awaitable<std::optional<transport_error>> connect(connection& c,
+                                                           std::chrono::steady_clock::time_point deadline);
     net::awaitable<outcome> send_receive(connection& c, https_request& req,
                                          std::chrono::steady_clock::time_point deadline);
 
