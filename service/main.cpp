@@ -2,6 +2,7 @@
 // Exit status (CONTRACT.md section 1): 0 clean, 1 runtime failure, 2 bad usage or configuration.
 #include "app/application.hpp"
 #include "app/command_line.hpp"
+#include "app/probe.hpp"
 #include "config/config.hpp"
 #include "log/logging.hpp"
 
@@ -27,8 +28,10 @@ int main(int argc, char* argv[]) {
             return 0;
         }
         if (cli.probe) {
-            std::cerr << "--probe is not supported yet\n";
-            return 2;
+            const probe_result probe = run_probe(*cli.probe);
+            if (!probe.healthy)
+                std::cerr << "token-broker: probe: " << probe.problem << '\n';
+            return probe.healthy ? 0 : 1;
         }
         if (!cli.config_file) {
             std::cerr << "config: --config: required\n";

@@ -1,8 +1,18 @@
 // The command line: parse_command_line in process, and the built token-broker binary as a process
 // (its exit status, stdout and stderr).
 #include "app/command_line.hpp"
+#include "auth/auth.hpp"
+#include "config/config.hpp"
+#include "core/net.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -10,9 +20,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <map>
+#include <mutex>
 #include <random>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -234,10 +246,128 @@ TEST_F(BinaryTest, ConfigIsRequired) {
     }
 }
 
-TEST_F(BinaryTest, ProbeIsNotSupportedYet) {
-    const process_result r = run({"--probe", "http://127.0.0.1:8080/healthz"});
-    EXPECT_EQ(r.status, 2);
-    EXPECT_EQ(r.err, "--probe is not supported yet\n");
+// --- --probe -------------------------------------------------------------------------------------------
+
+// An HTTP server on a loopback port of its own, on a background thread. The n-th connection gets
+// answers[n] written back after its request headers arrive, then is closed ("" closes it without
+// answering); connections beyond the answers are read and held open, never answered.
+class canned_http_server {
+public:
+    explicit canned_http_server(std::vector<std::string> answers)
+        : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}), answers_(std::move(answers)) {
+        net::co_spawn(ioc_, serve(), [](std::exception_ptr e) {
+            if (e)
+                std::rethrow_exception(e);
+        });
+        thread_ = std::thread([this] { ioc_.run(); });
+    }
+    ~canned_http_server() {
+        ioc_.stop();
+        thread_.join();
+    }
+
+    std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+    // The request headers received so far, one string per connection.
+    std::vector<std::string> requests() const {
+        std::lock_guard lock(mutex_);
+        return requests_;
+    }
+
+private:
+    net::awaitable<void> serve() {
+        constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+        for (std::size_t n = 0;; ++n) {
+            auto [accept_ec, socket] = co_await acceptor_.async_accept(use_tuple);
+            if (accept_ec)
+                co_return;
+            std::string request;
+            auto [read_ec, read] =
+                co_await net::async_read_until(socket, net::dynamic_buffer(request), "\r\n\r\n", use_tuple);
+            if (read_ec)
+                continue;
+            request.resize(read);
+            {
+                std::lock_guard lock(mutex_);
+                requests_.push_back(request);
+            }
+            if (n >= answers_.size()) {
+                held_.push_back(std::move(socket));
+                continue;
+            }
+            co_await net::async_write(socket, net::buffer(answers_[n]), use_tuple);
+            beast::error_code ignored;
+            socket.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+        }
+    }
+
+    net::io_context ioc_;
+    net::ip::tcp::acceptor acceptor_;
+    const std::vector<std::string> answers_;
+    std::vector<net::ip::tcp::socket> held_; // only touched on the server thread
+    mutable std::mutex mutex_;
+    std::vector<std::string> requests_;
+    std::thread thread_;
+};
+
+std::string answer(std::string_view status_line, std::string_view body) {
+    return std::string(status_line) +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nConnection: close\r\n\r\n" + std::string(body);
+}
+
+TEST_F(BinaryTest, ProbeExits0OnlyWhenTheAnswerIs200) {
+    canned_http_server server({answer("HTTP/1.1 200 OK", R"({"status":"ok"})"),
+                               answer("HTTP/1.1 503 Service Unavailable", R"({"error":{}})"), ""});
+    const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/healthz";
+
+    process_result r = run({"--probe", url});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(r.out, "");
+
+    r = run({"--probe", url});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "token-broker: probe: GET " + url + ": answered 503 Service Unavailable\n");
+    EXPECT_EQ(r.out, "");
+
+    r = run({"--probe", url});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, StartsWith("token-broker: probe: GET " + url + ": no valid answer: "));
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line";
+
+    const std::vector<std::string> requests = server.requests();
+    ASSERT_EQ(requests.size(), 3u);
+    EXPECT_THAT(requests[0], StartsWith("GET /healthz HTTP/1.1\r\n"));
+    EXPECT_THAT(requests[0], HasSubstr("\r\nHost: 127.0.0.1:" + std::to_string(server.port()) + "\r\n"));
+}
+
+TEST_F(BinaryTest, ProbeOfAClosedPortExits1) {
+    // Bound but not listening: connections are refused, and no other process can take the port.
+    net::io_context ioc;
+    net::ip::tcp::socket closed(ioc);
+    closed.open(net::ip::tcp::v4());
+    closed.bind({net::ip::make_address("127.0.0.1"), 0});
+    const std::string url = "http://127.0.0.1:" + std::to_string(closed.local_endpoint().port()) + "/readyz";
+
+    const process_result r = run({"--probe", url});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, StartsWith("token-broker: probe: GET " + url + ": cannot connect: "));
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line";
+}
+
+TEST_F(BinaryTest, ProbeGivesUpAfterTwoSeconds) {
+    canned_http_server silent({});
+    const std::string url = "http://127.0.0.1:" + std::to_string(silent.port()) + "/healthz";
+    const auto start = std::chrono::steady_clock::now();
+    const process_result r = run({"--probe", url});
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err,
+              "token-broker: probe: GET " + url + ": no answer within 2000 ms (waiting for the answer)\n");
+    EXPECT_GE(elapsed, std::chrono::milliseconds(1900));
+    EXPECT_LT(elapsed, std::chrono::seconds(10));
+    EXPECT_EQ(silent.requests().size(), 1u);
 }
 
 TEST_F(BinaryTest, CheckConfigAcceptsAGoodFile) {
@@ -329,6 +459,70 @@ TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
     write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
     r = run({"--check-config", "--config", dev});
     EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// --- docker/: the Compose stack's configuration -----------------------------------------------------
+
+// docker/compose-config.json with the simulator's CA path (a file on the shared volume in the stack)
+// replaced by a file in the test's directory.
+std::string compose_config_here(const fs::path& ca) {
+    std::string text = read_text(fs::path(SOURCE_DIR) / "docker/compose-config.json");
+    const std::string ca_in_container = "/var/lib/zoom-sim/ca.pem";
+    const auto at = text.find('"' + ca_in_container + '"');
+    if (at == std::string::npos)
+        ADD_FAILURE() << "docker/compose-config.json does not name " << ca_in_container;
+    else
+        text.replace(at + 1, ca_in_container.size(), ca.string());
+    return text;
+}
+
+// The *_FILE variables docker/compose.yaml sets, pointing at the secrets it mounts.
+std::map<std::string, std::string> compose_secrets() {
+    const fs::path secrets = fs::path(SOURCE_DIR) / "docker/secrets";
+    return {{"ZOOM_ACCOUNT_ID_FILE", (secrets / "zoom_account_id").string()},
+            {"ZOOM_CLIENT_ID_FILE", (secrets / "zoom_client_id").string()},
+            {"ZOOM_CLIENT_SECRET_FILE", (secrets / "zoom_client_secret").string()}};
+}
+
+TEST_F(BinaryTest, ComposeConfigPassesTheCheckWithTheSecrets) {
+    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const std::string file = write("compose-config.json", compose_config_here(ca)).string();
+
+    auto env = compose_secrets();
+    env["TOKEN_BROKER_ADDRESS"] = "0.0.0.0"; // as the image sets it
+    process_result r = run({"--check-config", "--config", file}, env);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "config OK: " + file + "\n");
+
+    // The credentials come from the secrets alone, and the CA file must exist.
+    r = run({"--check-config", "--config", file});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom: no credentials"));
+    fs::remove(ca);
+    r = run({"--check-config", "--config", file}, env);
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
+}
+
+TEST_F(BinaryTest, ComposeConfigHoldsTheDocumentedDevCallerKey) {
+    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const std::string file = write("compose-config.json", compose_config_here(ca)).string();
+    const auto env = compose_secrets();
+    const config cfg = load_config(file, [&env](std::string_view name) -> std::optional<std::string> {
+        const auto it = env.find(std::string(name));
+        return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    EXPECT_EQ(cfg.zoom.api_base_url, "https://zoom-sim:8443/v2");
+    EXPECT_EQ(cfg.zoom.oauth_token_url, "https://zoom-sim:8443/oauth/token");
+    EXPECT_EQ(cfg.server.address, "0.0.0.0");
+    EXPECT_LT(cfg.server.drain_timeout, std::chrono::seconds(15)) << "compose.yaml's stop_grace_period";
+
+    // The plain key that docker/compose.yaml and README.md give is the one configured.
+    const std::string dev_key = "dev-caller-key-change-me";
+    const authenticator callers(cfg.auth.keys);
+    EXPECT_NE(callers.identify(dev_key), nullptr);
+    EXPECT_EQ(callers.identify("dev-caller-key-change-me-not"), nullptr);
+    EXPECT_THAT(read_text(fs::path(SOURCE_DIR) / "docker/compose.yaml"), HasSubstr("Bearer " + dev_key));
 }
 
 } // namespace

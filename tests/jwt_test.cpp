@@ -1,8 +1,10 @@
 #include "cache/jwt.hpp"
+#include "test_support.hpp"
 
-#include <algorithm>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,22 +12,10 @@
 namespace token_broker {
 namespace {
 
-// base64url without padding, by OpenSSL's encoder, so the tests do not share code with the decoder.
+using testing::base64url_encode;
+
 std::string b64url(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    while (!out.empty() && out.back() == '=')
-        out.pop_back();
-    for (char& c : out) {
-        if (c == '+')
-            c = '-';
-        else if (c == '/')
-            c = '_';
-    }
-    return out;
+    return base64url_encode(bytes);
 }
 
 const std::string header = b64url(R"({"typ":"JWT","alg":"HS256"})");

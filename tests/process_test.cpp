@@ -2,13 +2,15 @@
 // drains requests in flight and exits 0) and its exit status for a port it cannot bind.
 #include "auth/auth.hpp"
 #include "broker_harness.hpp"
+#include "test_support.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -20,12 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::client;
 
-std::string hex(const std::array<std::uint8_t, 32>& bytes) {
-    std::string out;
-    for (auto b : bytes)
-        out += fmt::format("{:02x}", b);
-    return out;
-}
+using testing::hex;
 
 std::string keys_json(const std::string& name, const std::string& plain) {
     return boost::json::serialize(boost::json::object{

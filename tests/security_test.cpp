@@ -4,6 +4,7 @@
 #include "broker_harness.hpp"
 #include "log/logging.hpp"
 #include "test_certs.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/ssl.hpp>
 #include <boost/json/serialize.hpp>
@@ -29,32 +30,8 @@ std::string bearer(std::string_view key) {
     return "Authorization: Bearer " + std::string(key) + "\r\n";
 }
 
-std::string hex(const std::array<std::uint8_t, 32>& bytes) {
-    std::string out;
-    for (auto b : bytes)
-        out += fmt::format("{:02x}", b);
-    return out;
-}
-
-// A temporary directory removed at the end of the test.
-struct temp_dir {
-    std::filesystem::path path = [] {
-        auto p = std::filesystem::temp_directory_path() /
-                 ("token-broker-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-        std::filesystem::create_directories(p);
-        return p;
-    }();
-    ~temp_dir() { std::filesystem::remove_all(path); }
-    static std::atomic<int>& counter() {
-        static std::atomic<int> n{0};
-        return n;
-    }
-    std::string file(const std::string& name, const std::string& contents) const {
-        auto p = (path / name).string();
-        std::ofstream(p) << contents;
-        return p;
-    }
-};
+using testing::hex;
+using testing::temp_dir;
 
 std::string keys_json(std::initializer_list<std::pair<std::string, std::string>> keys) {
     boost::json::array list;

@@ -1,12 +1,14 @@
 #include "allocation_counter.hpp"
 #include "cache/token_cache.hpp"
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
-#include <gtest/gtest.h>
 #include <iostream>
 #include <list>
 #include <map>
-#include <openssl/evp.h>
 #include <random>
 #include <string>
 #include <tuple>
@@ -24,16 +26,7 @@ const time_point t0 = time_point(seconds(1'800'000'000));
 constexpr auto tick = std::chrono::nanoseconds(1);
 
 std::string b64url(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    while (!out.empty() && out.back() == '=')
-        out.pop_back();
-    std::replace(out.begin(), out.end(), '+', '-');
-    std::replace(out.begin(), out.end(), '/', '_');
-    return out;
+    return testing::base64url_encode(bytes);
 }
 
 std::string zak_expiring_at(time_point exp) {

@@ -2,6 +2,7 @@
 // no sockets, no sleeping.
 #include "cache/token_service.hpp"
 #include "server_harness.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,8 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
-#include <map>
 #include <openssl/evp.h>
+
+#include <map>
 
 namespace token_broker {
 namespace {
@@ -27,18 +29,7 @@ const auto rethrow = [](std::exception_ptr e) {
 
 // A JWT-shaped token whose payload carries `exp`; base64url by OpenSSL.
 std::string make_jwt(std::int64_t exp, std::string_view salt) {
-    auto b64url = [](std::string_view in) {
-        std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-        int n =
-            EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-        out.resize(static_cast<std::size_t>(n));
-        for (auto& c : out)
-            c = c == '+' ? '-' : c == '/' ? '_' : c;
-        while (!out.empty() && out.back() == '=')
-            out.pop_back();
-        return out;
-    };
+    const auto b64url = testing::base64url_encode;
     return b64url(R"({"alg":"HS256","typ":"JWT"})") + "." +
            b64url(R"({"uid":")" + std::string(salt) + R"(","exp":)" + std::to_string(exp) + "}") + ".c2ln";
 }

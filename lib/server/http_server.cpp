@@ -9,6 +9,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
 #include <optional>
 
 namespace token_broker {
@@ -87,9 +88,10 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
 
     // Sets the deadline of the operation `conn` is about to start.
     void arm(connection& conn, std::chrono::milliseconds timeout) const {
-        conn.deadline.store(coarse_now.load(std::memory_order_relaxed) +
-                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout).count(),
-                            std::memory_order_relaxed);
+        conn.deadline.store(
+            coarse_now.load(std::memory_order_relaxed) +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout).count(),
+            std::memory_order_relaxed);
     }
 
     // How often deadlines are checked: a quarter of the shortest timeout, within 10..250 ms.
@@ -223,7 +225,8 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
             res.close = true;
         } else {
             try {
-                co_await srv.handler.handle(req, res);
+                if (!srv.handler.handle_now(req, res))
+                    co_await srv.handler.handle(req, res);
             } catch (const std::exception& e) {
                 srv.log->error("request {} failed unexpectedly: {}", req.request_id, e.what());
                 res.clear();
@@ -238,7 +241,8 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
         srv.arm(conn, cfg.idle_timeout);
         beast::error_code wec;
         for (std::size_t sent = 0; sent < out.size() && !wec;) {
-            auto [e, n] = co_await stream.async_write_some(net::buffer(out.data() + sent, out.size() - sent), use_tuple);
+            auto [e, n] = co_await stream.async_write_some(net::buffer(out.data() + sent, out.size() - sent),
+                                                           use_tuple);
             wec = e;
             sent += n;
         }

@@ -12,7 +12,16 @@ std::string_view target_path(std::string_view target) noexcept {
 router::router(metrics& m, readiness_check ready, request_handler* token_endpoint)
     : metrics_(m), ready_(std::move(ready)), token_endpoint_(token_endpoint) {}
 
+bool router::handle_now(const request& req, response& res) {
+    return dispatch(req, res);
+}
+
 net::awaitable<void> router::handle(const request& req, response& res) {
+    if (!dispatch(req, res))
+        co_await token_endpoint_->handle(req, res);
+}
+
+bool router::dispatch(const request& req, response& res) {
     const auto path = target_path(req.target);
     const bool get = req.method == http::verb::get;
 
@@ -21,15 +30,16 @@ net::awaitable<void> router::handle(const request& req, response& res) {
         if (!get && req.method != http::verb::delete_) {
             res.allow = "GET, DELETE";
             set_error(res, errc::method_not_allowed, "use GET or DELETE on /token/{userId}");
-        } else if (!token_endpoint_) {
-            set_error(res, errc::not_ready, "the token endpoint is not available");
-        } else {
-            co_await token_endpoint_->handle(req, res);
+            return true;
         }
-        co_return;
+        if (!token_endpoint_) {
+            set_error(res, errc::not_ready, "the token endpoint is not available");
+            return true;
+        }
+        return token_endpoint_->handle_now(req, res);
     }
 
-    auto probe = [&](route r) {
+    auto probe = [&](enum route r) {
         res.counted_as = r;
         if (get)
             return true;
@@ -46,9 +56,8 @@ net::awaitable<void> router::handle(const request& req, response& res) {
             auto reason = ready_ ? ready_() : std::optional<std::string>("no readiness check");
             if (!reason)
                 res.body = R"({"status":"ready"})";
-            else {
+            else
                 set_error(res, errc::not_ready, *reason);
-            }
         }
     } else if (path == "/metrics") {
         if (probe(route::metrics)) {
@@ -59,7 +68,7 @@ net::awaitable<void> router::handle(const request& req, response& res) {
         res.counted_as = route::other;
         set_error(res, errc::not_found, "no such route; try GET /token/{userId}");
     }
-    co_return;
+    return true;
 }
 
 } // namespace token_broker

@@ -19,9 +19,13 @@ public:
     // not_ready. All references must outlive the router.
     router(metrics& m, readiness_check ready, request_handler* token_endpoint);
 
+    bool handle_now(const request& req, response& res) override;
     net::awaitable<void> handle(const request& req, response& res) override;
 
 private:
+    // Answers every route but the token route's waiting part; false: the token endpoint must wait.
+    bool dispatch(const request& req, response& res);
+
     metrics& metrics_;
     readiness_check ready_;
     request_handler* token_endpoint_;

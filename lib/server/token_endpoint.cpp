@@ -27,12 +27,13 @@ void token_endpoint::replace_keys(std::shared_ptr<const authenticator> keys) {
     keys_.store(std::move(keys), std::memory_order_release);
 }
 
-net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
+std::optional<token_query> token_endpoint::admit(const request& req, response& res,
+                                                 std::string_view& key_name) const {
     res.counted_as = route::token;
     const bool is_delete = req.method == http::verb::delete_;
 
     // Who: checked before anything else, so an unknown caller learns nothing and costs nothing.
-    std::string_view key_name = anonymous;
+    key_name = anonymous;
     const caller_key* key = nullptr;
     const auto keys = keys_.load(std::memory_order_acquire);
     if (keys && !keys->empty()) {
@@ -50,7 +51,7 @@ net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
             set_error(res, errc::unauthorized,
                       presented ? "unknown caller key" : "send a caller key as Authorization: Bearer <key>");
             audit(req, res, anonymous, "-", "-", "-", code_name(errc::unauthorized));
-            co_return;
+            return std::nullopt;
         }
         key_name = key->name;
     }
@@ -60,36 +61,52 @@ net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
     if (!query) {
         set_error(res, query.error());
         audit(req, res, key_name, "-", "-", "-", code_name(query.error().code));
-        co_return;
+        return std::nullopt;
     }
-    const token_query& q = *query;
-    const auto type = is_delete ? std::string_view("all") : to_string(q.type);
 
     // Whether they may.
-    if (key && !authenticator::may_access(*key, q.user_id)) {
+    if (key && !authenticator::may_access(*key, query->user_id)) {
         set_error(res, errc::forbidden, "this caller key may not ask for this user");
-        audit(req, res, key_name, q.user_id, type, "-", code_name(errc::forbidden));
-        co_return;
+        audit(req, res, key_name, query->user_id, is_delete ? "all" : to_string(query->type), "-",
+              code_name(errc::forbidden));
+        return std::nullopt;
     }
+    return std::move(*query);
+}
 
-    if (is_delete) {
-        tokens_.forget(q.user_id);
+bool token_endpoint::handle_now(const request& req, response& res) {
+    std::string_view key_name;
+    const auto q = admit(req, res, key_name);
+    if (!q)
+        return true;
+    if (req.method == http::verb::delete_) {
+        tokens_.forget(q->user_id);
         res.status = 204;
-        audit(req, res, key_name, q.user_id, type, "-", {});
-        co_return;
+        audit(req, res, key_name, q->user_id, "all", "delete", {});
+        return true;
     }
+    if (!tokens_.answer_from_cache(*q, res.body))
+        return false;
+    audit(req, res, key_name, q->user_id, to_string(q->type), "cache", {});
+    return true;
+}
 
-    if (tokens_.answer_from_cache(q, res.body)) {
-        audit(req, res, key_name, q.user_id, type, "cache", {});
+net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
+    if (handle_now(req, res))
         co_return;
-    }
-    auto answered = co_await tokens_.answer(q, res.body);
+    // A miss: admitted again (cheaply: the caller's key is remembered), then answered by Zoom.
+    std::string_view key_name;
+    const auto q = admit(req, res, key_name);
+    if (!q)
+        co_return;
+    const auto type = to_string(q->type);
+    auto answered = co_await tokens_.answer(*q, res.body);
     if (!answered) {
         set_error(res, answered.error());
-        audit(req, res, key_name, q.user_id, type, "zoom", code_name(answered.error().code));
+        audit(req, res, key_name, q->user_id, type, "zoom", code_name(answered.error().code));
         co_return;
     }
-    audit(req, res, key_name, q.user_id, type,
+    audit(req, res, key_name, q->user_id, type,
           answered->stale    ? "stale"
           : answered->cached ? "cache"
                              : "zoom",
@@ -104,7 +121,6 @@ void token_endpoint::audit(const request& req, const response& res, std::string_
     auto& m = audit_message(format_);
     m.field("request_id", req.request_id)
         .field("key", key_name)
-        .field("method", req.method_name)
         .field("user", user_id)
         .field("type", type)
         .field("source", source)

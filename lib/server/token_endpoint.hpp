@@ -22,9 +22,15 @@ public:
     // Replaces the caller keys (SIGHUP). Thread-safe; requests under way keep the keys they started with.
     void replace_keys(std::shared_ptr<const authenticator> keys);
 
+    // Authentication, validation, authorization, DELETE and cache hits: everything but a Zoom fetch.
+    bool handle_now(const request& req, response& res) override;
     net::awaitable<void> handle(const request& req, response& res) override;
 
 private:
+    // Who asks for what, and whether they may: the query when admitted; else `res` holds the error,
+    // which is audited, and std::nullopt is returned.
+    std::optional<token_query> admit(const request& req, response& res, std::string_view& key_name) const;
+
     void audit(const request& req, const response& res, std::string_view key_name, std::string_view user_id,
                std::string_view type, std::string_view source, std::string_view error_code) const;
 

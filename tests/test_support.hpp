@@ -1,0 +1,75 @@
+// Small helpers shared by the test suites.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <unistd.h>
+
+namespace token_broker::testing {
+
+// base64url without padding, by OpenSSL's encoder (the code under test decodes; tests encode).
+inline std::string base64url_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    const int n =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(n));
+    while (!out.empty() && out.back() == '=')
+        out.pop_back();
+    std::replace(out.begin(), out.end(), '+', '-');
+    std::replace(out.begin(), out.end(), '/', '_');
+    return out;
+}
+
+// Lower-case hex of a digest, as caller keys are configured.
+inline std::string hex(const std::array<std::uint8_t, 32>& bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (auto b : bytes) {
+        out.push_back(digits[b >> 4]);
+        out.push_back(digits[b & 0xf]);
+    }
+    return out;
+}
+
+// A temporary directory of the test's own, removed with everything in it at the end.
+class temp_dir {
+public:
+    temp_dir()
+        : path_(std::filesystem::temp_directory_path() /
+                ("token-broker-test-" + std::to_string(::getpid()) + "-" + std::to_string(next()++))) {
+        std::filesystem::create_directories(path_);
+    }
+    ~temp_dir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+
+    // Writes `contents` to `name` inside the directory and returns the file's path.
+    std::string file(const std::string& name, std::string_view contents) const {
+        const auto p = path_ / name;
+        std::ofstream(p, std::ios::binary) << contents;
+        return p.string();
+    }
+
+private:
+    static std::atomic<int>& next() {
+        static std::atomic<int> n{0};
+        return n;
+    }
+    std::filesystem::path path_;
+};
+
+} // namespace token_broker::testing
