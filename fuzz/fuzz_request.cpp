@@ -1,17 +1,19 @@
 // Fuzzes the request path from raw bytes to the bytes of the answer: the input is what a client
 // sends on one connection. It is read with request_reader (header limits included) the way the HTTP
 // session reads it, the target and Authorization header go through the token route's parsers, the
-// request is answered by the router, the token endpoint and the token service (cache, single
-// flight, refresh, stale-if-error, negative cache) in front of an in-memory fake Zoom, and the
-// answer is serialized. The coroutines run to completion on a local io_context.
+// request is answered by the router (handle_now, then handle when that has to wait), the token
+// endpoint and the token service (cache, single flight, refresh, stale-if-error, negative cache) in
+// front of an in-memory fake Zoom, and the answer is serialized. The coroutines run to completion on
+// a local io_context.
 //
 // Each input is replayed twice, each time with a fresh token service, so that an input always does
 // the same: in reads of 4096 bytes (the session's) with the default header limit (8192) and two
-// caller keys, and in 7-byte reads with a 512-byte limit and no keys (every caller let in), which exercises
-// the parser's resumption and the 431 path. The service's clock moves 22 minutes before each request, so that
-// the sixth of a run of pipelined requests for a 2-hour ZAK falls in its refresh window; a request
-// that sends an X-Request-Id moves it 50 s per character of the id instead (50 s to 6400 s), so that
-// inputs can steer time into any window (stale-if-error needs 30 s to 5 min of validity left).
+// caller keys, and in 7-byte reads with a 512-byte limit and no keys (every caller let in), which
+// exercises the parser's resumption and the 431 path. The service's clock moves 22 minutes before
+// each request, so that the sixth of a run of pipelined requests for a 2-hour ZAK falls in its
+// refresh window; a request that sends an X-Request-Id moves it 50 s per character of the id instead
+// (50 s to 6400 s), so that inputs can steer time into any window (stale-if-error needs 30 s to
+// 5 min of validity left).
 //
 // The fake Zoom answers by the user id's first word: missing (1001), null ({"token": null}),
 // limited (429), down, slow, broken, rejected (400), oauth (not ready), flaky (a token the first time,
@@ -354,17 +356,22 @@ void check_token_answer(const request& req, const response& res) {
 
 void answer(process_state& process, token_world& world, const request& req, response& res,
             std::string_view caller_said) {
-    bool finished = false;
-    std::exception_ptr escaped;
-    net::co_spawn(process.ioc, world.routes.handle(req, res), [&](std::exception_ptr e) {
-        finished = true;
-        escaped = e;
-    });
+    // As the session does: at once when no waiting is needed, else the coroutine.
+    if (!world.routes.handle_now(req, res)) {
+        bool finished = false;
+        std::exception_ptr escaped;
+        net::co_spawn(process.ioc, world.routes.handle(req, res), [&](std::exception_ptr e) {
+            finished = true;
+            escaped = e;
+        });
+        process.ioc.restart();
+        process.ioc.run();
+        require(finished, "the router finishes without I/O");
+        if (escaped)
+            std::rethrow_exception(escaped); // a bug: the handler must answer expected failures
+    }
     process.ioc.restart();
-    process.ioc.run(); // background refreshes included
-    require(finished, "the router finishes without I/O");
-    if (escaped)
-        std::rethrow_exception(escaped); // a bug: the handler must answer expected failures
+    process.ioc.run(); // background refreshes started by a hit
     require((res.counted_as == route::token) == is_token_route(req.target),
             "counted under the token route exactly when is_token_route says so");
 
