@@ -77,8 +77,9 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
     // Asks every connection to close: all of them, or only those waiting for a request.
     void close_connections(bool idle_only) {
         std::lock_guard lock(mutex);
-        for (auto& [id, conn] : connections)
-            net::post(conn->executor, [conn, idle_only] {
+        // An init-capture, not [conn]: clang before 16 cannot capture a structured binding.
+        for (auto& [id, entry] : connections)
+            net::post(entry->executor, [conn = entry, idle_only] {
                 conn->draining = true;
                 if ((conn->idle || !idle_only) && conn->close)
                     conn->close();
@@ -108,9 +109,10 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
         coarse_now.store(now, std::memory_order_relaxed);
         {
             std::lock_guard lock(mutex);
-            for (auto& [id, conn] : connections)
-                if (conn->deadline.load(std::memory_order_relaxed) <= now)
-                    net::post(conn->executor, [conn, now] {
+            // An init-capture, not [conn]: clang before 16 cannot capture a structured binding.
+            for (auto& [id, entry] : connections)
+                if (entry->deadline.load(std::memory_order_relaxed) <= now)
+                    net::post(entry->executor, [conn = entry, now] {
                         if (conn->deadline.load(std::memory_order_relaxed) <= now && conn->close)
                             conn->close();
                     });
