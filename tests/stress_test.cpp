@@ -188,7 +188,8 @@ TEST(Stress, AFailingZoomUnderLoadLeavesEveryCallerAnsweredAndNoConnectionLeaked
     std::map<int, int> by_status;
     for (int s : statuses)
         ++by_status[s];
-    EXPECT_EQ(by_status.count(0), 0u) << "requests without an answer";
+    EXPECT_EQ(by_status.count(0), 0u)
+        << "requests without an answer: " << (by_status.count(0) ? by_status[0] : 0);
     EXPECT_GT(by_status[200], 0);
     EXPECT_GT(by_status[502] + by_status[503] + by_status[504], 0);
     std::erase_if(by_status, [](const auto& entry) { return entry.second == 0; });
@@ -208,7 +209,10 @@ TEST(Stress, AFailingZoomUnderLoadLeavesEveryCallerAnsweredAndNoConnectionLeaked
               500);
     EXPECT_EQ(b.sim.token_calls(), calls_before);
 
-    // No upstream connection leaked: within the pool's bound once the storm is over.
+    // No upstream connection leaked: within the pool's bound once the storm is over (the simulator
+    // notices closed connections of hung requests a moment later, so allow it that moment).
+    for (int i = 0; i < 300 && b.sim.open_connections() > 8; ++i)
+        std::this_thread::sleep_for(10ms);
     EXPECT_LE(b.sim.open_connections(), 8u);
     // And every client connection the storm opened is closed once its client is gone.
     double open = -1;
