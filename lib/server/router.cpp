@@ -17,8 +17,14 @@ bool router::handle_now(const request& req, response& res) {
 }
 
 net::awaitable<void> router::handle(const request& req, response& res) {
-    if (!dispatch(req, res))
-        co_await token_endpoint_->handle(req, res);
+    const bool token_route = target_path(req.target).starts_with("/token/") && token_endpoint_ &&
+                             (req.method == http::verb::get || req.method == http::verb::delete_);
+    if (!token_route) {
+        dispatch(req, res);
+        co_return;
+    }
+    res.counted_as = route::token;
+    co_await token_endpoint_->handle(req, res);
 }
 
 bool router::dispatch(const request& req, response& res) {

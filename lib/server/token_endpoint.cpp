@@ -77,27 +77,27 @@ std::optional<token_query> token_endpoint::admit(const request& req, response& r
 bool token_endpoint::handle_now(const request& req, response& res) {
     std::string_view key_name;
     const auto q = admit(req, res, key_name);
-    if (!q)
-        return true;
+    return !q || answer_now(req, res, *q, key_name);
+}
+
+bool token_endpoint::answer_now(const request& req, response& res, const token_query& q,
+                                std::string_view key_name) {
     if (req.method == http::verb::delete_) {
-        tokens_.forget(q->user_id);
+        tokens_.forget(q.user_id);
         res.status = 204;
-        audit(req, res, key_name, q->user_id, "all", "delete", {});
+        audit(req, res, key_name, q.user_id, "all", "delete", {});
         return true;
     }
-    if (!tokens_.answer_from_cache(*q, res.body))
+    if (!tokens_.answer_from_cache(q, res.body))
         return false;
-    audit(req, res, key_name, q->user_id, to_string(q->type), "cache", {});
+    audit(req, res, key_name, q.user_id, to_string(q.type), "cache", {});
     return true;
 }
 
 net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
-    if (handle_now(req, res))
-        co_return;
-    // A miss: admitted again (cheaply: the caller's key is remembered), then answered by Zoom.
     std::string_view key_name;
     const auto q = admit(req, res, key_name);
-    if (!q)
+    if (!q || answer_now(req, res, *q, key_name))
         co_return;
     const auto type = to_string(q->type);
     auto answered = co_await tokens_.answer(*q, res.body);

@@ -31,6 +31,9 @@ private:
     // which is audited, and std::nullopt is returned.
     std::optional<token_query> admit(const request& req, response& res, std::string_view& key_name) const;
 
+    // DELETE, or a cache hit: answered and audited, true. False for a miss, `res` untouched.
+    bool answer_now(const request& req, response& res, const token_query& q, std::string_view key_name);
+
     void audit(const request& req, const response& res, std::string_view key_name, std::string_view user_id,
                std::string_view type, std::string_view source, std::string_view error_code) const;
 
