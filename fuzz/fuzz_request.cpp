@@ -473,20 +473,10 @@ void run_session(process_state& process, std::string_view input, std::size_t hea
         if (!is_sane_request_id(req.request_id))
             make_request_id(req.request_id);
         res.clear();
-        if (ec == http::error::header_limit) {
-            set_error(res, errc::headers_too_large, "request headers are too large");
-        } else if (ec == http::error::body_limit) {
-            set_error(res, errc::payload_too_large, "request bodies are not accepted");
-        } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-                   ec == http::error::buffer_overflow) {
+        const auto outcome = classify_read(ec, reader, header_limit, res);
+        if (outcome == read_outcome::drop)
             break;
-        } else if (ec) {
-            set_error(res, errc::invalid_request, "malformed HTTP request");
-            res.close = true;
-        } else if (reader.duplicate_header()) {
-            set_error(res, errc::invalid_request, "Authorization and X-Request-Id may appear only once");
-            res.close = true;
-        } else {
+        if (outcome == read_outcome::handle) {
             if (message == 0) {
                 first.parsed = true;
                 first.req = req;

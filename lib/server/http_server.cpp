@@ -18,13 +18,6 @@ namespace {
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t read_chunk = 4096;
 
-bool is_quiet_close(const beast::error_code& ec) {
-    return ec == http::error::end_of_stream || ec == http::error::partial_message ||
-           ec == beast::error::timeout || ec == net::error::operation_aborted || ec == net::error::eof ||
-           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-           ec == ssl::error::stream_truncated || ec == net::error::bad_descriptor;
-}
-
 } // namespace
 
 struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
@@ -209,21 +202,10 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
         if (!is_sane_request_id(req.request_id))
             make_request_id(req.request_id);
         res.clear();
-        if (ec == http::error::header_limit) {
-            set_error(res, errc::headers_too_large,
-                      fmt::format("request headers are larger than {} bytes", cfg.max_header_bytes));
-        } else if (ec == http::error::body_limit) {
-            set_error(res, errc::payload_too_large,
-                      fmt::format("request bodies are not accepted beyond {} bytes", max_request_body));
-        } else if (ec && (is_quiet_close(ec) || ec == http::error::buffer_overflow)) {
+        const auto outcome = classify_read(ec, reader, cfg.max_header_bytes, res);
+        if (outcome == read_outcome::drop)
             break;
-        } else if (ec) {
-            set_error(res, errc::invalid_request, "malformed HTTP request");
-            res.close = true;
-        } else if (reader.duplicate_header()) {
-            set_error(res, errc::invalid_request, "Authorization and X-Request-Id may appear only once");
-            res.close = true;
-        } else {
+        if (outcome == read_outcome::handle) {
             try {
                 if (!srv.handler.handle_now(req, res))
                     co_await srv.handler.handle(req, res);

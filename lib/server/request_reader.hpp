@@ -39,4 +39,16 @@ private:
     bool duplicate_ = false;
 };
 
+// What to do once reading a request has ended with `ec`.
+enum class read_outcome {
+    handle, // a well-formed request: hand it to the handler
+    refuse, // `res` holds the refusal (431, 413 or 400); answer it, then close
+    drop,   // the peer is gone or went quiet, or overflowed the buffer: close without an answer
+};
+
+// Maps the end of a read to what the session does, filling `res` for a refusal. Shared by the
+// session and the request fuzzer so that both map errors alike.
+read_outcome classify_read(const beast::error_code& ec, const request_reader& reader,
+                           std::size_t max_header_bytes, response& res);
+
 } // namespace token_broker
