@@ -19,9 +19,7 @@
 // limited (429), down, slow, broken, rejected (400), oauth (not ready), flaky (a token the first time,
 // then 502); any other user gets a token. Its tokens all hold the text "zTOKENMARKz".
 //
-// The session loop below mirrors serve_requests in server/http_server.cpp (which is internal and
-// bound to a socket): its read-and-parse loop, the error-to-answer mapping and when the connection
-// ends. Keep the two in step.
+// The bytes go through server/session, the same code that http_server drives over a socket.
 //
 // Besides the sanitizers, each input is checked against what the headers promise:
 // - a target parse_token_target accepts is on the token route (is_token_route), and its user id,
@@ -45,7 +43,7 @@
 #include "cache/token_service.hpp"
 #include "metrics/metrics.hpp"
 #include "server/message.hpp"
-#include "server/request_reader.hpp"
+#include "server/session.hpp"
 #include "server/router.hpp"
 #include "server/token_endpoint.hpp"
 #include "server/token_request.hpp"
@@ -62,6 +60,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <memory>
@@ -139,6 +138,8 @@ void check_serialized(const request& req, const response& res, const std::string
     http::response_parser<http::string_body> parser;
     parser.eager(true);
     parser.body_limit(1024 * 1024);
+    const bool head = req.method == http::verb::head;
+    parser.skip(head); // an answer to HEAD has no body, whatever its Content-Length says
     beast::error_code ec;
     const std::size_t used = parser.put(net::buffer(wire), ec);
     require(!ec && parser.is_done() && used == wire.size(), "the answer is exactly one HTTP response");
@@ -154,7 +155,7 @@ void check_serialized(const request& req, const response& res, const std::string
                     answer.count(http::field::content_type) == 0,
                 "a 204 has no Content-Length or Content-Type");
     } else {
-        require(answer.body() == res.body, "the body is the handler's");
+        require(answer.body() == (head ? std::string() : res.body), "the body is the handler's, none for HEAD");
         require(answer[http::field::content_length] == std::to_string(res.body.size()),
                 "Content-Length is right");
     }
@@ -354,13 +355,13 @@ void check_token_answer(const request& req, const response& res) {
             "expires_in and cached");
 }
 
-void answer(process_state& process, token_world& world, const request& req, response& res,
-            std::string_view caller_said) {
-    // As the session does: at once when no waiting is needed, else the coroutine.
-    if (!world.routes.handle_now(req, res)) {
+// Answers the request the session has read, as http_server does: at once when no waiting is needed,
+// else the coroutine; then checks what the answer and the log say.
+void answer(process_state& process, session& s, std::string_view caller_said) {
+    if (!s.answer()) {
         bool finished = false;
         std::exception_ptr escaped;
-        net::co_spawn(process.ioc, world.routes.handle(req, res), [&](std::exception_ptr e) {
+        net::co_spawn(process.ioc, s.complete(), [&](std::exception_ptr e) {
             finished = true;
             escaped = e;
         });
@@ -368,10 +369,12 @@ void answer(process_state& process, token_world& world, const request& req, resp
         process.ioc.run();
         require(finished, "the router finishes without I/O");
         if (escaped)
-            std::rethrow_exception(escaped); // a bug: the handler must answer expected failures
+            std::rethrow_exception(escaped); // a bug: the session answers every failure
     }
     process.ioc.restart();
     process.ioc.run(); // background refreshes started by a hit
+    const request& req = s.current_request();
+    const response& res = s.current_response();
     require((res.counted_as == route::token) == is_token_route(req.target),
             "counted under the token route exactly when is_token_route says so");
 
@@ -388,49 +391,6 @@ void answer(process_state& process, token_world& world, const request& req, resp
         check_token_answer(req, res);
 }
 
-// The bytes the session has received so far: `input[consumed, received)` is its buffer, which holds
-// at most `capacity` bytes; each read adds at most `piece` bytes (the session asks for 4096).
-struct wire_reader {
-    std::string_view input;
-    std::size_t piece;
-    std::size_t capacity;
-    std::size_t consumed = 0;
-    std::size_t received = 0;
-
-    std::size_t buffered() const { return received - consumed; }
-    bool at_eof() const { return received == input.size(); }
-    void read() { received = std::min(input.size(), received + std::min(piece, capacity - buffered())); }
-    net::const_buffer data() const { return net::buffer(input.data() + consumed, buffered()); }
-};
-
-// Reads one message as serve_requests does: parse what is buffered, eagerly, and read only while
-// the parser needs more; at the end of the input, put_eof.
-beast::error_code read_message(request_reader& reader, wire_reader& wire) {
-    reader.eager(true);
-    beast::error_code ec;
-    for (bool need_read = false;;) {
-        if (need_read) {
-            if (wire.buffered() >= wire.capacity)
-                return http::error::buffer_overflow;
-            if (wire.at_eof()) {
-                reader.put_eof(ec);
-                return ec ? ec : beast::error_code(http::error::partial_message);
-            }
-            wire.read();
-        }
-        const std::size_t used = reader.put(wire.data(), ec);
-        wire.consumed += used;
-        if (ec == http::error::need_more) {
-            ec = {};
-            need_read = true;
-            continue;
-        }
-        if (ec || reader.is_done())
-            return ec;
-        need_read = used == 0 || wire.buffered() == 0;
-    }
-}
-
 // FUZZ_REQUEST_TRACE=1 in the environment prints each request and its answer, to see what an input
 // does: FUZZ_REQUEST_TRACE=1 build/fuzz/fuzz/fuzz_request fuzz/corpus/fuzz_request/flaky_stale
 bool trace() {
@@ -444,39 +404,39 @@ bool trace() {
 struct first_request {
     bool parsed = false;
     request req;
-    std::string sent_id; // the X-Request-Id as sent, before a new one replaced an insane one
+    std::string sent_id; // the X-Request-Id as sent, before a new one replaced an unusable one
 };
 
+// Plays `input` to a session as one connection, in reads of at most `piece` bytes.
 void run_session(process_state& process, std::string_view input, std::size_t header_limit, std::size_t piece,
                  bool with_keys, first_request& first) {
     token_world world(process.ioc, process.counters, process.log, with_keys);
     const std::string caller_said = caller_text(input);
     process.log.take();
-    // The session's buffer: server/http_server.cpp sizes it so.
-    wire_reader from_client{input, piece, header_limit + max_request_body + 4096};
-    request req;
-    response res;
-    std::string wire;
+    server_config cfg;
+    cfg.max_header_bytes = header_limit;
+    session s(cfg, world.routes, process.counters, *process.log.logger);
+    std::size_t received = 0;
     for (int message = 0; message < 32; ++message) {
-        // An empty buffer: wait for the next request, or see the connection end.
-        if (from_client.buffered() == 0) {
-            if (from_client.at_eof())
+        auto step = s.parse();
+        while (step == session::step::read) {
+            if (received == input.size()) {
+                step = s.end_of_input();
                 break;
-            from_client.read();
+            }
+            const auto space = s.read_space();
+            const std::size_t n = std::min({piece, space.size(), input.size() - received});
+            std::memcpy(space.data(), input.data() + received, n);
+            received += n;
+            s.received(n);
+            step = s.parse();
         }
-        request_reader reader(req, static_cast<std::uint32_t>(header_limit));
-        const beast::error_code ec = read_message(reader, from_client);
-        req.received_at = std::chrono::steady_clock::now();
-        world.now += req.request_id.empty() ? std::chrono::seconds(22 * 60)
-                                            : std::chrono::seconds(50 * req.request_id.size());
-        const std::string sent_id = req.request_id;
-        if (!is_sane_request_id(req.request_id))
-            make_request_id(req.request_id);
-        res.clear();
-        const auto outcome = classify_read(ec, reader, header_limit, res);
-        if (outcome == read_outcome::drop)
+        if (step == session::step::close)
             break;
-        if (outcome == read_outcome::handle) {
+        const request& req = s.current_request();
+        const std::string sent_id(s.sent_request_id());
+        world.now += sent_id.empty() ? std::chrono::seconds(22 * 60) : std::chrono::seconds(50 * sent_id.size());
+        if (!s.refused()) {
             if (message == 0) {
                 first.parsed = true;
                 first.req = req;
@@ -484,15 +444,15 @@ void run_session(process_state& process, std::string_view input, std::size_t hea
             }
             check_target(req.target);
             check_authorization(req.authorization);
-            answer(process, world, req, res, caller_said);
         }
+        answer(process, s, caller_said);
+        const response& res = s.current_response();
         if (trace())
             std::fprintf(stderr, "%s %s -> %u %s\n", req.method_name.c_str(), req.target.c_str(), res.status,
                          res.body.c_str());
-        wire.clear();
-        serialize_response(req, res, wire);
+        const std::string wire(s.output(false));
         check_serialized(req, res, wire, sent_id);
-        if (res.close || !req.keep_alive)
+        if (!s.sent())
             break;
     }
 }

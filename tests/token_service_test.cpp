@@ -107,10 +107,15 @@ struct TokenServiceTest : ::testing::Test {
     static net::awaitable<void> run_one(token_service* s, token_query q, std::shared_ptr<answer> a) {
         a->r = co_await s->answer(q, a->body);
     }
+    // True when look_up answers `q` from the cache at once, the answer in `body`.
+    bool hit(const token_query& q, std::string& body) {
+        token_service::ticket t;
+        return svc->look_up(q, body, t) == token_service::lookup::hit;
+    }
     answer get(token_query q) {
         answer a;
-        if (svc->answer_from_cache(q, a.body)) {
-            a.r = answer_source{true, false};
+        if (hit(q, a.body)) {
+            a.r = answer_source::cached;
             return a;
         }
         auto p = start(std::move(q));
@@ -275,19 +280,19 @@ TEST_F(TokenServiceTest, AHitInTheFinalWindowRefreshesInTheBackground) {
     now += 6599s;
     token_query q = zak("busy");
     std::string body;
-    EXPECT_TRUE(svc->answer_from_cache(q, body));
+    EXPECT_TRUE(hit(q, body));
     ioc.run();
     ioc.restart();
     EXPECT_EQ(zoom.calls["busy"], 1);
 
     now += 2s;
-    EXPECT_TRUE(svc->answer_from_cache(q, body)); // still served at once...
-    EXPECT_TRUE(svc->answer_from_cache(q, body)); // ...and one refresh only
+    EXPECT_TRUE(hit(q, body)); // still served at once...
+    EXPECT_TRUE(hit(q, body)); // ...and one refresh only
     auto old_token = boost::json::parse(body).at("token");
     ioc.run();
     ioc.restart();
     EXPECT_EQ(zoom.calls["busy"], 2);
-    EXPECT_TRUE(svc->answer_from_cache(q, body));
+    EXPECT_TRUE(hit(q, body));
     auto j = boost::json::parse(body);
     EXPECT_NE(j.at("token"), old_token);
     EXPECT_EQ(j.at("expires_in").as_int64(), 7200);
@@ -297,7 +302,7 @@ TEST_F(TokenServiceTest, PastTheServingWindowItIsAMiss) {
     get(zak("m"));
     now += 6900s; // exactly expires_at - margin: no longer served
     std::string body;
-    EXPECT_FALSE(svc->answer_from_cache(zak("m"), body));
+    EXPECT_FALSE(hit(zak("m"), body));
 }
 
 TEST_F(TokenServiceTest, StaleIfErrorServesAnOldTokenWithEnoughValidity) {
@@ -306,7 +311,7 @@ TEST_F(TokenServiceTest, StaleIfErrorServesAnOldTokenWithEnoughValidity) {
     zoom.fail_with = make_error(errc::upstream_error, "Zoom answered 503");
     auto stale = get(zak("s"));
     ASSERT_TRUE(stale.r.has_value());
-    EXPECT_TRUE(stale.r->stale);
+    EXPECT_EQ(*stale.r, answer_source::stale);
     auto j = stale.json();
     EXPECT_EQ(j.at("stale").as_bool(), true);
     EXPECT_EQ(j.at("cached").as_bool(), true);

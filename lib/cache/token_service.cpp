@@ -1,6 +1,6 @@
 #include "cache/token_service.hpp"
 
-#include "core/json_text.hpp"
+#include "core/spawn.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -8,27 +8,29 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <charconv>
-#include <fmt/chrono.h>
 #include <vector>
 
 namespace token_broker {
 
-struct token_service::outcome {
+struct token_service::fetch_outcome {
     std::optional<broker_error> error;
     secret prefix; // the answer up to "expires_in":
     time_point expires_at;
     bool stale = false;
 };
 
+struct token_service::flight_waiter {
+    net::any_io_executor executor; // where the waiter resumes
+    net::any_completion_handler<void(std::shared_ptr<const fetch_outcome>)> handler;
+};
+
 struct token_service::flight {
-    struct waiter {
-        net::any_io_executor executor; // where the waiter resumes
-        net::any_completion_handler<void(std::shared_ptr<const outcome>)> handler;
-    };
-    std::vector<waiter> waiters;
-    std::shared_ptr<const outcome> done; // set once the fetch has finished
-    bool forgotten = false;              // a DELETE came meanwhile: answer, but do not cache
+    explicit flight(cache_key k) : key(std::move(k)) {}
+
+    const cache_key key;
+    std::vector<flight_waiter> waiters;
+    std::shared_ptr<const fetch_outcome> done; // set once the fetch has finished
+    bool forgotten = false;                    // a DELETE came meanwhile: answer, but do not cache
 };
 
 namespace {
@@ -40,140 +42,142 @@ bool serve_stale_on(errc code) {
 }
 
 // Resumes a waiter on its own executor with the outcome it waited for.
-void complete(token_service::flight::waiter w, std::shared_ptr<const token_service::outcome> o) {
+void resume(token_service::flight_waiter w, std::shared_ptr<const token_service::fetch_outcome> o) {
     net::post(w.executor,
               [h = std::move(w.handler), o = std::move(o)]() mutable { std::move(h)(std::move(o)); });
 }
 
 } // namespace
 
-std::string format_rfc3339(time_point t) {
-    const auto secs = std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count();
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", fmt::gmtime(static_cast<std::time_t>(secs)));
+token_service::ticket::ticket(ticket&& other) noexcept
+    : service_(std::exchange(other.service_, nullptr)), flight_(std::move(other.flight_)),
+      leads_(std::exchange(other.leads_, false)) {}
+
+token_service::ticket& token_service::ticket::operator=(ticket&& other) noexcept {
+    if (this != &other) {
+        abandon();
+        service_ = std::exchange(other.service_, nullptr);
+        flight_ = std::move(other.flight_);
+        leads_ = std::exchange(other.leads_, false);
+    }
+    return *this;
 }
 
-std::string render_answer_prefix(std::string_view token, token_type type, std::string_view user_id,
-                                 time_point expires_at) {
-    std::string out;
-    out.reserve(token.size() + user_id.size() + 96);
-    out.append(R"({"token":)");
-    append_json_string(out, token);
-    out.append(R"(,"type":")").append(to_string(type)).append(R"(","user_id":)");
-    append_json_string(out, user_id);
-    out.append(R"(,"expires_at":")").append(format_rfc3339(expires_at)).append(R"(","expires_in":)");
-    return out;
+token_service::ticket::~ticket() {
+    abandon();
+}
+
+void token_service::ticket::abandon() noexcept {
+    if (service_ && leads_ && flight_) {
+        auto o = std::make_shared<fetch_outcome>();
+        o->error = make_error(errc::internal_error, "the request that was fetching this token went away");
+        service_->land(*flight_, std::move(o));
+    }
+    service_ = nullptr;
+    flight_.reset();
+    leads_ = false;
 }
 
 token_service::token_service(net::any_io_executor ex, token_source& zoom, const cache_config& cfg, metrics& m,
-                             std::shared_ptr<spdlog::logger> log, clock now)
+                             std::shared_ptr<spdlog::logger> log, wall_clock now)
     : executor_(std::move(ex)), zoom_(zoom), metrics_(m), log_(std::move(log)), now_(std::move(now)),
       cache_(cfg.max_entries, cfg.refresh_margin), unknown_users_(cfg.max_entries, cfg.negative_ttl) {}
 
 token_service::~token_service() = default;
 
-void token_service::render(const secret& prefix, time_point expires_at, time_point now, bool cached,
-                           bool stale, std::string& body) const {
-    body.assign(prefix.reveal());
-    const auto left =
-        std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(expires_at - now).count());
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, left);
-    body.append(digits, end);
-    body.append(!cached ? R"(,"cached":false})"
-                : stale ? R"(,"cached":true,"stale":true})"
-                        : R"(,"cached":true})");
+broker_error token_service::unknown_user_error() {
+    broker_error e = make_error(errc::user_not_found, "Zoom says this user does not exist (remembered)");
+    e.zoom_code = 1001;
+    return e;
 }
 
-bool token_service::answer_from_cache(const token_query& q, std::string& body) {
-    if (q.type == token_type::onbehalf)
-        return false;
+token_service::lookup token_service::look_up(const token_query& q, std::string& body, ticket& t) {
     const auto now = now_();
     const cache_key_view key(q.user_id, q.type, q.ttl);
-    bool refresh = false;
+    t = ticket();
+    lookup found = lookup::miss;
+    std::shared_ptr<flight> refresh;
     {
         std::lock_guard lock(mutex_);
-        auto hit = cache_.find(key, now);
-        if (!hit)
-            return false;
-        render(hit->token->token, hit->token->expires_at, now, true, false, body);
-        refresh = hit->refresh_due && !flights_.contains(key);
-    }
-    metrics_.cache_hit();
-    if (refresh)
-        start_refresh(key);
-    return true;
-}
-
-void token_service::start_refresh(cache_key_view key) {
-    std::shared_ptr<flight> f;
-    cache_key owned{std::string(key.user_id), key.type, key.ttl};
-    {
-        std::lock_guard lock(mutex_);
-        if (flights_.contains(key))
-            return; // another hit got there first
-        f = std::make_shared<flight>();
-        flights_.emplace(owned, f);
-    }
-    metrics_.background_refresh();
-    token_query q{owned.user_id, owned.type, owned.ttl, std::nullopt};
-    net::co_spawn(executor_, fetch(std::move(owned), std::move(q), std::move(f)),
-                  [log = log_](std::exception_ptr e, std::shared_ptr<const outcome>) {
-                      if (e)
-                          log->error("background refresh failed unexpectedly");
-                  });
-}
-
-net::awaitable<result<answer_source>> token_service::answer(const token_query& q, std::string& body) {
-    const auto now = now_();
-    const cache_key_view key(q.user_id, q.type, q.ttl);
-    std::shared_ptr<flight> f;
-    bool leader = false;
-    {
-        std::lock_guard lock(mutex_);
-        if (unknown_users_.contains(q.user_id, now)) {
-            metrics_.cache_hit();
-            broker_error e =
-                make_error(errc::user_not_found, "Zoom says this user does not exist (remembered)");
-            e.zoom_code = 1001;
-            co_return e;
-        }
         if (q.type != token_type::onbehalf) {
-            // A concurrent fetch may have filled the entry since answer_from_cache looked.
             if (auto hit = cache_.find(key, now)) {
-                render(hit->token->token, hit->token->expires_at, now, true, false, body);
-                metrics_.cache_hit();
-                co_return answer_source{true, false};
+                render_answer(hit->token->token, hit->token->expires_at, now, answer_source::cached, body);
+                found = lookup::hit;
+                if (hit->refresh_due && !flights_.contains(key)) {
+                    refresh = std::make_shared<flight>(cache_key{q.user_id, q.type, q.ttl});
+                    flights_.emplace(refresh->key, refresh);
+                }
             }
-            if (auto it = flights_.find(key); it != flights_.end()) {
-                f = it->second;
+        }
+        if (found == lookup::miss) {
+            if (unknown_users_.contains(q.user_id, now)) {
+                found = lookup::unknown_user;
             } else {
-                f = std::make_shared<flight>();
-                flights_.emplace(cache_key{q.user_id, q.type, q.ttl}, f);
-                leader = true;
+                t.service_ = this;
+                if (q.type == token_type::onbehalf) {
+                    // Single-use: fetched for this caller alone, never cached, never shared.
+                    t.leads_ = true;
+                } else if (auto it = flights_.find(key); it != flights_.end()) {
+                    t.flight_ = it->second;
+                } else {
+                    t.flight_ = std::make_shared<flight>(cache_key{q.user_id, q.type, q.ttl});
+                    flights_.emplace(t.flight_->key, t.flight_);
+                    t.leads_ = true;
+                }
             }
         }
     }
-
-    std::shared_ptr<const outcome> o;
-    if (q.type == token_type::onbehalf || leader) {
-        // onbehalf is single-use: fetched for this caller alone, never cached, never shared.
+    if (found != lookup::miss)
+        metrics_.cache_hit();
+    else if (t.leads_)
         metrics_.cache_miss();
+    else
+        metrics_.coalesced_request();
+    if (refresh) {
+        metrics_.background_refresh();
+        token_query refresh_query{q.user_id, q.type, q.ttl, std::nullopt};
+        cache_key owned = refresh->key;
+        net::co_spawn(executor_, fetch(std::move(owned), std::move(refresh_query), std::move(refresh)),
+                      log_escaped_exception(log_, "background refresh"));
+    }
+    return found;
+}
+
+net::awaitable<result<answer_source>> token_service::complete(const token_query& q, ticket t, std::string& body) {
+    std::shared_ptr<const fetch_outcome> o;
+    auto f = std::move(t.flight_);
+    const bool leads = std::exchange(t.leads_, false);
+    t.service_ = nullptr; // spent: nothing left for its destructor to abandon
+    if (leads) {
         // A named key, not a temporary: gcc 12 destroys brace-initialised coroutine arguments twice.
         cache_key owned{q.user_id, q.type, q.ttl};
         o = co_await fetch(std::move(owned), q, std::move(f));
     } else {
-        metrics_.coalesced_request();
-        o = co_await wait(f);
+        o = co_await wait(std::move(f));
     }
     if (o->error)
         co_return *o->error;
     if (o->stale)
         metrics_.stale_served();
-    render(o->prefix, o->expires_at, now_(), o->stale, o->stale, body);
-    co_return answer_source{o->stale, o->stale};
+    const auto source = o->stale ? answer_source::stale : answer_source::fresh;
+    render_answer(o->prefix, o->expires_at, now_(), source, body);
+    co_return source;
 }
 
-net::awaitable<std::shared_ptr<const token_service::outcome>>
+net::awaitable<result<answer_source>> token_service::answer(const token_query& q, std::string& body) {
+    ticket t;
+    switch (look_up(q, body, t)) {
+    case lookup::hit:
+        co_return answer_source::cached;
+    case lookup::unknown_user:
+        co_return unknown_user_error();
+    case lookup::miss:
+        break;
+    }
+    co_return co_await complete(q, std::move(t), body);
+}
+
+net::awaitable<std::shared_ptr<const token_service::fetch_outcome>>
 token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f) {
     result<secret> r = make_error(errc::internal_error, "internal error");
     try {
@@ -183,8 +187,8 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f) {
         log_->error("fetching a token failed unexpectedly: {}", e.what());
     }
     const auto now = now_();
-    auto o = std::make_shared<outcome>();
-    std::vector<flight::waiter> waiters;
+    auto o = std::make_shared<fetch_outcome>();
+    std::vector<flight_waiter> waiters;
     std::size_t entries = 0;
     {
         std::lock_guard lock(mutex_);
@@ -207,30 +211,45 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f) {
             if (!o->stale)
                 o->error = r.error();
         }
-        if (f) {
-            if (auto it = flights_.find(key); it != flights_.end() && it->second == f)
-                flights_.erase(it);
-            f->done = o;
-            waiters = std::move(f->waiters);
-        }
+        if (f)
+            waiters = land_locked(*f, o);
         entries = cache_.size();
     }
     metrics_.cache_entries(entries);
     for (auto& w : waiters)
-        complete(std::move(w), o);
+        resume(std::move(w), o);
     co_return o;
+}
+
+std::vector<token_service::flight_waiter> token_service::land_locked(flight& f,
+                                                                      std::shared_ptr<const fetch_outcome> o) {
+    if (auto it = flights_.find(f.key); it != flights_.end() && it->second.get() == &f)
+        flights_.erase(it);
+    f.done = std::move(o);
+    return std::move(f.waiters);
+}
+
+void token_service::land(flight& f, std::shared_ptr<const fetch_outcome> o) {
+    std::vector<flight_waiter> waiters;
+    {
+        std::lock_guard lock(mutex_);
+        waiters = land_locked(f, o);
+    }
+    for (auto& w : waiters)
+        resume(std::move(w), o);
 }
 
 // Not a coroutine itself: gcc 12 destroys the initiation's captures twice when it is a temporary
 // inside a co_await expression of a coroutine body.
-net::awaitable<std::shared_ptr<const token_service::outcome>> token_service::wait(std::shared_ptr<flight> f) {
-    return net::async_initiate<decltype(net::use_awaitable), void(std::shared_ptr<const outcome>)>(
+net::awaitable<std::shared_ptr<const token_service::fetch_outcome>>
+token_service::wait(std::shared_ptr<flight> f) {
+    return net::async_initiate<decltype(net::use_awaitable), void(std::shared_ptr<const fetch_outcome>)>(
         [this](auto handler, std::shared_ptr<flight> f) {
-            flight::waiter w{net::get_associated_executor(handler, executor_), std::move(handler)};
+            flight_waiter w{net::get_associated_executor(handler, executor_), std::move(handler)};
             std::unique_lock lock(mutex_);
             if (auto o = f->done) {
                 lock.unlock();
-                complete(std::move(w), std::move(o));
+                resume(std::move(w), std::move(o));
                 return;
             }
             f->waiters.push_back(std::move(w));

@@ -2,10 +2,12 @@
 // Zoom, with one fetch per key at a time (single flight), a background refresh for hits in the final
 // window before expiry, negative caching of unknown users, stale-if-error, and DELETE.
 //
-// Answers are rendered here, as the JSON body of CONTRACT.md section 3: each cache entry holds its
-// answer up to "expires_in", so a hit only appends two numbers to a reused buffer.
+// A request looks at the cache once (look_up): a hit is answered there and then, without suspending;
+// a miss leaves with a ticket, its place in the single flight of its key taken under the same lock,
+// and complete() turns the ticket into the answer.
 #pragma once
 
+#include "cache/token_answer.hpp"
 #include "cache/token_cache.hpp"
 #include "config/config.hpp"
 #include "core/error.hpp"
@@ -20,37 +22,69 @@
 
 namespace token_broker {
 
-// How an answer was made, for the audit line.
-struct answer_source {
-    bool cached = false; // from the cache (a hit, or stale)
-    bool stale = false;  // from an older entry because Zoom was failing
-};
-
 class token_service {
 public:
-    using clock = std::function<time_point()>;
+    using wall_clock = std::function<time_point()>;
+
+    struct flight;
+    struct flight_waiter;
+
+    // A miss's place in line: the leader of a new fetch of its key, a follower of the fetch under
+    // way, or (onbehalf) a fetch of its own. Made by look_up, spent by complete(). A leader's ticket
+    // dropped unspent ends its fetch at once with internal_error, so that no follower waits for it.
+    class ticket {
+    public:
+        ticket() = default;
+        ticket(ticket&& other) noexcept;
+        ticket& operator=(ticket&& other) noexcept;
+        ~ticket();
+
+        bool leads() const noexcept { return leads_; }
+
+    private:
+        friend class token_service;
+        void abandon() noexcept;
+
+        token_service* service_ = nullptr;
+        std::shared_ptr<flight> flight_; // null for onbehalf
+        bool leads_ = false;
+    };
+
+    // What look_up found.
+    enum class lookup {
+        hit,          // the answer is in `body`
+        unknown_user, // Zoom said lately that this user does not exist: answer unknown_user_error()
+        miss,         // `ticket` holds the request's place: co_await complete()
+    };
 
     // `zoom`, `m` and `log` must outlive the service. `ex` runs the background refreshes. `now` is
     // the wall clock (replaced in tests).
     token_service(
         net::any_io_executor ex, token_source& zoom, const cache_config& cfg, metrics& m,
-        std::shared_ptr<spdlog::logger> log, clock now = [] { return std::chrono::system_clock::now(); });
+        std::shared_ptr<spdlog::logger> log, wall_clock now = [] { return std::chrono::system_clock::now(); });
     ~token_service();
     token_service(const token_service&) = delete;
     token_service& operator=(const token_service&) = delete;
 
-    // The cache-hit path: when the cache holds a servable token for `q`, writes the answer into `body`
-    // (replacing its contents) and returns true, starting a background refresh when the entry is in
-    // its final window. Never suspends, never calls Zoom, allocates nothing once `body` has grown.
+    // The one look at the cache for `q`, under one lock. A hit writes the answer into `body`
+    // (replacing its contents; no allocation once `body` has grown) and starts a background refresh
+    // when the entry is in its final window. A miss registers the request in its key's single flight
+    // and fills `t` (onbehalf: always a miss, never shared). Never suspends, never calls Zoom.
     // Thread-safe.
-    bool answer_from_cache(const token_query& q, std::string& body);
+    lookup look_up(const token_query& q, std::string& body, ticket& t);
 
-    // The rest: a remembered unknown user (404 without calling Zoom), an onbehalf token (always
-    // fetched, never shared), or a fetch from Zoom that concurrent callers of the same key share.
-    // On success writes the answer into `body`. Errors are those of token_source::fetch_token, except
-    // that a failing fetch is answered from a still-valid older entry (stale) when there is one.
+    // Completes a miss: the leader fetches from Zoom (and caches the result), a follower waits for
+    // the leader's outcome. On success writes the answer into `body`. Errors are those of
+    // token_source::fetch_token, except that a failing fetch is answered from a still-valid older
+    // entry (stale) when there is one. `q` must be the query `t` was made for and outlive the call.
     // Completes on the caller's executor. Thread-safe.
+    net::awaitable<result<answer_source>> complete(const token_query& q, ticket t, std::string& body);
+
+    // look_up, then complete() on a miss; a remembered unknown user is unknown_user_error().
     net::awaitable<result<answer_source>> answer(const token_query& q, std::string& body);
+
+    // The error of a remembered unknown user: user_not_found with Zoom's code 1001.
+    static broker_error unknown_user_error();
 
     // Forgets every cached token of `user_id` (all types and ttls) and its negative entry. Fetches
     // under way still answer their waiters, but their result is not cached. Returns how many entries
@@ -60,36 +94,28 @@ public:
     std::size_t size() const;
 
     // What a fetch produced: an answer prefix and its expiry, or an error; shared by all its waiters.
-    struct outcome;
-    struct flight;
+    struct fetch_outcome;
 
 private:
-    net::awaitable<std::shared_ptr<const outcome>> fetch(cache_key key, token_query q,
-                                                         std::shared_ptr<flight> f);
-    net::awaitable<std::shared_ptr<const outcome>> wait(std::shared_ptr<flight> f);
-    void start_refresh(cache_key_view key);
-    void render(const secret& prefix, time_point expires_at, time_point now, bool cached, bool stale,
-                std::string& body) const;
+    net::awaitable<std::shared_ptr<const fetch_outcome>> fetch(cache_key key, token_query q,
+                                                               std::shared_ptr<flight> f);
+    net::awaitable<std::shared_ptr<const fetch_outcome>> wait(std::shared_ptr<flight> f);
+    // Ends flight `f` with `o`: no longer joinable, its waiters handed back to be resumed. With
+    // mutex_ held.
+    std::vector<flight_waiter> land_locked(flight& f, std::shared_ptr<const fetch_outcome> o);
+    // The same, taking the lock, and resumes the waiters.
+    void land(flight& f, std::shared_ptr<const fetch_outcome> o);
 
     net::any_io_executor executor_;
     token_source& zoom_;
     metrics& metrics_;
     std::shared_ptr<spdlog::logger> log_;
-    clock now_;
+    wall_clock now_;
 
     mutable std::mutex mutex_; // guards the members below
     token_cache cache_;
     negative_cache unknown_users_;
     std::unordered_map<cache_key, std::shared_ptr<flight>, cache_key_hash, cache_key_equal> flights_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
-
-// Renders the part of an answer that does not change while it is cached:
-// {"token":"...","type":"zak","user_id":"...","expires_at":"2026-11-29T23:00:00Z","expires_in":
-std::string render_answer_prefix(std::string_view token, token_type type, std::string_view user_id,
-                                 time_point expires_at);
-
-// RFC 3339 UTC with whole seconds, e.g. "2026-11-29T23:00:00Z".
-std::string format_rfc3339(time_point t);
 
 } // namespace token_broker

@@ -51,10 +51,13 @@ struct broker_error {
     std::string message;
     std::optional<int> zoom_code;                    // Zoom's own error code, when it gave one
     std::optional<std::chrono::seconds> retry_after; // for rate_limited
+    // True when Zoom was called for this answer (the error is Zoom's, or Zoom could not be reached);
+    // false when the broker refused by itself: its request budget, a 429 block, no access token.
+    bool asked_zoom = false;
 };
 
 inline broker_error make_error(errc code, std::string message) {
-    return broker_error{code, std::move(message), std::nullopt, std::nullopt};
+    return broker_error{code, std::move(message), std::nullopt, std::nullopt, false};
 }
 
 // Used by boost::system::result<T, broker_error>::value() when it holds an error.

@@ -1,6 +1,6 @@
 #include "server/http_server.hpp"
 
-#include "server/request_reader.hpp"
+#include "server/session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,18 +10,34 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
+#include <limits>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 namespace token_broker {
 namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t read_chunk = 4096;
+
+// The per-connection state the drain and the deadlines need.
+struct connection {
+    net::any_io_executor executor;
+    std::function<void()> close; // set and cleared by the session, on `executor`
+    bool idle = true;            // on `executor` only
+    bool draining = false;       // on `executor` only
+    // When the operation under way must have completed (steady_clock ticks); checked by the
+    // server's deadline sweep, which closes the connection once it has passed.
+    std::atomic<std::int64_t> deadline{std::numeric_limits<std::int64_t>::max()};
+};
 
 } // namespace
 
-struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
-    shared_state(net::io_context& io, server_config c, request_handler& h, std::shared_ptr<spdlog::logger> l,
+namespace detail {
+
+struct http_server_impl : std::enable_shared_from_this<http_server_impl> {
+    http_server_impl(net::io_context& io, server_config c, request_handler& h, std::shared_ptr<spdlog::logger> l,
                  metrics& mt)
         : ioc(io), cfg(std::move(c)), handler(h), log(std::move(l)), m(mt), acceptor(net::make_strand(io)),
           drain_timer(acceptor.get_executor()), sweep_timer(acceptor.get_executor()) {}
@@ -130,96 +146,54 @@ struct http_server::shared_state : std::enable_shared_from_this<shared_state> {
     }
 };
 
+} // namespace detail
+
 namespace {
 
-using shared_state_ptr = std::shared_ptr<http_server::shared_state>;
-using connection = http_server::connection;
+using detail::http_server_impl;
+using impl_ptr = std::shared_ptr<http_server_impl>;
 
 // Answers requests on one connection until it closes, the peer goes quiet or the server drains.
 template <class Stream>
-net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stream, connection& conn) {
+net::awaitable<void> serve_requests(http_server_impl& srv, Stream& stream, connection& conn) {
     const auto& cfg = srv.cfg;
-    beast::flat_buffer buffer(cfg.max_header_bytes + max_request_body + read_chunk);
-    request req;
-    response res;
-    std::string out;
+    session s(cfg, srv.handler, srv.m, *srv.log);
     bool first = true;
 
     for (;;) {
         conn.idle = true;
         if (conn.draining)
             break;
-        if (buffer.size() == 0) {
-            // A new connection gets header_timeout for its first request; a kept-alive one may wait
-            // idle_timeout for the next.
-            srv.arm(conn, first ? cfg.header_timeout : cfg.idle_timeout);
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
-            if (ec)
+        // A new connection gets header_timeout for its first request; a kept-alive one may wait
+        // idle_timeout for the next.
+        srv.arm(conn, first ? cfg.header_timeout : cfg.idle_timeout);
+        auto step = s.parse();
+        while (step == session::step::read) {
+            auto [ec, n] = co_await stream.async_read_some(s.read_space(), use_tuple);
+            if (conn.idle && !ec && n > 0) {
+                conn.idle = false;
+                srv.arm(conn, cfg.header_timeout);
+            }
+            if (ec == net::error::eof || ec == ssl::error::stream_truncated) {
+                step = s.end_of_input();
                 break;
-            buffer.commit(n);
+            }
+            if (ec) {
+                step = session::step::close;
+                break;
+            }
+            s.received(n);
+            step = s.parse();
         }
+        if (step == session::step::close)
+            break;
         conn.idle = false;
         first = false;
 
-        // Parse what is buffered and read only while the parser needs more: a whole request usually
-        // arrives in one read, and then no further asynchronous operation is started for it.
-        request_reader reader(req, static_cast<std::uint32_t>(cfg.max_header_bytes));
-        reader.eager(true);
-        beast::error_code ec;
-        srv.arm(conn, cfg.header_timeout);
-        for (bool need_read = false;;) {
-            if (need_read) {
-                if (buffer.size() >= buffer.max_size()) {
-                    ec = http::error::buffer_overflow;
-                    break;
-                }
-                auto [rec, n] = co_await stream.async_read_some(
-                    buffer.prepare(std::min(read_chunk, buffer.max_size() - buffer.size())), use_tuple);
-                if (rec == net::error::eof || rec == ssl::error::stream_truncated) {
-                    reader.put_eof(ec);
-                    if (!ec)
-                        ec = http::error::partial_message;
-                    break;
-                }
-                if (rec) {
-                    ec = rec;
-                    break;
-                }
-                buffer.commit(n);
-            }
-            const auto used = reader.put(buffer.data(), ec);
-            buffer.consume(used);
-            if (ec == http::error::need_more) {
-                ec = {};
-                need_read = true;
-                continue;
-            }
-            if (ec || reader.is_done())
-                break;
-            need_read = used == 0 || buffer.size() == 0;
-        }
-        req.received_at = std::chrono::steady_clock::now();
-        if (!is_sane_request_id(req.request_id))
-            make_request_id(req.request_id);
-        res.clear();
-        const auto outcome = classify_read(ec, reader, cfg.max_header_bytes, res);
-        if (outcome == read_outcome::drop)
-            break;
-        if (outcome == read_outcome::handle) {
-            try {
-                if (!srv.handler.handle_now(req, res))
-                    co_await srv.handler.handle(req, res);
-            } catch (const std::exception& e) {
-                srv.log->error("request {} failed unexpectedly: {}", req.request_id, e.what());
-                res.clear();
-                set_error(res, errc::internal_error, "internal error");
-            }
-        }
-        if (conn.draining)
-            res.close = true;
+        if (!s.answer())
+            co_await s.complete();
 
-        out.clear();
-        serialize_response(req, res, out);
+        const auto out = s.output(conn.draining);
         srv.arm(conn, cfg.idle_timeout);
         beast::error_code wec;
         for (std::size_t sent = 0; sent < out.size() && !wec;) {
@@ -228,20 +202,13 @@ net::awaitable<void> serve_requests(http_server::shared_state& srv, Stream& stre
             wec = e;
             sent += n;
         }
-        srv.m.request_answered(res.counted_as, res.status);
-        if (srv.log->should_log(spdlog::level::debug))
-            srv.log->debug("access request_id={} method={} target={} status={} duration_us={}",
-                           req.request_id, req.method_name, req.target, res.status,
-                           std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::steady_clock::now() - req.received_at)
-                               .count());
-        if (wec || res.close || !req.keep_alive)
+        if (!s.sent() || wec)
             break;
     }
 }
 
 template <class Stream>
-net::awaitable<void> close_gracefully(http_server::shared_state& srv, Stream& stream, connection& conn) {
+net::awaitable<void> close_gracefully(http_server_impl& srv, Stream& stream, connection& conn) {
     auto& socket = beast::get_lowest_layer(stream);
     if constexpr (!std::is_same_v<Stream, net::ip::tcp::socket>) {
         srv.arm(conn, std::chrono::seconds(1));
@@ -265,7 +232,7 @@ net::awaitable<void> close_gracefully(http_server::shared_state& srv, Stream& st
     socket.close(ignored);
 }
 
-net::awaitable<void> run_connection(shared_state_ptr srv, net::ip::tcp::socket socket) {
+net::awaitable<void> run_connection(impl_ptr srv, net::ip::tcp::socket socket) {
     auto [id, conn] = srv->add_connection(socket.get_executor());
     srv->m.connection_opened();
     if (srv->tls) {
@@ -297,7 +264,7 @@ net::awaitable<void> run_connection(shared_state_ptr srv, net::ip::tcp::socket s
     srv->remove_connection(id);
 }
 
-net::awaitable<void> accept_loop(shared_state_ptr srv) {
+net::awaitable<void> accept_loop(impl_ptr srv) {
     net::steady_timer backoff(srv->acceptor.get_executor());
     for (;;) {
         net::any_io_executor ex = srv->cfg.threads > 1 ? net::any_io_executor(net::make_strand(srv->ioc))
@@ -356,15 +323,15 @@ void load_tls(ssl::context& ctx, const listener_tls_config& tls) {
 
 http_server::http_server(net::io_context& ioc, server_config cfg, request_handler& handler,
                          std::shared_ptr<spdlog::logger> log, metrics& m)
-    : state_(std::make_shared<shared_state>(ioc, std::move(cfg), handler, std::move(log), m)) {}
+    : impl_(std::make_shared<http_server_impl>(ioc, std::move(cfg), handler, std::move(log), m)) {}
 
 http_server::~http_server() {
     beast::error_code ignored;
-    state_->acceptor.close(ignored);
+    impl_->acceptor.close(ignored);
 }
 
 void http_server::start() {
-    auto& s = *state_;
+    auto& s = *impl_;
     if (s.cfg.tls.enabled()) {
         s.tls.emplace(ssl::context::tls_server);
         load_tls(*s.tls, s.cfg.tls);
@@ -377,7 +344,7 @@ void http_server::start() {
     s.acceptor.bind(ep);
     s.acceptor.listen(net::socket_base::max_listen_connections);
     s.sweep();
-    net::co_spawn(s.acceptor.get_executor(), accept_loop(state_), [st = state_](std::exception_ptr e) {
+    net::co_spawn(s.acceptor.get_executor(), accept_loop(impl_), [st = impl_](std::exception_ptr e) {
         if (!e)
             return;
         try {
@@ -389,15 +356,15 @@ void http_server::start() {
 }
 
 net::ip::tcp::endpoint http_server::local_endpoint() const {
-    return state_->acceptor.local_endpoint();
+    return impl_->acceptor.local_endpoint();
 }
 
 std::size_t http_server::open_connections() const noexcept {
-    return state_->open.load(std::memory_order_relaxed);
+    return impl_->open.load(std::memory_order_relaxed);
 }
 
 void http_server::drain(std::function<void()> done) {
-    net::post(state_->acceptor.get_executor(), [s = state_, done = std::move(done)]() mutable {
+    net::post(impl_->acceptor.get_executor(), [s = impl_, done = std::move(done)]() mutable {
         bool empty = false;
         {
             std::lock_guard lock(s->mutex);

@@ -95,7 +95,8 @@ void serialize_response(const request& req, const response& res, std::string& ou
     else if (req.version == 10)
         out.append("Connection: keep-alive\r\n");
     out.append("\r\n");
-    if (res.status != 204)
+    // An answer to HEAD has the headers, Content-Length included, that GET would have, and no body.
+    if (res.status != 204 && req.method != http::verb::head)
         out.append(res.body);
 }
 

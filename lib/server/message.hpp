@@ -15,18 +15,6 @@
 
 namespace token_broker {
 
-class authenticator;
-struct caller_key;
-
-// The caller key a connection presented last and what it was found to be, so that a kept-alive
-// caller sending the same Authorization header again is not hashed again. Kept by the token
-// endpoint; lives as long as the connection.
-struct authorization_memo {
-    std::string header;
-    std::shared_ptr<const authenticator> keys; // the key set it was checked against
-    const caller_key* key = nullptr;           // in `keys`; nullptr: unknown
-};
-
 // A request whose header has been read. The strings are copies, valid until the next request.
 struct request {
     http::verb method = http::verb::unknown;
@@ -37,7 +25,6 @@ struct request {
     bool keep_alive = true;
     unsigned version = 11;
     std::chrono::steady_clock::time_point received_at;
-    mutable authorization_memo caller; // per connection, not per request
 };
 
 // The answer a handler fills in. `body` keeps its capacity from one request to the next.
@@ -68,7 +55,8 @@ struct response {
 void set_error(response& out, const broker_error& e);
 void set_error(response& out, errc code, std::string_view message);
 
-// Appends the whole HTTP/1.1 message for `res` (status line, headers, body) to `out`.
+// Appends the whole HTTP/1.1 message for `res` (status line, headers, body) to `out`. The answer to a
+// HEAD request has no body (its Content-Length is the body's all the same); a 204 has neither.
 void serialize_response(const request& req, const response& res, std::string& out);
 
 // True when `id` may be echoed as X-Request-Id: 1 to 128 visible ASCII characters.

@@ -1,55 +1,37 @@
 #include "server/router.hpp"
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
+#include "core/target_path.hpp"
+#include "metrics/metrics.hpp"
+#include "server/token_request.hpp"
 
 namespace token_broker {
 
-std::string_view target_path(std::string_view target) noexcept {
-    return target.substr(0, target.find('?'));
-}
+router::router(metrics& m, readiness_check ready, request_handler* token_route)
+    : metrics_(m), ready_(std::move(ready)), token_route_(token_route) {}
 
-router::router(metrics& m, readiness_check ready, request_handler* token_endpoint)
-    : metrics_(m), ready_(std::move(ready)), token_endpoint_(token_endpoint) {}
-
-bool router::handle_now(const request& req, response& res) {
-    return dispatch(req, res);
-}
-
-net::awaitable<void> router::handle(const request& req, response& res) {
-    const bool token_route = target_path(req.target).starts_with("/token/") && token_endpoint_ &&
-                             (req.method == http::verb::get || req.method == http::verb::delete_);
-    if (!token_route) {
-        dispatch(req, res);
-        co_return;
-    }
-    res.counted_as = route::token;
-    co_await token_endpoint_->handle(req, res);
-}
-
-bool router::dispatch(const request& req, response& res) {
+bool router::answer(const request& req, connection_context& ctx, response& res) {
     const auto path = target_path(req.target);
-    const bool get = req.method == http::verb::get;
 
-    if (path.starts_with("/token/")) {
+    if (is_token_route(req.target)) {
         res.counted_as = route::token;
-        if (!get && req.method != http::verb::delete_) {
+        if (req.method != http::verb::get && req.method != http::verb::delete_) {
             res.allow = "GET, DELETE";
             set_error(res, errc::method_not_allowed, "use GET or DELETE on /token/{userId}");
             return true;
         }
-        if (!token_endpoint_) {
+        if (!token_route_) {
             set_error(res, errc::not_ready, "the token endpoint is not available");
             return true;
         }
-        return token_endpoint_->handle_now(req, res);
+        return token_route_->answer(req, ctx, res);
     }
 
+    // The probes: GET, and HEAD as GET without the body.
     auto probe = [&](enum route r) {
         res.counted_as = r;
-        if (get)
+        if (req.method == http::verb::get || req.method == http::verb::head)
             return true;
-        res.allow = "GET";
+        res.allow = "GET, HEAD";
         set_error(res, errc::method_not_allowed, "use GET");
         return false;
     };
@@ -75,6 +57,10 @@ bool router::dispatch(const request& req, response& res) {
         set_error(res, errc::not_found, "no such route; try GET /token/{userId}");
     }
     return true;
+}
+
+net::awaitable<void> router::complete(const request& req, connection_context& ctx, response& res) {
+    return token_route_->complete(req, ctx, res);
 }
 
 } // namespace token_broker

@@ -1,8 +1,10 @@
 // Routes requests: /healthz, /readyz, /metrics here, /token/{userId} to the token endpoint.
-// Unknown paths are 404 not_found; a known path with another method is 405 with Allow.
+// Unknown paths are 404 not_found; a known path with another method is 405 with Allow. HEAD is
+// answered as GET on the probes (headers only); on the token route it is 405, since a HEAD that
+// fetched would spend a Zoom call on an answer nobody reads (docs/CONTRACT.md section 8).
 #pragma once
 
-#include "server/http_server.hpp"
+#include "server/request_handler.hpp"
 
 #include <functional>
 #include <optional>
@@ -10,28 +12,26 @@
 
 namespace token_broker {
 
+class metrics;
+
 class router final : public request_handler {
 public:
     // Why the broker is not ready to answer token requests, or std::nullopt when it is.
     using readiness_check = std::function<std::optional<std::string>()>;
 
-    // `token_endpoint` answers GET and DELETE on /token/...; when null those are answered 503
+    // `token_route` answers GET and DELETE on /token/...; when null those are answered 503
     // not_ready. All references must outlive the router.
-    router(metrics& m, readiness_check ready, request_handler* token_endpoint);
+    router(metrics& m, readiness_check ready, request_handler* token_route);
 
-    bool handle_now(const request& req, response& res) override;
-    net::awaitable<void> handle(const request& req, response& res) override;
+    bool answer(const request& req, connection_context& ctx, response& res) override;
+
+    // Only the token route ever leaves work to complete: handed straight to it.
+    net::awaitable<void> complete(const request& req, connection_context& ctx, response& res) override;
 
 private:
-    // Answers every route but the token route's waiting part; false: the token endpoint must wait.
-    bool dispatch(const request& req, response& res);
-
     metrics& metrics_;
     readiness_check ready_;
-    request_handler* token_endpoint_;
+    request_handler* token_route_;
 };
-
-// The path of a request target: everything before '?'.
-std::string_view target_path(std::string_view target) noexcept;
 
 } // namespace token_broker

@@ -27,89 +27,93 @@ void token_endpoint::replace_keys(std::shared_ptr<const authenticator> keys) {
     keys_.store(std::move(keys), std::memory_order_release);
 }
 
-std::optional<token_query> token_endpoint::admit(const request& req, response& res,
-                                                 std::string_view& key_name) const {
+bool token_endpoint::admit(const request& req, connection_context& ctx, response& res) const {
     res.counted_as = route::token;
     const bool is_delete = req.method == http::verb::delete_;
+    auto& pending = ctx.pending;
 
     // Who: checked before anything else, so an unknown caller learns nothing and costs nothing.
-    key_name = anonymous;
+    pending.key_name = anonymous;
+    pending.keys = keys_.load(std::memory_order_acquire);
     const caller_key* key = nullptr;
-    const auto keys = keys_.load(std::memory_order_acquire);
-    if (keys && !keys->empty()) {
+    if (pending.keys && !pending.keys->empty()) {
         auto presented = bearer_token(req.authorization);
-        auto& memo = req.caller;
-        if (presented && memo.keys == keys && memo.header == req.authorization) {
+        auto& memo = ctx.caller;
+        if (presented && memo.keys == pending.keys && memo.header == req.authorization) {
             key = memo.key;
         } else {
-            key = presented ? keys->identify(*presented) : nullptr;
+            key = presented ? pending.keys->identify(*presented) : nullptr;
             memo.header = req.authorization;
-            memo.keys = keys;
+            memo.keys = pending.keys;
             memo.key = key;
         }
         if (!key) {
             set_error(res, errc::unauthorized,
                       presented ? "unknown caller key" : "send a caller key as Authorization: Bearer <key>");
             audit(req, res, anonymous, "-", "-", "-", code_name(errc::unauthorized));
-            return std::nullopt;
+            return false;
         }
-        key_name = key->name;
+        pending.key_name = key->name;
     }
 
     // What.
     auto query = parse_token_target(req.target, is_delete);
     if (!query) {
         set_error(res, query.error());
-        audit(req, res, key_name, "-", "-", "-", code_name(query.error().code));
-        return std::nullopt;
+        audit(req, res, pending.key_name, "-", "-", "-", code_name(query.error().code));
+        return false;
     }
+    pending.query = std::move(*query);
 
     // Whether they may.
-    if (key && !authenticator::may_access(*key, query->user_id)) {
+    if (key && !authenticator::may_access(*key, pending.query.user_id)) {
         set_error(res, errc::forbidden, "this caller key may not ask for this user");
-        audit(req, res, key_name, query->user_id, is_delete ? "all" : to_string(query->type), "-",
-              code_name(errc::forbidden));
-        return std::nullopt;
-    }
-    return std::move(*query);
-}
-
-bool token_endpoint::handle_now(const request& req, response& res) {
-    std::string_view key_name;
-    const auto q = admit(req, res, key_name);
-    return !q || answer_now(req, res, *q, key_name);
-}
-
-bool token_endpoint::answer_now(const request& req, response& res, const token_query& q,
-                                std::string_view key_name) {
-    if (req.method == http::verb::delete_) {
-        tokens_.forget(q.user_id);
-        res.status = 204;
-        audit(req, res, key_name, q.user_id, "all", "delete", {});
-        return true;
-    }
-    if (!tokens_.answer_from_cache(q, res.body))
+        audit(req, res, pending.key_name, pending.query.user_id, is_delete ? "all" : to_string(pending.query.type),
+              "-", code_name(errc::forbidden));
         return false;
-    audit(req, res, key_name, q.user_id, to_string(q.type), "cache", {});
+    }
     return true;
 }
 
-net::awaitable<void> token_endpoint::handle(const request& req, response& res) {
-    std::string_view key_name;
-    const auto q = admit(req, res, key_name);
-    if (!q || answer_now(req, res, *q, key_name))
-        co_return;
-    const auto type = to_string(q->type);
-    auto answered = co_await tokens_.answer(*q, res.body);
+bool token_endpoint::answer(const request& req, connection_context& ctx, response& res) {
+    if (!admit(req, ctx, res))
+        return true;
+    auto& p = ctx.pending;
+    if (req.method == http::verb::delete_) {
+        tokens_.forget(p.query.user_id);
+        res.status = 204;
+        audit(req, res, p.key_name, p.query.user_id, "all", "delete", {});
+        return true;
+    }
+    switch (tokens_.look_up(p.query, res.body, p.ticket)) {
+    case token_service::lookup::hit:
+        audit(req, res, p.key_name, p.query.user_id, to_string(p.query.type), "cache", {});
+        return true;
+    case token_service::lookup::unknown_user:
+        set_error(res, token_service::unknown_user_error());
+        audit(req, res, p.key_name, p.query.user_id, to_string(p.query.type), "cache",
+              code_name(errc::user_not_found));
+        return true;
+    case token_service::lookup::miss:
+        break;
+    }
+    return false;
+}
+
+net::awaitable<void> token_endpoint::complete(const request& req, connection_context& ctx, response& res) {
+    auto& p = ctx.pending;
+    const auto type = to_string(p.query.type);
+    auto answered = co_await tokens_.complete(p.query, std::move(p.ticket), res.body);
     if (!answered) {
         set_error(res, answered.error());
-        audit(req, res, key_name, q->user_id, type, "zoom", code_name(answered.error().code));
+        audit(req, res, p.key_name, p.query.user_id, type, answered.error().asked_zoom ? "zoom" : "broker",
+              code_name(answered.error().code));
         co_return;
     }
-    audit(req, res, key_name, q->user_id, type,
-          answered->stale    ? "stale"
-          : answered->cached ? "cache"
-                             : "zoom",
+    audit(req, res, p.key_name, p.query.user_id, type,
+          *answered == answer_source::stale    ? "stale"
+          : *answered == answer_source::cached ? "cache"
+                                               : "zoom",
           {});
 }
 

@@ -1,11 +1,17 @@
 // GET and DELETE /token/{userId} (CONTRACT.md section 3): who is asking (caller keys), what they ask
 // for (target validation), whether they may (user patterns), then the answer from the token service,
 // and an audit line for every answer.
+//
+// The audit line's `source` says where the answer came from: `-` refused before the cache was
+// looked at (401, 400, 403); `cache` from the cache, a remembered unknown user included; `stale` an
+// older token because Zoom was failing; `zoom` Zoom was called for it (a new token, or Zoom's error,
+// or Zoom could not be reached); `broker` refused by the broker itself without calling Zoom (its
+// request budget, a 429 block, no access token); `delete` a DELETE.
 #pragma once
 
 #include "auth/auth.hpp"
 #include "cache/token_service.hpp"
-#include "server/http_server.hpp"
+#include "server/request_handler.hpp"
 
 #include <atomic>
 #include <memory>
@@ -22,17 +28,15 @@ public:
     // Replaces the caller keys (SIGHUP). Thread-safe; requests under way keep the keys they started with.
     void replace_keys(std::shared_ptr<const authenticator> keys);
 
-    // Authentication, validation, authorization, DELETE and cache hits: everything but a Zoom fetch.
-    bool handle_now(const request& req, response& res) override;
-    net::awaitable<void> handle(const request& req, response& res) override;
+    // Authentication, validation, authorization, DELETE and the cache: all but waiting for a fetch,
+    // which is left in ctx.pending for complete().
+    bool answer(const request& req, connection_context& ctx, response& res) override;
+    net::awaitable<void> complete(const request& req, connection_context& ctx, response& res) override;
 
 private:
-    // Who asks for what, and whether they may: the query when admitted; else `res` holds the error,
-    // which is audited, and std::nullopt is returned.
-    std::optional<token_query> admit(const request& req, response& res, std::string_view& key_name) const;
-
-    // DELETE, or a cache hit: answered and audited, true. False for a miss, `res` untouched.
-    bool answer_now(const request& req, response& res, const token_query& q, std::string_view key_name);
+    // Who asks for what, and whether they may: true when admitted, with ctx.pending's query, keys
+    // and key name set; else `res` holds the error, which is audited.
+    bool admit(const request& req, connection_context& ctx, response& res) const;
 
     void audit(const request& req, const response& res, std::string_view key_name, std::string_view user_id,
                std::string_view type, std::string_view source, std::string_view error_code) const;

@@ -1,5 +1,7 @@
 #include "server/token_request.hpp"
 
+#include "core/target_path.hpp"
+
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/pct_string_view.hpp>
@@ -96,7 +98,7 @@ bool is_valid_user_id(std::string_view decoded) noexcept {
 }
 
 bool is_token_route(std::string_view target) noexcept {
-    return target.substr(0, target.find_first_of("?#")).starts_with(route_prefix);
+    return target_path(target).starts_with(route_prefix);
 }
 
 result<token_query> parse_token_target(std::string_view target, bool is_delete) {
