@@ -88,6 +88,28 @@ public:
         return p.release();
     }
 
+    // Reads the header of one answer to HEAD: no body follows, whatever Content-Length says.
+    http::response<http::empty_body> read_head() {
+        http::response_parser<http::empty_body> p;
+        p.skip(true);
+        http::read(socket_, buffer_, p);
+        return p.release();
+    }
+
+    // Everything the server sends until it closes the connection (or the timeout passes).
+    std::string read_to_end() {
+        std::string all(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        buffer_.consume(buffer_.size());
+        char chunk[4096];
+        for (;;) {
+            beast::error_code ec;
+            const auto n = socket_.read_some(net::buffer(chunk), ec);
+            all.append(chunk, n);
+            if (ec)
+                return all;
+        }
+    }
+
     http::response<http::string_body> get(std::string_view target, std::string_view extra_headers = "") {
         send("GET " + std::string(target) + " HTTP/1.1\r\nHost: localhost\r\n" + std::string(extra_headers) +
              "\r\n");

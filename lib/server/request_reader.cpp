@@ -1,8 +1,44 @@
 #include "server/request_reader.hpp"
 
+#include <boost/url/parse.hpp>
 #include <fmt/format.h>
 
 namespace token_broker {
+namespace {
+
+// Spaces and tabs around a list element (RFC 9110 5.6.1, OWS).
+std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// True when a Transfer-Encoding line is exactly the one coding "chunked" (any case, OWS around it).
+bool is_sole_chunked(std::string_view value) noexcept {
+    return beast::iequals(trim_ows(value), "chunked");
+}
+
+// An absolute-form request-target ("http://host:port/path?query") in origin form ("/path?query"),
+// or `target` itself when it is not one. Only http and https URIs are taken apart.
+std::string origin_form(std::string_view target) {
+    if (target.empty() || target.front() == '/')
+        return std::string(target);
+    auto uri = boost::urls::parse_absolute_uri(target);
+    if (!uri || !(uri->scheme_id() == boost::urls::scheme::http || uri->scheme_id() == boost::urls::scheme::https))
+        return std::string(target);
+    std::string out(uri->encoded_path());
+    if (out.empty())
+        out = "/";
+    if (uri->has_query()) {
+        out.push_back('?');
+        out.append(uri->encoded_query());
+    }
+    return out;
+}
+
+} // namespace
 
 request_reader::request_reader(request& into, std::uint32_t max_header_bytes) : into_(into) {
     header_limit(max_header_bytes);
@@ -16,30 +52,63 @@ request_reader::request_reader(request& into, std::uint32_t max_header_bytes) : 
     into_.version = 11;
 }
 
+void request_reader::refuse(std::string_view why, beast::error_code& ec) {
+    if (refusal_.empty())
+        refusal_ = why;
+    ec = http::error::bad_value;
+}
+
 void request_reader::on_request_impl(http::verb method, beast::string_view method_str,
                                      beast::string_view target, int version, beast::error_code&) {
     into_.method = method;
     into_.method_name.assign(method_str.data(), method_str.size());
-    into_.target.assign(target.data(), target.size());
+    into_.target = origin_form(target);
     into_.version = static_cast<unsigned>(version);
 }
 
 void request_reader::on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
-                                   beast::error_code&) {
-    if (name == http::field::authorization) {
-        duplicate_ |= seen_authorization_;
+                                   beast::error_code& ec) {
+    switch (name) {
+    case http::field::authorization:
+        if (seen_authorization_)
+            return refuse("Authorization may appear only once", ec);
         seen_authorization_ = true;
         into_.authorization.assign(value.data(), value.size());
-    } else if (name == http::field::unknown && beast::iequals(name_string, "x-request-id")) {
-        // X-Request-Id has no field enum in Beast, so only unknown names are compared.
-        duplicate_ |= seen_request_id_;
-        seen_request_id_ = true;
-        into_.request_id.assign(value.data(), value.size());
+        return;
+    case http::field::host:
+        ++hosts_;
+        return;
+    case http::field::content_length:
+        seen_content_length_ = true;
+        return;
+    case http::field::transfer_encoding:
+        seen_transfer_encoding_ = true;
+        transfer_encoding_chunked_ = is_sole_chunked(value);
+        return;
+    case http::field::unknown:
+        // X-Request-Id has no field enum in Beast, so only unknown names are compared. A repeated one
+        // is no id at all: the session makes a new one.
+        if (beast::iequals(name_string, "x-request-id")) {
+            if (seen_request_id_)
+                into_.request_id.clear();
+            else
+                into_.request_id.assign(value.data(), value.size());
+            seen_request_id_ = true;
+        }
+        return;
+    default:
+        return;
     }
 }
 
-void request_reader::on_header_impl(beast::error_code&) {
+void request_reader::on_header_impl(beast::error_code& ec) {
     into_.keep_alive = keep_alive();
+    if (seen_transfer_encoding_ && !transfer_encoding_chunked_)
+        return refuse("Transfer-Encoding other than a sole chunked is not accepted", ec);
+    if (seen_transfer_encoding_ && seen_content_length_)
+        return refuse("Transfer-Encoding and Content-Length may not be sent together", ec);
+    if (into_.version >= 11 && hosts_ != 1)
+        return refuse(hosts_ == 0 ? "an HTTP/1.1 request needs a Host header" : "Host may appear only once", ec);
 }
 
 namespace {
@@ -56,6 +125,11 @@ bool is_quiet_close(const beast::error_code& ec) {
 
 read_outcome classify_read(const beast::error_code& ec, const request_reader& reader,
                            std::size_t max_header_bytes, response& res) {
+    if (!reader.refusal().empty()) {
+        set_error(res, errc::invalid_request, reader.refusal());
+        res.close = true;
+        return read_outcome::refuse;
+    }
     if (ec == http::error::header_limit) {
         set_error(res, errc::headers_too_large,
                   fmt::format("request headers are larger than {} bytes", max_header_bytes));
@@ -70,11 +144,6 @@ read_outcome classify_read(const beast::error_code& ec, const request_reader& re
         return read_outcome::drop;
     if (ec) {
         set_error(res, errc::invalid_request, "malformed HTTP request");
-        res.close = true;
-        return read_outcome::refuse;
-    }
-    if (reader.duplicate_header()) {
-        set_error(res, errc::invalid_request, "Authorization and X-Request-Id may appear only once");
         res.close = true;
         return read_outcome::refuse;
     }

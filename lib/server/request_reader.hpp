@@ -1,6 +1,12 @@
 // An HTTP request parser that keeps only what the broker uses (method, target, Authorization,
 // X-Request-Id) in the session's reused `request`, instead of building a header map per message.
 // One is made per message, with the header limit of the configuration and a small body limit.
+//
+// Beyond Beast's own checks it refuses what RFC 9112 says a server must refuse, since a front proxy
+// may read such a message differently and smuggle a second request behind it: a Transfer-Encoding
+// other than a sole "chunked", Transfer-Encoding together with Content-Length, and in HTTP/1.1 a
+// missing or repeated Host. An absolute-form target ("http://host/healthz") is kept in origin form
+// ("/healthz").
 #pragma once
 
 #include "server/message.hpp"
@@ -15,8 +21,9 @@ public:
     // Fills `into`, which must outlive the reader. Its strings are cleared first.
     request_reader(request& into, std::uint32_t header_limit);
 
-    // True when a header was repeated that must appear at most once (Authorization, X-Request-Id).
-    bool duplicate_header() const noexcept { return duplicate_; }
+    // Why the message was refused as malformed (answered 400, then the connection is closed), or
+    // empty. Set together with a parse error, which stops the parser.
+    std::string_view refusal() const noexcept { return refusal_; }
 
 private:
     void on_request_impl(http::verb method, beast::string_view method_str, beast::string_view target,
@@ -33,10 +40,16 @@ private:
     }
     void on_finish_impl(beast::error_code&) override {}
 
+    void refuse(std::string_view why, beast::error_code& ec);
+
     request& into_;
+    std::string_view refusal_;
     bool seen_authorization_ = false;
     bool seen_request_id_ = false;
-    bool duplicate_ = false;
+    bool seen_content_length_ = false;
+    bool transfer_encoding_chunked_ = false; // as the last Transfer-Encoding line ends
+    bool seen_transfer_encoding_ = false;
+    unsigned hosts_ = 0;
 };
 
 // What to do once reading a request has ended with `ec`.
@@ -46,8 +59,7 @@ enum class read_outcome {
     drop,   // the peer is gone or went quiet, or overflowed the buffer: close without an answer
 };
 
-// Maps the end of a read to what the session does, filling `res` for a refusal. Shared by the
-// session and the request fuzzer so that both map errors alike.
+// Maps the end of a read to what the session does, filling `res` for a refusal.
 read_outcome classify_read(const beast::error_code& ec, const request_reader& reader,
                            std::size_t max_header_bytes, response& res);
 
