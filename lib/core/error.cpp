@@ -23,8 +23,8 @@ std::string_view code_name(errc e) noexcept {
         return "not_found";
     case errc::method_not_allowed:
         return "method_not_allowed";
-    case errc::payload_too_large:
-        return "payload_too_large";
+    case errc::body_too_large:
+        return "body_too_large";
     case errc::rate_limited:
         return "rate_limited";
     case errc::headers_too_large:
@@ -35,6 +35,8 @@ std::string_view code_name(errc e) noexcept {
         return "not_ready";
     case errc::upstream_unavailable:
         return "upstream_unavailable";
+    case errc::cache_unavailable:
+        return "cache_unavailable";
     case errc::upstream_timeout:
         return "upstream_timeout";
     case errc::internal_error:
@@ -58,7 +60,7 @@ unsigned http_status(errc e) noexcept {
         return 404;
     case errc::method_not_allowed:
         return 405;
-    case errc::payload_too_large:
+    case errc::body_too_large:
         return 413;
     case errc::rate_limited:
         return 429;
@@ -68,6 +70,7 @@ unsigned http_status(errc e) noexcept {
         return 502;
     case errc::not_ready:
     case errc::upstream_unavailable:
+    case errc::cache_unavailable:
         return 503;
     case errc::upstream_timeout:
         return 504;
@@ -75,19 +78,6 @@ unsigned http_status(errc e) noexcept {
         return 500;
     }
     return 500;
-}
-
-namespace {
-class category final : public boost::system::error_category {
-public:
-    const char* name() const noexcept override { return "token_broker"; }
-    std::string message(int ev) const override { return std::string(code_name(static_cast<errc>(ev))); }
-};
-} // namespace
-
-const boost::system::error_category& broker_category() noexcept {
-    static const category instance;
-    return instance;
 }
 
 void throw_exception_from_error(const broker_error& e, const boost::source_location& loc) {

@@ -3,13 +3,11 @@
 // (`http_status` and `code_name` below, used by the router).
 #pragma once
 
-#include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 #include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 namespace token_broker {
 
@@ -23,27 +21,25 @@ enum class errc {
     token_unavailable,    // 404, Zoom answered {"token": null}
     not_found,            // 404, unknown route
     method_not_allowed,   // 405
-    payload_too_large,    // 413
+    body_too_large,       // 413
     rate_limited,         // 429
     headers_too_large,    // 431
     upstream_error,       // 502
     not_ready,            // 503, no usable Zoom access token
     upstream_unavailable, // 503, Zoom cannot be reached
+    cache_unavailable,    // 503, DELETE while Redis cannot confirm every replica forgot
     upstream_timeout,     // 504
-    internal_error,       // 500, a bug: should never be seen
+    internal_error,       // 500, a bug: should never be seen. Keep it last (see last_errc).
 };
+
+// The last code, so that every code from 1 to this one can be gone through.
+inline constexpr errc last_errc = errc::internal_error;
 
 // The machine-readable code used in error bodies, e.g. "invalid_request".
 std::string_view code_name(errc e) noexcept;
 
 // The HTTP status an error is answered with.
 unsigned http_status(errc e) noexcept;
-
-const boost::system::error_category& broker_category() noexcept;
-
-inline boost::system::error_code make_error_code(errc e) noexcept {
-    return {static_cast<int>(e), broker_category()};
-}
 
 // An expected failure with what a person needs to understand it. Never holds a secret.
 struct broker_error {
@@ -68,6 +64,3 @@ template <class T>
 using result = boost::system::result<T, broker_error>;
 
 } // namespace token_broker
-
-template <>
-struct boost::system::is_error_code_enum<token_broker::errc> : std::true_type {};

@@ -22,7 +22,7 @@ void set_error(response& out, const broker_error& e) {
         out.www_authenticate = true;
     if (e.code == errc::rate_limited)
         out.retry_after = e.retry_after ? std::max<long long>(1, e.retry_after->count()) : 1;
-    if (e.code == errc::headers_too_large || e.code == errc::payload_too_large)
+    if (e.code == errc::headers_too_large || e.code == errc::body_too_large)
         out.close = true;
 }
 

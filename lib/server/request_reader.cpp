@@ -136,7 +136,7 @@ read_outcome classify_read(const beast::error_code& ec, const request_reader& re
         return read_outcome::refuse;
     }
     if (ec == http::error::body_limit) {
-        set_error(res, errc::payload_too_large,
+        set_error(res, errc::body_too_large,
                   fmt::format("request bodies are not accepted beyond {} bytes", max_request_body));
         return read_outcome::refuse;
     }
