@@ -20,7 +20,8 @@ struct application::parts {
     parts(config c, std::shared_ptr<spdlog::logger> l)
         : cfg(std::move(c)), log(std::move(l)), ioc(static_cast<int>(cfg.server.threads)),
           zoom(ioc.get_executor(), cfg.zoom, log, m), tokens(ioc.get_executor(), zoom, cfg.cache, m, log),
-          endpoint(tokens, std::make_shared<const authenticator>(cfg.auth.keys), cfg.log.format, log),
+          endpoint(tokens, std::make_shared<const authenticator>(cfg.auth.keys), cfg.log.format, log,
+                   cfg.zoom.request_timeout),
           routes(
               m, [this] { return readiness(); }, &endpoint),
           server(ioc, cfg.server, routes, log, m), flush_timer(ioc), signals(ioc), reload_signal(ioc) {}

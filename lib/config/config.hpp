@@ -38,6 +38,7 @@ struct server_config {
     milliseconds idle_timeout{60000};   // between requests on a kept-alive connection
     milliseconds drain_timeout{10000};  // for requests in flight at shutdown
     std::size_t max_header_bytes = 8192;
+    std::size_t max_body_bytes = 65536;
     std::size_t max_connections = 10000;
     listener_tls_config tls;
 };

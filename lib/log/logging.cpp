@@ -167,17 +167,4 @@ structured_message& structured_message::field(std::string_view name, long long v
     return *this;
 }
 
-structured_message& structured_message::field(std::string_view name, bool value) {
-    if (format_ == log_format::json) {
-        text_.push_back(',');
-        append_json_string(text_, name);
-        text_.append(value ? ":true" : ":false");
-    } else {
-        text_.push_back(' ');
-        text_.append(name);
-        text_.append(value ? "=true" : "=false");
-    }
-    return *this;
-}
-
 } // namespace token_broker

@@ -69,7 +69,6 @@ public:
     structured_message(log_format format, std::string_view event);
     structured_message& field(std::string_view name, std::string_view value);
     structured_message& field(std::string_view name, long long value);
-    structured_message& field(std::string_view name, bool value);
     const std::string& text() const noexcept { return text_; }
     // Starts again with another event, keeping the buffer's capacity.
     void reset(std::string_view event);

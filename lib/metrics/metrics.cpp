@@ -9,6 +9,8 @@ const char* route_label(route r) {
     switch (r) {
     case route::token:
         return "token";
+    case route::tokens:
+        return "tokens";
     case route::healthz:
         return "healthz";
     case route::readyz:

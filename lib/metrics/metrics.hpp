@@ -3,6 +3,8 @@
 // are looked up once and then reused.
 #pragma once
 
+#include "core/route.hpp"
+
 #include <array>
 #include <atomic>
 #include <memory>
@@ -16,10 +18,6 @@
 
 namespace token_broker {
 
-// The routes requests are counted under.
-enum class route { token, healthz, readyz, metrics, other };
-inline constexpr std::size_t route_count = 5;
-
 // The Zoom endpoints upstream requests are counted under.
 enum class upstream_endpoint { token, oauth };
 
@@ -31,8 +29,6 @@ public:
 
     // The metrics in Prometheus text exposition format.
     std::string serialize() const;
-
-    prometheus::Registry& registry() noexcept { return *registry_; }
 
     // A request answered on `r` with HTTP status `status`.
     void request_answered(route r, unsigned status);

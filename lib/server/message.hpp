@@ -22,6 +22,7 @@ struct request {
     std::string target;
     std::string authorization; // the Authorization header, empty when absent
     std::string request_id;    // the caller's X-Request-Id when sane, else a new one
+    std::string body;          // kept for POST /tokens only; other bodies are read and dropped
     bool keep_alive = true;
     unsigned version = 11;
     std::chrono::steady_clock::time_point received_at;

@@ -26,16 +26,21 @@ struct authorization_memo {
 // cache: what the coroutine that completes it needs.
 struct pending_token {
     token_query query;
-    std::shared_ptr<const authenticator> keys; // keeps `key_name` alive
+    std::shared_ptr<const authenticator> keys; // keeps `key` and `key_name` alive
+    const caller_key* key = nullptr;            // null when no keys are configured
     std::string_view key_name;                  // for the audit line
     token_service::ticket ticket;               // its place in the key's single flight
 };
+
+// A POST /tokens whose misses are being fetched (defined by the token endpoint).
+struct pending_batch;
 
 // What one connection keeps from one request to the next. Owned by the session; only ever used on
 // the connection's executor.
 struct connection_context {
     authorization_memo caller;
-    pending_token pending; // set by answer() when it returns false, spent by complete()
+    pending_token pending; // the caller, and the query of a GET that answer() left to complete()
+    std::shared_ptr<pending_batch> batch; // a batch that answer() left to complete()
 };
 
 // Answers requests. Both members run on the connection's executor (a strand when server.threads > 1)

@@ -1,5 +1,7 @@
 #include "server/request_reader.hpp"
 
+#include "core/target_path.hpp"
+
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
 
@@ -40,14 +42,16 @@ std::string origin_form(std::string_view target) {
 
 } // namespace
 
-request_reader::request_reader(request& into, std::uint32_t max_header_bytes) : into_(into) {
+request_reader::request_reader(request& into, std::uint32_t max_header_bytes, std::uint64_t max_body_bytes)
+    : into_(into), body_limit_(max_body_bytes) {
     header_limit(max_header_bytes);
-    body_limit(max_request_body);
+    body_limit(max_body_bytes);
     into_.method = http::verb::unknown;
     into_.method_name.clear();
     into_.target.clear();
     into_.authorization.clear();
     into_.request_id.clear();
+    into_.body.clear();
     into_.keep_alive = true;
     into_.version = 11;
 }
@@ -103,6 +107,7 @@ void request_reader::on_field_impl(http::field name, beast::string_view name_str
 
 void request_reader::on_header_impl(beast::error_code& ec) {
     into_.keep_alive = keep_alive();
+    keep_body_ = into_.method == http::verb::post && target_path(into_.target) == "/tokens";
     if (seen_transfer_encoding_ && !transfer_encoding_chunked_)
         return refuse("Transfer-Encoding other than a sole chunked is not accepted", ec);
     if (seen_transfer_encoding_ && seen_content_length_)
@@ -137,7 +142,7 @@ read_outcome classify_read(const beast::error_code& ec, const request_reader& re
     }
     if (ec == http::error::body_limit) {
         set_error(res, errc::body_too_large,
-                  fmt::format("request bodies are not accepted beyond {} bytes", max_request_body));
+                  fmt::format("the request body is larger than {} bytes", reader.body_limit_bytes()));
         return read_outcome::refuse;
     }
     if (ec && is_quiet_close(ec))

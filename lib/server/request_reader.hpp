@@ -13,13 +13,14 @@
 
 namespace token_broker {
 
-// Bodies are not part of the API; a short one is read and ignored, a longer one is answered 413.
-inline constexpr std::uint64_t max_request_body = 4096;
-
 class request_reader final : public http::basic_parser<true> {
 public:
-    // Fills `into`, which must outlive the reader. Its strings are cleared first.
-    request_reader(request& into, std::uint32_t header_limit);
+    // Fills `into`, which must outlive the reader. Its strings are cleared first. A body beyond
+    // `body_limit` bytes ends the read with http::error::body_limit (answered 413); only the body of
+    // POST /tokens is kept, in into.body, every other one is read and dropped.
+    request_reader(request& into, std::uint32_t header_limit, std::uint64_t body_limit);
+
+    std::uint64_t body_limit_bytes() const noexcept { return body_limit_; }
 
     // Why the message was refused as malformed (answered 400, then the connection is closed), or
     // empty. Set together with a parse error, which stops the parser.
@@ -33,9 +34,14 @@ private:
                        beast::error_code& ec) override;
     void on_header_impl(beast::error_code& ec) override;
     void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
-    std::size_t on_body_impl(beast::string_view body, beast::error_code&) override { return body.size(); }
+    std::size_t on_body_impl(beast::string_view body, beast::error_code&) override { return keep(body); }
     void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
     std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+        return keep(body);
+    }
+    std::size_t keep(beast::string_view body) {
+        if (keep_body_)
+            into_.body.append(body.data(), body.size());
         return body.size();
     }
     void on_finish_impl(beast::error_code&) override {}
@@ -43,6 +49,8 @@ private:
     void refuse(std::string_view why, beast::error_code& ec);
 
     request& into_;
+    std::uint64_t body_limit_;
+    bool keep_body_ = false;
     std::string_view refusal_;
     bool seen_authorization_ = false;
     bool seen_request_id_ = false;

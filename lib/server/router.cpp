@@ -26,6 +26,20 @@ bool router::answer(const request& req, connection_context& ctx, response& res) 
         return token_route_->answer(req, ctx, res);
     }
 
+    if (path == "/tokens") {
+        res.counted_as = route::tokens;
+        if (req.method != http::verb::post) {
+            res.allow = "POST";
+            set_error(res, errc::method_not_allowed, "use POST on /tokens");
+            return true;
+        }
+        if (!token_route_) {
+            set_error(res, errc::not_ready, "the token endpoint is not available");
+            return true;
+        }
+        return token_route_->answer(req, ctx, res);
+    }
+
     // The probes: GET, and HEAD as GET without the body.
     auto probe = [&](enum route r) {
         res.counted_as = r;

@@ -1,4 +1,5 @@
-// Routes requests: /healthz, /readyz, /metrics here, /token/{userId} to the token endpoint.
+// Routes requests: /healthz, /readyz, /metrics here, /token/{userId} and /tokens to the token
+// endpoint.
 // Unknown paths are 404 not_found; a known path with another method is 405 with Allow. HEAD is
 // answered as GET on the probes (headers only); on the token route it is 405, since a HEAD that
 // fetched would spend a Zoom call on an answer nobody reads (docs/CONTRACT.md section 8).
@@ -19,8 +20,8 @@ public:
     // Why the broker is not ready to answer token requests, or std::nullopt when it is.
     using readiness_check = std::function<std::optional<std::string>()>;
 
-    // `token_route` answers GET and DELETE on /token/...; when null those are answered 503
-    // not_ready. All references must outlive the router.
+    // `token_route` answers GET and DELETE on /token/... and POST on /tokens; when null those are
+    // answered 503 not_ready. All references must outlive the router.
     router(metrics& m, readiness_check ready, request_handler* token_route);
 
     bool answer(const request& req, connection_context& ctx, response& res) override;

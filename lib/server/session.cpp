@@ -9,7 +9,7 @@ constexpr std::size_t read_chunk = 4096;
 
 session::session(const server_config& cfg, request_handler& handler, metrics& m, spdlog::logger& log)
     : cfg_(cfg), handler_(handler), metrics_(m), log_(log),
-      buffer_(cfg.max_header_bytes + max_request_body + read_chunk) {}
+      buffer_(cfg.max_header_bytes + cfg.max_body_bytes + read_chunk) {}
 
 net::mutable_buffer session::read_space() {
     return buffer_.prepare(std::min(read_chunk, buffer_.max_size() - buffer_.size()));
@@ -23,7 +23,7 @@ session::step session::parse() {
     if (!reader_) {
         if (buffer_.size() == 0)
             return step::read;
-        reader_.emplace(req_, static_cast<std::uint32_t>(cfg_.max_header_bytes));
+        reader_.emplace(req_, static_cast<std::uint32_t>(cfg_.max_header_bytes), cfg_.max_body_bytes);
         reader_->eager(true);
     }
     for (;;) {

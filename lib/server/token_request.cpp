@@ -91,6 +91,39 @@ result<raw_query> read_query(const boost::urls::url_view& url) {
     return q;
 }
 
+// The rules of type, ttl and meeting_id, given as text, applied to `query`, whose user id is valid.
+result<token_query> apply_query_fields(token_query query, const std::optional<std::string>& type,
+                                       const std::optional<std::string>& ttl,
+                                       const std::optional<std::string>& meeting_id) {
+    if (type) {
+        const auto parsed = parse_token_type(*type);
+        if (!parsed)
+            return bad("type must be zak, token or onbehalf, not " + quoted(*type));
+        query.type = *parsed;
+    }
+
+    if (ttl) {
+        if (query.type == token_type::token)
+            return bad("ttl is only allowed with type zak or onbehalf");
+        const std::string& s = *ttl;
+        std::uint64_t seconds = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
+        if (!all_digits(s) || ec != std::errc() || end != s.data() + s.size() || seconds < min_ttl_seconds ||
+            seconds > max_ttl_seconds)
+            return bad("ttl must be a whole number of seconds from 60 to 31536000");
+        query.ttl = static_cast<std::uint32_t>(seconds);
+    }
+
+    if (meeting_id) {
+        if (query.type != token_type::onbehalf)
+            return bad("meeting_id is only allowed with type onbehalf");
+        if (!all_digits(*meeting_id) || meeting_id->size() < 9 || meeting_id->size() > 12)
+            return bad("meeting_id must be 9 to 12 digits");
+        query.meeting_id = *meeting_id;
+    }
+    return query;
+}
+
 } // namespace
 
 bool is_valid_user_id(std::string_view decoded) noexcept {
@@ -135,34 +168,17 @@ result<token_query> parse_token_target(std::string_view target, bool is_delete) 
     const auto raw = read_query(url);
     if (!raw)
         return raw.error();
+    return apply_query_fields(std::move(query), raw->type, raw->ttl, raw->meeting_id);
+}
 
-    if (raw->type) {
-        const auto type = parse_token_type(*raw->type);
-        if (!type)
-            return bad("type must be zak, token or onbehalf, not " + quoted(*raw->type));
-        query.type = *type;
-    }
-
-    if (raw->ttl) {
-        if (query.type == token_type::token)
-            return bad("ttl is only allowed with type zak or onbehalf");
-        const std::string& s = *raw->ttl;
-        std::uint64_t ttl = 0;
-        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ttl);
-        if (!all_digits(s) || ec != std::errc() || end != s.data() + s.size() || ttl < min_ttl_seconds ||
-            ttl > max_ttl_seconds)
-            return bad("ttl must be a whole number of seconds from 60 to 31536000");
-        query.ttl = static_cast<std::uint32_t>(ttl);
-    }
-
-    if (raw->meeting_id) {
-        if (query.type != token_type::onbehalf)
-            return bad("meeting_id is only allowed with type onbehalf");
-        if (!all_digits(*raw->meeting_id) || raw->meeting_id->size() < 9 || raw->meeting_id->size() > 12)
-            return bad("meeting_id must be 9 to 12 digits");
-        query.meeting_id = std::move(*raw->meeting_id);
-    }
-    return query;
+result<token_query> make_token_query(std::string user_id, const std::optional<std::string>& type,
+                                     const std::optional<std::string>& ttl,
+                                     const std::optional<std::string>& meeting_id) {
+    token_query query;
+    query.user_id = std::move(user_id);
+    if (const user_id_problem p = check_user_id(query.user_id); p != user_id_problem::none)
+        return bad(std::string(describe(p)));
+    return apply_query_fields(std::move(query), type, ttl, meeting_id);
 }
 
 } // namespace token_broker

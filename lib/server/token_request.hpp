@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace token_broker {
@@ -50,5 +52,12 @@ bool is_token_route(std::string_view target) noexcept;
 // the caller's input, non-printable bytes replaced by '?', and never the user id itself.
 // Never crashes on any bytes; throws only std::bad_alloc.
 result<token_query> parse_token_target(std::string_view target, bool is_delete);
+
+// The same rules for a query whose parts come from elsewhere (an item of POST /tokens): `user_id`
+// as is (not percent-decoded), then type, ttl and meeting_id, each when present, as the text the
+// query string would have held. The errors are those of parse_token_target, word for word.
+result<token_query> make_token_query(std::string user_id, const std::optional<std::string>& type,
+                                     const std::optional<std::string>& ttl,
+                                     const std::optional<std::string>& meeting_id);
 
 } // namespace token_broker

@@ -1,0 +1,95 @@
+#include "server/token_batch.hpp"
+
+#include "server/token_request.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <fmt/format.h>
+
+namespace token_broker {
+namespace {
+
+broker_error bad(std::string message) {
+    return make_error(errc::invalid_request, std::move(message));
+}
+
+// A string member's value; an error naming it when it is there but not a string.
+result<std::optional<std::string>> string_member(const boost::json::object& item, std::string_view name,
+                                                 std::size_t index) {
+    const auto* v = item.if_contains(name);
+    if (!v)
+        return std::optional<std::string>();
+    if (!v->is_string())
+        return bad(fmt::format("requests item {}: {} must be a string", index, name));
+    return std::optional<std::string>(std::string(v->get_string()));
+}
+
+// Appends the item to `out`; the error of the whole request when its shape is wrong.
+std::optional<broker_error> read_item(const boost::json::value& value, std::size_t index,
+                                      std::vector<batch_item>& out) {
+    if (!value.is_object())
+        return bad(fmt::format("requests item {} is not an object", index));
+    const auto& item = value.get_object();
+    for (const auto& member : item) {
+        const std::string_view key = member.key();
+        if (key != "user_id" && key != "type" && key != "ttl" && key != "meeting_id")
+            return bad(fmt::format("requests item {} has an unknown member (only user_id, type, ttl and "
+                                   "meeting_id are allowed)",
+                                   index));
+    }
+    auto user_id = string_member(item, "user_id", index);
+    if (!user_id)
+        return user_id.error();
+    if (!*user_id)
+        return bad(fmt::format("requests item {} has no user_id", index));
+    auto type = string_member(item, "type", index);
+    if (!type)
+        return type.error();
+    auto meeting_id = string_member(item, "meeting_id", index);
+    if (!meeting_id)
+        return meeting_id.error();
+
+    std::optional<std::string> ttl;
+    if (const auto* v = item.if_contains("ttl")) {
+        // As the digits a query string would hold: a negative one then fails the ttl rule itself.
+        if (v->is_int64())
+            ttl = std::to_string(v->get_int64());
+        else if (v->is_uint64())
+            ttl = std::to_string(v->get_uint64());
+        else
+            return bad(fmt::format("requests item {}: ttl must be an integer", index));
+    }
+    out.push_back(make_token_query(std::move(**user_id), *type, ttl, *meeting_id));
+    return std::nullopt;
+}
+
+} // namespace
+
+result<std::vector<batch_item>> parse_token_batch(std::string_view body) {
+    boost::system::error_code ec;
+    const boost::json::value doc = boost::json::parse(body, ec);
+    if (ec)
+        return bad("the body is not JSON: send {\"requests\": [{\"user_id\": \"...\"}, ...]}");
+    if (!doc.is_object())
+        return bad("the body must be a JSON object with a member \"requests\"");
+    const auto& top = doc.get_object();
+    for (const auto& member : top)
+        if (member.key() != "requests")
+            return bad("the body has an unknown member (only \"requests\" is allowed)");
+    const auto* requests = top.if_contains("requests");
+    if (!requests || !requests->is_array())
+        return bad("\"requests\" must be an array of items");
+    const auto& items = requests->get_array();
+    if (items.empty() || items.size() > max_batch_items)
+        return bad(fmt::format("\"requests\" must hold 1 to {} items, not {}", max_batch_items, items.size()));
+
+    std::vector<batch_item> out;
+    out.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (auto whole = read_item(items[i], i + 1, out))
+            return *whole;
+    }
+    return out;
+}
+
+} // namespace token_broker
