@@ -256,8 +256,9 @@ struct server {
     response oauth_answer(const request& req);
     response user_token_answer(const request& req, const std::string& user);
     response json_answer(http::status status, const json::value& body, const request& req);
+    // `issued_shift` moves iat (and so exp) away from now, in seconds.
     std::string make_jwt(const std::string& user, std::string_view type, std::uint32_t ttl,
-                         const std::string& meeting_id);
+                         const std::string& meeting_id, std::int64_t issued_shift = 0);
 };
 
 // One TLS connection; lives on its own strand, owned by the coroutine serving it.
@@ -344,6 +345,13 @@ net::awaitable<void> serve(std::shared_ptr<connection> conn) {
             case fault::kind::cut_mid_answer:
                 co_await cut_mid_answer(stream, sim.answer(req, what));
                 co_return;
+            case fault::kind::expired_token:
+                res = sim.json_answer(
+                    http::status::ok,
+                    json::object{{"token", sim.make_jwt(what.user, "zak", default_zak_ttl, "",
+                                                        -std::int64_t{default_zak_ttl} - 3600)}},
+                    req);
+                break;
             case fault::kind::server_error:
             case fault::kind::rate_limited:
             case fault::kind::not_json:
@@ -758,8 +766,8 @@ response server::user_token_answer(const request& req, const std::string& user) 
 }
 
 std::string server::make_jwt(const std::string& user, std::string_view type, std::uint32_t ttl,
-                             const std::string& meeting_id) {
-    const std::int64_t now = unix_now();
+                             const std::string& meeting_id, std::int64_t issued_shift) {
+    const std::int64_t now = unix_now() + issued_shift;
     json::object payload{
         {"aud", "clientsm"},      {"uid", user}, {"iss", "web"},       {"sk", "0"},        {"sty", 100},
         {"wcd", "aw1"},           {"clt", 0},    {"mnum", meeting_id}, {"exp", now + ttl}, {"iat", now},
@@ -864,6 +872,11 @@ void simulator::clear_faults() {
 void simulator::revoke_access_tokens() {
     std::lock_guard lock(impl_->srv.mutex);
     impl_->srv.access_tokens.clear();
+}
+
+void simulator::accept_access_token(const std::string& token, std::chrono::seconds ttl) {
+    std::lock_guard lock(impl_->srv.mutex);
+    impl_->srv.access_tokens.insert_or_assign(token, std::chrono::steady_clock::now() + ttl);
 }
 
 std::uint64_t simulator::token_calls(const std::string& user) const {

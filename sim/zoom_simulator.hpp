@@ -49,6 +49,8 @@ struct fault {
         not_json,       // answer 200 with a body that is not JSON
         cut_mid_answer, // send the status line, headers and part of the body, then close
         close_at_once,  // close the connection without answering
+        expired_token,  // answer 200 with a ZAK (JWT) whose exp passed an hour ago, as a Zoom with
+                        // a skewed clock or a broken upstream would
     };
     kind what = kind::server_error;
     std::chrono::milliseconds delay{0};
@@ -101,6 +103,10 @@ public:
 
     // Makes every access token issued so far invalid: token requests carrying one get 401/124.
     void revoke_access_tokens();
+
+    // Makes `token` a valid access token for `ttl` from now, as if it had been issued: for tests of
+    // a fixed access token that Zoom starts accepting.
+    void accept_access_token(const std::string& token, std::chrono::seconds ttl = std::chrono::hours{1});
 
     // Counters. A request counts as soon as it is read, whether a fault or an error answers it.
     // `user` is the percent-decoded id ("jdoe@example.com").

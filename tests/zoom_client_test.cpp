@@ -9,14 +9,16 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <functional>
-#include <gtest/gtest.h>
 #include <iostream>
 #include <memory>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,6 +28,33 @@ namespace {
 
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
+
+// The client's clocks, real but movable: a test moves time ahead instead of waiting for it.
+struct test_clock {
+    std::shared_ptr<std::atomic<std::int64_t>> steady_ahead = std::make_shared<std::atomic<std::int64_t>>(0);
+    std::shared_ptr<std::atomic<std::int64_t>> wall_ahead = std::make_shared<std::atomic<std::int64_t>>(0);
+
+    // Moves both clocks ahead by `d`.
+    void advance(std::chrono::nanoseconds d) {
+        *steady_ahead += d.count();
+        *wall_ahead += d.count();
+    }
+    // Moves the wall clock alone: the broker's clock running ahead of Zoom's.
+    void advance_wall(std::chrono::nanoseconds d) { *wall_ahead += d.count(); }
+
+    zoom_clock clock() const {
+        zoom_clock c;
+        c.steady_now = [ahead = steady_ahead] {
+            return std::chrono::steady_clock::now() + std::chrono::nanoseconds(ahead->load());
+        };
+        c.wall_now = [ahead = wall_ahead] {
+            return std::chrono::system_clock::now() +
+                   std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                       std::chrono::nanoseconds(ahead->load()));
+        };
+        return c;
+    }
+};
 
 // A simulator, a client pointed at it over TLS, an io_context to run the client on, and the
 // client's logs captured at trace level.
@@ -49,7 +78,7 @@ struct harness {
         cfg.requests_per_second = 100000;
         if (tweak)
             tweak(cfg);
-        client = std::make_unique<zoom_client>(ioc.get_executor(), cfg, log, m);
+        client = std::make_unique<zoom_client>(ioc.get_executor(), cfg, log, m, time.clock());
     }
 
     // Starts the client, runs `body` on the io_context until it completes (at most `limit`), then
@@ -75,6 +104,7 @@ struct harness {
     std::string logs() const { return log_text->str(); }
 
     zoom_sim::simulator sim;
+    test_clock time;
     net::io_context ioc;
     metrics m;
     std::shared_ptr<std::ostringstream> log_text;
@@ -296,7 +326,7 @@ net::awaitable<void> ready_with_fixed_token(harness& h) {
     EXPECT_TRUE(co_await eventually([&] { return h.client->ready().ready; }, 1s));
     // The simulator knows no such token: Zoom answers 401/124, which a fixed token cannot fix.
     auto r = co_await h.client->fetch_token(zak_of("jdoe@example.com"));
-    EXPECT_EQ(error_of(r), errc::upstream_error);
+    EXPECT_EQ(error_of(r), errc::not_ready);
     if (!r) {
         EXPECT_EQ(r.error().zoom_code, 124);
         EXPECT_NE(r.error().message.find("Invalid access token."), std::string::npos) << r.error().message;
@@ -312,6 +342,125 @@ TEST(ZoomClient, FixedAccessTokenIsReadyAtOnceAndNeverFetchesOne) {
     });
     h.run(ready_with_fixed_token(h));
     EXPECT_EQ(h.logs().find("fixed-access-token"), std::string::npos);
+}
+
+// A fixed access token that Zoom rejects is like a failing S2S credential: not_ready (503), and not
+// ready with Zoom's reason until a request made with it succeeds again.
+net::awaitable<void> rejected_fixed_token(harness& h) {
+    EXPECT_TRUE(co_await eventually([&] { return h.client->ready().ready; }, 1s));
+    const std::string reason =
+        "Zoom rejected the configured access token (zoom.access_token): Invalid access token. (code 124)";
+    for (unsigned attempt = 1; attempt <= 2; ++attempt) {
+        auto r = co_await h.client->fetch_token(zak_of("jdoe@example.com"));
+        EXPECT_EQ(error_of(r), errc::not_ready);
+        if (!r) {
+            EXPECT_EQ(r.error().zoom_code, 124);
+            EXPECT_EQ(r.error().message, reason);
+        }
+        const auto ready = h.client->ready();
+        EXPECT_FALSE(ready.ready);
+        EXPECT_EQ(ready.reason, reason);
+        EXPECT_EQ(h.sim.token_calls("jdoe@example.com"), attempt); // one call each, no retry
+    }
+    // Zoom takes the token again: the next request succeeds, and readiness is back.
+    h.sim.accept_access_token(h.cfg.access_token);
+    auto ok = co_await h.client->fetch_token(zak_of("jdoe@example.com"));
+    EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
+    EXPECT_TRUE(h.client->ready().ready);
+    EXPECT_EQ(h.client->ready().reason, "");
+    EXPECT_EQ(h.sim.oauth_calls(), 0u);
+}
+
+TEST(ZoomClient, FixedAccessTokenRejectedByZoomIsNotReadyUntilZoomAcceptsItAgain) {
+    harness h({}, [](zoom_config& c) {
+        c.account_id.clear();
+        c.access_token = "fixed-access-token-0123456789-abcdefghijklmnopqrstuvwxyz";
+    });
+    h.run(rejected_fixed_token(h));
+    EXPECT_EQ(h.logs().find("fixed-access-token"), std::string::npos);
+}
+
+// A ZAK whose exp has passed when it arrives is never handed out.
+net::awaitable<void> expired_on_arrival(harness& h) {
+    zoom_sim::fault f;
+    f.what = zoom_sim::fault::kind::expired_token;
+    h.sim.inject(f, "skewed@example.com");
+    auto r = co_await h.client->fetch_token(zak_of("skewed@example.com"));
+    EXPECT_EQ(error_of(r), errc::upstream_error);
+    if (!r) {
+        EXPECT_NE(r.error().message.find("had already expired when it arrived"), std::string::npos)
+            << r.error().message;
+        EXPECT_NE(r.error().message.find("clocks of Zoom and the broker may disagree"), std::string::npos);
+    }
+    EXPECT_EQ(h.sim.token_calls("skewed@example.com"), 1u);                    // not retried
+    EXPECT_TRUE(co_await h.client->fetch_token(zak_of("skewed@example.com"))); // the next one is good
+}
+
+TEST(ZoomClient, TokenThatArrivesExpiredIsUpstreamErrorLoggedWithTheTrackingIdAndCounted) {
+    harness h;
+    EXPECT_EQ(metric_value(h.m, "token_broker_expired_tokens_total"), 0);
+    h.run(expired_on_arrival(h));
+    const std::string logs = h.logs();
+    const auto line = logs.find("had already expired");
+    ASSERT_NE(line, std::string::npos) << logs;
+    const auto begin = logs.rfind('\n', line) + 1;
+    const std::string warning = logs.substr(begin, logs.find('\n', line) - begin);
+    EXPECT_NE(warning.find("[warning]"), std::string::npos) << warning;
+    EXPECT_NE(warning.find("status=200"), std::string::npos) << warning;
+    EXPECT_NE(warning.find("x-zm-trackingid=v=2.0;clid=sim"), std::string::npos) << warning;
+    EXPECT_EQ(metric_value(h.m, "token_broker_expired_tokens_total"), 1);
+}
+
+// The same seen from the other side: the broker's wall clock runs hours ahead of Zoom's.
+net::awaitable<void> wall_clock_ahead(harness& h) {
+    EXPECT_TRUE(co_await h.client->fetch_token(zak_of("jdoe@example.com")));
+    h.time.advance_wall(3h); // the simulator's ZAKs live 2 h
+    auto r = co_await h.client->fetch_token(zak_of("jdoe@example.com"));
+    EXPECT_EQ(error_of(r), errc::upstream_error);
+    if (!r) {
+        EXPECT_NE(r.error().message.find("had already expired"), std::string::npos) << r.error().message;
+    }
+    h.time.advance_wall(-3h);
+    EXPECT_TRUE(co_await h.client->fetch_token(zak_of("jdoe@example.com")));
+}
+
+TEST(ZoomClient, BrokerClockAheadOfZoomsMakesAFreshZakExpiredOnArrival) {
+    harness h;
+    h.run(wall_clock_ahead(h));
+    EXPECT_EQ(metric_value(h.m, "token_broker_expired_tokens_total"), 1);
+}
+
+// A Retry-After of a day blocks calls for ten minutes, and calls resume by themselves afterwards.
+net::awaitable<void> far_retry_after(harness& h) {
+    EXPECT_TRUE(co_await h.client->fetch_token(zak_of("jdoe@example.com")));
+    zoom_sim::fault f;
+    f.what = zoom_sim::fault::kind::rate_limited;
+    f.retry_after = "86400";
+    h.sim.inject(f, "jdoe@example.com");
+    auto r = co_await h.client->fetch_token(zak_of("jdoe@example.com"));
+    EXPECT_EQ(error_of(r), errc::rate_limited);
+    if (!r) {
+        EXPECT_EQ(r.error().retry_after, 600s);
+    }
+    const auto calls = h.sim.token_calls();
+    h.time.advance(599s);
+    auto still = co_await h.client->fetch_token(zak_of("other@example.com"));
+    EXPECT_EQ(error_of(still), errc::rate_limited);
+    if (!still) {
+        EXPECT_EQ(still.error().retry_after, 1s);
+    }
+    EXPECT_EQ(h.sim.token_calls(), calls);
+    h.time.advance(1s);
+    auto again = co_await h.client->fetch_token(zak_of("other@example.com"));
+    EXPECT_TRUE(again) << (again ? "" : again.error().message);
+    EXPECT_EQ(h.sim.token_calls(), calls + 1);
+}
+
+TEST(ZoomClient, RetryAfterFarInTheFutureBlocksTenMinutesAtMostAndLogsWhatZoomAsked) {
+    harness h;
+    h.run(far_retry_after(h));
+    EXPECT_NE(h.logs().find(R"(Zoom's Retry-After "86400" asks for more than 600 s)"), std::string::npos)
+        << h.logs();
 }
 
 net::awaitable<void> oauth_once_for_many(harness& h) {
@@ -465,7 +614,6 @@ net::awaitable<void> rate_limited_until(harness& h, std::string retry_after, std
     f.retry_after = std::move(retry_after);
     h.sim.inject(f, "jdoe@example.com");
     auto r = co_await h.client->fetch_token(zak_of("jdoe@example.com"));
-    const auto limited_at = clock::now();
     EXPECT_EQ(error_of(r), errc::rate_limited);
     std::chrono::seconds retry{0};
     if (!r) {
@@ -487,7 +635,9 @@ net::awaitable<void> rate_limited_until(harness& h, std::string retry_after, std
     }
     EXPECT_EQ(h.sim.token_calls(), calls);
     if (wait_it_out) {
-        co_await sleep_for(limited_at + retry - clock::now() + 50ms);
+        // The Retry-After passes (the client's clock is moved, not waited for): the next call goes to
+        // Zoom.
+        h.time.advance(retry);
         EXPECT_TRUE(co_await h.client->fetch_token(zak_of("jdoe@example.com")));
         EXPECT_EQ(h.sim.token_calls(), calls + 1);
     }

@@ -1,10 +1,16 @@
-// The Zoom client's pure logic, with explicit times: Retry-After parsing, backoff, the request budget
-// and the 429 block.
+// The Zoom client's pure logic, with explicit times: Retry-After parsing, backoff, the request budget,
+// the 429 block, the reading of Zoom's answers (every row of the mapping in zoom_client.hpp) and the
+// fixed access token's bookkeeping.
+#include "test_support.hpp"
+#include "zoom/access_token.hpp"
 #include "zoom/backoff.hpp"
+#include "zoom/rate_limit_block.hpp"
 #include "zoom/rate_limiter.hpp"
 #include "zoom/retry_after.hpp"
+#include "zoom/zoom_protocol.hpp"
 
 #include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
@@ -241,8 +247,8 @@ TEST(RateLimiter, NonPositiveRateIsUnlimited) {
         EXPECT_EQ(rl.reserve(s0, s0).go, s0);
 }
 
-TEST(RateLimiter, BlockedUntilAfter429) {
-    rate_limiter rl(10);
+TEST(RateLimitBlock, BlockedUntilAfter429) {
+    local_rate_limit_block rl;
     EXPECT_EQ(rl.blocked_for(s0), std::nullopt);
     rl.block_until(s0 + 2500ms);
     EXPECT_EQ(rl.blocked_for(s0), 3s);
@@ -260,6 +266,289 @@ TEST(RateLimiter, RetryAfterRoundsUpToAtLeastOneSecond) {
     EXPECT_EQ(rate_limiter::retry_after(1ms), 1s);
     EXPECT_EQ(rate_limiter::retry_after(1000ms), 1s);
     EXPECT_EQ(rate_limiter::retry_after(1001ms), 2s);
+}
+
+// ---- Zoom's answers ----
+
+// A JWT whose payload is {"exp": exp} (the signature is not checked by anyone).
+std::string jwt_expiring_at(sys_clock::time_point exp) {
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
+    return testing::base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
+           testing::base64url_encode(R"({"uid":"u","exp":)" + std::to_string(secs) + "}") + ".c2lnbmF0dXJl";
+}
+
+token_answer read(unsigned status, std::string_view body, std::string_view retry_after = "") {
+    return read_token_answer(status, retry_after, body, t0);
+}
+
+errc code_of(const token_answer& a) {
+    return a.value ? errc::internal_error : a.value.error().code;
+}
+
+std::string message_of(const token_answer& a) {
+    return a.value ? std::string() : a.value.error().message;
+}
+
+std::optional<int> zoom_code_of(const token_answer& a) {
+    return a.value ? std::nullopt : a.value.error().zoom_code;
+}
+
+using verdict = token_answer::verdict;
+
+TEST(TokenAnswer, OkWithAToken) {
+    const auto a = read(200, R"({"token":"opaque-token"})");
+    EXPECT_EQ(a.what, verdict::token);
+    ASSERT_TRUE(a.value);
+    EXPECT_EQ(a.value->reveal(), "opaque-token");
+    EXPECT_TRUE(a.access_token_accepted);
+}
+
+TEST(TokenAnswer, OkWithAJwtThatHasNotExpired) {
+    const auto zak = jwt_expiring_at(t0 + 1s);
+    const auto a = read(200, R"({"token":")" + zak + R"("})");
+    EXPECT_EQ(a.what, verdict::token);
+    ASSERT_TRUE(a.value);
+    EXPECT_EQ(a.value->reveal(), zak);
+}
+
+TEST(TokenAnswer, OkWithAJwtAlreadyExpiredIsUpstreamErrorNamingTheClocks) {
+    for (const auto exp : {t0, t0 - 1s, t0 - 24h}) {
+        const auto a = read(200, R"({"token":")" + jwt_expiring_at(exp) + R"("})");
+        EXPECT_EQ(a.what, verdict::expired_token);
+        EXPECT_EQ(code_of(a), errc::upstream_error);
+        EXPECT_NE(message_of(a).find("had already expired"), std::string::npos) << message_of(a);
+        EXPECT_NE(message_of(a).find("clocks"), std::string::npos) << message_of(a);
+        EXPECT_NE(message_of(a).find("the broker's clock 2020-05-30T23:59:00Z"), std::string::npos)
+            << message_of(a);
+        EXPECT_EQ(message_of(a).find(".c2lnbmF0dXJl"), std::string::npos); // no piece of the token
+    }
+    const auto a = read(200, R"({"token":")" + jwt_expiring_at(t0 - 1h) + R"("})");
+    EXPECT_NE(message_of(a).find("exp 2020-05-30T22:59:00Z"), std::string::npos) << message_of(a);
+}
+
+TEST(TokenAnswer, OkWithANullTokenIsTokenUnavailable) {
+    const auto a = read(200, R"({"token":null})");
+    EXPECT_EQ(a.what, verdict::failed);
+    EXPECT_EQ(code_of(a), errc::token_unavailable);
+}
+
+TEST(TokenAnswer, OkWithAnyOtherBodyIsUpstreamErrorThatQuotesNothing) {
+    for (std::string_view body : {"", "<html>502</html>", "[]", R"({"token":""})", R"({"token":5})",
+                                  R"({"tok":"x"})", R"({"token":"secret-looking" )"}) {
+        const auto a = read(200, body);
+        EXPECT_EQ(a.what, verdict::failed) << body;
+        EXPECT_EQ(code_of(a), errc::upstream_error) << body;
+        EXPECT_EQ(message_of(a).find("secret-looking"), std::string::npos);
+    }
+}
+
+TEST(TokenAnswer, NotFoundIsUserNotFoundWithZoomsCode) {
+    const auto a = read(404, R"({"code":1001,"message":"User does not exist: x."})");
+    EXPECT_EQ(a.what, verdict::failed);
+    EXPECT_EQ(code_of(a), errc::user_not_found);
+    EXPECT_EQ(zoom_code_of(a), 1001);
+    EXPECT_NE(message_of(a).find("User does not exist: x."), std::string::npos);
+    EXPECT_TRUE(a.access_token_accepted);
+    EXPECT_EQ(zoom_code_of(read(404, "")), 1001); // no body: Zoom's code for it all the same
+}
+
+TEST(TokenAnswer, BadRequestIsUpstreamRejectedWithZoomsCodeAndMessage) {
+    const auto a = read(400, R"({"code":300,"message":"Invalid type"})");
+    EXPECT_EQ(a.what, verdict::failed);
+    EXPECT_EQ(code_of(a), errc::upstream_rejected);
+    EXPECT_EQ(zoom_code_of(a), 300);
+    EXPECT_NE(message_of(a).find("Invalid type (code 300)"), std::string::npos) << message_of(a);
+    EXPECT_TRUE(a.access_token_accepted);
+}
+
+TEST(TokenAnswer, TooManyRequestsBlocksForRetryAfter) {
+    const auto a =
+        read(429, R"({"code":429,"message":"You have reached the maximum per-second rate limit"})", "2");
+    EXPECT_EQ(a.what, verdict::rate_limited);
+    EXPECT_EQ(code_of(a), errc::rate_limited);
+    EXPECT_EQ(zoom_code_of(a), 429);
+    EXPECT_EQ(a.block, sys_clock::duration{2s});
+    EXPECT_FALSE(a.block_capped);
+    EXPECT_EQ(a.value.error().retry_after, 2s);
+    EXPECT_FALSE(a.access_token_accepted);
+    // An ISO 8601 time, as Zoom sends it; an HTTP date.
+    EXPECT_EQ(read(429, "", "2020-05-31T00:00:00Z").block, sys_clock::duration{60s});
+    EXPECT_EQ(read(429, "", "Sun, 31 May 2020 00:00:00 GMT").value.error().retry_after, 60s);
+}
+
+TEST(TokenAnswer, TooManyRequestsWithoutAReadableRetryAfterBlocksOneSecond) {
+    for (std::string_view header : {"", "soon", "-3"}) {
+        const auto a = read(429, "", header);
+        EXPECT_EQ(a.block, sys_clock::duration{1s}) << header;
+        EXPECT_EQ(a.value.error().retry_after, 1s) << header;
+    }
+    // A time already past: no block, but a caller is still told to wait a second.
+    const auto past = read(429, "", "2020-05-30T00:00:00Z");
+    EXPECT_EQ(past.block, sys_clock::duration{0s});
+    EXPECT_EQ(past.value.error().retry_after, 1s);
+}
+
+TEST(TokenAnswer, TooManyRequestsFarInTheFutureIsCappedAtTenMinutes) {
+    EXPECT_EQ(max_rate_limit_block, 600s);
+    for (std::string_view header : {"601", "86400", "2020-05-31T23:59:00Z", "9999-12-31T23:59:59Z"}) {
+        const auto a = read(429, "", header);
+        EXPECT_EQ(a.block, sys_clock::duration{600s}) << header;
+        EXPECT_TRUE(a.block_capped) << header;
+        EXPECT_EQ(a.value.error().retry_after, 600s) << header;
+    }
+    const auto at_cap = read(429, "", "600");
+    EXPECT_EQ(at_cap.block, sys_clock::duration{600s});
+    EXPECT_FALSE(at_cap.block_capped);
+}
+
+TEST(TokenAnswer, ServerErrorsAreRetryableUpstreamErrors) {
+    for (unsigned status : {500u, 502u, 503u, 504u, 599u}) {
+        const auto a = read_token_answer(status, "", R"({"code":503,"message":"busy"})", t0, 3);
+        EXPECT_EQ(a.what, verdict::server_error) << status;
+        EXPECT_EQ(code_of(a), errc::upstream_error);
+        EXPECT_EQ(zoom_code_of(a), 503);
+        EXPECT_NE(message_of(a).find("busy (code 503) (after 3 attempts)"), std::string::npos)
+            << message_of(a);
+    }
+    EXPECT_NE(message_of(read(500, "")).find("HTTP 500 (after 1 attempt)"), std::string::npos);
+}
+
+TEST(TokenAnswer, UnauthorizedWithCode124AsksForANewAccessToken) {
+    const auto a = read(401, R"({"code":124,"message":"Invalid access token."})");
+    EXPECT_EQ(a.what, verdict::access_token_rejected);
+    EXPECT_EQ(code_of(a), errc::upstream_error);
+    EXPECT_EQ(zoom_code_of(a), 124);
+    EXPECT_NE(message_of(a).find("Zoom rejected the access token: Invalid access token. (code 124)"),
+              std::string::npos)
+        << message_of(a);
+    EXPECT_FALSE(a.access_token_accepted);
+}
+
+TEST(TokenAnswer, OtherUnauthorizedForbiddenAndScopeAreUpstreamErrors) {
+    const auto other401 = read(401, R"({"code":200,"message":"No permission."})");
+    EXPECT_EQ(other401.what, verdict::failed);
+    EXPECT_EQ(code_of(other401), errc::upstream_error);
+    EXPECT_EQ(zoom_code_of(other401), 200);
+
+    const auto forbidden = read(403, R"({"code":200,"message":"Forbidden."})");
+    EXPECT_EQ(forbidden.what, verdict::failed);
+    EXPECT_EQ(code_of(forbidden), errc::upstream_error);
+    EXPECT_NE(message_of(forbidden).find("unexpected answer from Zoom: Forbidden."), std::string::npos);
+
+    for (unsigned status : {401u, 403u, 422u}) {
+        const auto scope =
+            read(status, R"({"code":4711,"message":"Invalid access token, does not contain scopes."})");
+        EXPECT_EQ(scope.what, verdict::failed) << status;
+        EXPECT_EQ(code_of(scope), errc::upstream_error) << status;
+        EXPECT_EQ(zoom_code_of(scope), 4711);
+        EXPECT_NE(message_of(scope).find("user:read:token:admin"), std::string::npos) << status;
+    }
+}
+
+TEST(TokenAnswer, AnyOtherStatusIsUpstreamError) {
+    for (unsigned status : {204u, 302u, 405u, 418u}) {
+        const auto a = read(status, "not json");
+        EXPECT_EQ(a.what, verdict::failed) << status;
+        EXPECT_EQ(code_of(a), errc::upstream_error) << status;
+        EXPECT_EQ(zoom_code_of(a), std::nullopt);
+        EXPECT_NE(message_of(a).find("HTTP " + std::to_string(status)), std::string::npos);
+    }
+}
+
+TEST(TokenAnswer, ZoomsTextIsMadePrintableAndBounded) {
+    const auto a = read(400, R"({"code":1,"message":"line\nbreak\u0000)" + std::string(400, 'x') + R"("})");
+    EXPECT_EQ(message_of(a).find('\n'), std::string::npos);
+    EXPECT_EQ(message_of(a).find('\0'), std::string::npos);
+    EXPECT_NE(message_of(a).find("line break"), std::string::npos);
+    EXPECT_NE(message_of(a).find("..."), std::string::npos);
+    EXPECT_LT(message_of(a).size(), 400u);
+    // A code beyond int's range is no code.
+    EXPECT_EQ(parse_error_body(R"({"code":99999999999,"message":"m"})").code, std::nullopt);
+}
+
+TEST(OAuthAnswer, GrantOrTheReason) {
+    const auto ok =
+        read_oauth_answer(200, R"({"access_token":"at","token_type":"bearer","expires_in":3600})");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->token.reveal(), "at");
+    EXPECT_EQ(ok->expires_in, 3600s);
+    EXPECT_EQ(read_oauth_answer(200, R"({"access_token":"at","expires_in":3599.0})")->expires_in, 3599s);
+
+    const auto bad =
+        read_oauth_answer(400, R"({"reason":"Invalid client_id or client_secret","error":"invalid_client"})");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, errc::not_ready);
+    EXPECT_EQ(bad.error().message, "Zoom OAuth failed: invalid_client: Invalid client_id or client_secret");
+    EXPECT_EQ(read_oauth_answer(503, R"({"code":503,"message":"busy"})").error().message,
+              "Zoom OAuth failed: busy (code 503)");
+    for (std::string_view body :
+         {"", R"({"access_token":"at"})", R"({"access_token":"","expires_in":60})",
+          R"({"access_token":"at","expires_in":0})", R"({"access_token":"at","expires_in":0.5})"}) {
+        const auto r = read_oauth_answer(200, body);
+        ASSERT_FALSE(r) << body;
+        EXPECT_EQ(r.error().message, "Zoom OAuth failed: unexpected answer from the OAuth endpoint") << body;
+    }
+}
+
+TEST(TransportFailure, EveryKindHasItsError) {
+    const auto of = [](transport_failure k) { return transport_failure_error({k, "why"}, 3000ms); };
+    EXPECT_EQ(of(transport_failure::unreachable).code, errc::upstream_unavailable);
+    EXPECT_EQ(of(transport_failure::timeout).code, errc::upstream_timeout);
+    EXPECT_NE(of(transport_failure::timeout).message.find("3000 ms"), std::string::npos);
+    EXPECT_EQ(of(transport_failure::tls).code, errc::upstream_error);
+    EXPECT_NE(of(transport_failure::tls).message.find("TLS"), std::string::npos);
+    EXPECT_EQ(of(transport_failure::closed).code, errc::upstream_error);
+    EXPECT_EQ(of(transport_failure::protocol).code, errc::upstream_error);
+    EXPECT_EQ(of(transport_failure::cancelled).code, errc::not_ready);
+}
+
+TEST(TokenRequestTarget, UserIdIsOneEncodedSegmentAndParametersFollowInOrder) {
+    token_query q;
+    q.user_id = "../a b/?#%";
+    EXPECT_EQ(token_request_target("/v2", q), "/v2/users/..%2Fa%20b%2F%3F%23%25/token?type=zak");
+    q.user_id = "..";
+    q.type = token_type::onbehalf;
+    q.ttl = 600;
+    q.meeting_id = "123456789";
+    EXPECT_EQ(token_request_target("", q), "/users/%2E%2E/token?type=onbehalf&ttl=600&meeting_id=123456789");
+    EXPECT_EQ(path_of("/v2/users/x/token?type=zak"), "/v2/users/x/token");
+}
+
+TEST(EndpointUrl, HttpsOnly) {
+    const auto u = parse_endpoint_url("https://api.zoom.us:8443/v2/?x=1", "zoom.api_base_url");
+    EXPECT_EQ(u.where.host, "api.zoom.us");
+    EXPECT_EQ(u.where.port, "8443");
+    EXPECT_EQ(u.path, "/v2");
+    EXPECT_EQ(u.query, "x=1");
+    EXPECT_EQ(parse_endpoint_url("https://zoom.us/oauth/token", "k").where.port, "443");
+    EXPECT_THROW(parse_endpoint_url("http://api.zoom.us/v2", "zoom.api_base_url"), std::invalid_argument);
+    EXPECT_THROW(parse_endpoint_url("not a url", "zoom.api_base_url"), std::invalid_argument);
+}
+
+TEST(BasicAuthorization, IsBase64OfUserColonPassword) {
+    EXPECT_EQ(basic_authorization("sim-client", "sim-secret"), "Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0");
+}
+
+// ---- the fixed access token ----
+
+TEST(FixedAccessToken, RejectedUntilAcceptedAgainAndOnlyForItsOwnToken) {
+    fixed_access_token keeper(secret("fixed"));
+    keeper.start();
+    EXPECT_TRUE(keeper.ready().ready);
+    keeper.rejected(secret("some-older-token"), "Invalid access token. (code 124)");
+    EXPECT_TRUE(keeper.ready().ready); // not its token: nothing to do
+    keeper.rejected(secret("fixed"), "Invalid access token. (code 124)");
+    EXPECT_FALSE(keeper.ready().ready);
+    EXPECT_EQ(
+        keeper.ready().reason,
+        "Zoom rejected the configured access token (zoom.access_token): Invalid access token. (code 124)");
+    keeper.accepted(secret("other"));
+    EXPECT_FALSE(keeper.ready().ready);
+    keeper.accepted(secret("fixed"));
+    EXPECT_TRUE(keeper.ready().ready);
+    EXPECT_EQ(keeper.ready().reason, "");
+    keeper.stop();
+    EXPECT_FALSE(keeper.ready().ready);
 }
 
 } // namespace

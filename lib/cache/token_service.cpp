@@ -138,7 +138,7 @@ token_service::lookup token_service::look_up(const token_query& q, std::string& 
         token_query refresh_query{q.user_id, q.type, q.ttl, std::nullopt};
         cache_key owned = refresh->key;
         net::co_spawn(executor_, fetch(std::move(owned), std::move(refresh_query), std::move(refresh)),
-                      log_escaped_exception(log_, "background refresh"));
+                      log_escaped_exception(log_, "a background refresh failed unexpectedly"));
     }
     return found;
 }

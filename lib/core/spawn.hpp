@@ -1,27 +1,31 @@
-// The completion handler for net::co_spawn of work that nobody awaits: an exception that escapes the
-// coroutine is a bug, logged rather than lost (never `detached` without one, STYLE.md).
+// The completion handler every detached coroutine is spawned with: a coroutine that ends normally
+// needs nothing, one that lets an exception escape is a bug or broken infrastructure, and that must
+// reach the log rather than vanish (CONTRACT.md section 6; STYLE.md: never `detached` alone).
 #pragma once
+
+#include <spdlog/logger.h>
 
 #include <exception>
 #include <memory>
-#include <spdlog/logger.h>
-#include <string_view>
+#include <string>
+#include <utility>
 
 namespace token_broker {
 
-// A handler that logs an escaped exception as "<what> failed unexpectedly: <exception text>" at
-// error level. Accepts the coroutine's result, if any, and ignores it. `what` is kept as a view: pass
-// a string literal.
-inline auto log_escaped_exception(std::shared_ptr<spdlog::logger> log, std::string_view what) {
-    return [log = std::move(log), what](std::exception_ptr e, auto&&...) {
+// A handler for net::co_spawn that logs an escaped exception as "<what>: <exception's what()>" at
+// `level` on `log` and swallows it. `log` is kept alive by the handler; it must not be null. The
+// coroutine's result, if it has one, is ignored.
+inline auto log_escaped_exception(std::shared_ptr<spdlog::logger> log, std::string what,
+                                  spdlog::level::level_enum level = spdlog::level::err) {
+    return [log = std::move(log), what = std::move(what), level](std::exception_ptr e, auto&&...) {
         if (!e)
             return;
         try {
             std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log->error("{} failed unexpectedly: {}", what, ex.what());
+        } catch (const std::exception& x) {
+            log->log(level, "{}: {}", what, x.what());
         } catch (...) {
-            log->error("{} failed unexpectedly", what);
+            log->log(level, "{}: an exception of unknown type", what);
         }
     };
 }

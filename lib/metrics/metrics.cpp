@@ -70,6 +70,8 @@ metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                 "Upstream requests that waited for the broker's own request budget");
     rate_limit_rejections_ =
         counter(r, "token_broker_rate_limit_rejections_total", "Requests answered 429 without calling Zoom");
+    expired_tokens_ = counter(r, "token_broker_expired_tokens_total",
+                              "Tokens from Zoom that had already expired when they arrived (answered 502)");
     connections_open_ = gauge(r, "token_broker_connections_open", "Client connections open now");
     connections_total_ = counter(r, "token_broker_connections_total", "Client connections accepted");
     connections_rejected_ = counter(r, "token_broker_connections_rejected_total",

@@ -47,6 +47,8 @@ public:
     void oauth_refresh(bool ok) { (ok ? oauth_ok_ : oauth_failed_)->Increment(); }
     void rate_limit_wait() { rate_limit_waits_->Increment(); }
     void rate_limit_rejected() { rate_limit_rejections_->Increment(); }
+    // A token from Zoom whose JWT exp had already passed when it arrived (answered 502).
+    void expired_token() { expired_tokens_->Increment(); }
 
     void connection_opened() {
         connections_open_->Increment();
@@ -73,6 +75,7 @@ private:
     prometheus::Counter* oauth_failed_;
     prometheus::Counter* rate_limit_waits_;
     prometheus::Counter* rate_limit_rejections_;
+    prometheus::Counter* expired_tokens_;
     prometheus::Gauge* connections_open_;
     prometheus::Counter* connections_total_;
     prometheus::Counter* connections_rejected_;

@@ -225,7 +225,7 @@ net::awaitable<void> token_endpoint::complete_batch(const request& req, connecti
     for (std::size_t i = 0; i < batch->items.size(); ++i)
         if (batch->items[i].status == 0)
             net::co_spawn(ex, complete_item(batch, i, &req, ctx.pending.key_name),
-                          log_escaped_exception(log_, "a batch item"));
+                          log_escaped_exception(log_, "a batch item failed unexpectedly"));
     if (batch->waiting > 0)
         co_await batch->deadline->async_wait(net::as_tuple(net::use_awaitable));
     batch->answered = true;

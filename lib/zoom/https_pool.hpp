@@ -89,10 +89,6 @@ public:
     // waiters with `cancelled` and refuses later exchanges. Idempotent.
     void shutdown();
 
-    const origin& where() const noexcept { return origin_; }
-    std::size_t idle_connections() const noexcept { return idle_.size(); }
-    std::size_t slots_in_use() const noexcept { return in_use_; }
-
 private:
     struct connection;
     struct outcome;

@@ -27,17 +27,6 @@ rate_limiter::reservation rate_limiter::reserve(clock::time_point now, clock::ti
     return {true, go};
 }
 
-void rate_limiter::block_until(clock::time_point until) {
-    if (!blocked_until_ || until > *blocked_until_)
-        blocked_until_ = until;
-}
-
-std::optional<std::chrono::seconds> rate_limiter::blocked_for(clock::time_point now) const {
-    if (!blocked_until_ || now >= *blocked_until_)
-        return std::nullopt;
-    return retry_after(*blocked_until_ - now);
-}
-
 std::chrono::seconds rate_limiter::retry_after(clock::duration wait) {
     return std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(wait));
 }

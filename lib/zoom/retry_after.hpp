@@ -8,7 +8,8 @@
 
 namespace token_broker {
 
-// The longest wait a Retry-After can impose: Zoom's longest limit is a daily one.
+// The longest wait the parser returns: Zoom's longest limit is a daily one. (The Zoom client blocks
+// for at most max_rate_limit_block, 600 s, whatever the header says: rate_limit_block.hpp.)
 inline constexpr std::chrono::hours max_retry_after{24};
 
 // The time a Retry-After `value` says to wait until, received at `now`. Accepted forms:

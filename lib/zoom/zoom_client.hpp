@@ -8,20 +8,18 @@
 #include "core/error.hpp"
 #include "core/net.hpp"
 #include "core/secret.hpp"
+#include "zoom/access_token.hpp"
 #include "zoom/token_query.hpp"
+#include "zoom/zoom_clock.hpp"
+
+#include <spdlog/logger.h>
 
 #include <memory>
-#include <spdlog/logger.h>
 #include <string>
 
 namespace token_broker {
 
 class metrics;
-
-struct readiness {
-    bool ready = false;
-    std::string reason; // why not ready, for /readyz and 503 messages; empty when ready
-};
 
 // What the token service needs from Zoom. Implemented by zoom_client; tests may fake it.
 class token_source {
@@ -39,26 +37,35 @@ public:
     virtual readiness ready() const = 0; // thread-safe
 };
 
-// The real token_source. Its state lives on a strand of the executor given at construction; the
-// public members may be called from any thread.
+// The real token_source: the client that asks Zoom for user tokens, using an access-token keeper
+// (access_token.hpp: S2S OAuth or a fixed token), a request budget (rate_limiter.hpp), the block a
+// 429 leaves (rate_limit_block.hpp) and the pure reading of Zoom's answers (zoom_protocol.hpp). Its
+// state lives on a strand of the executor given at construction; the public members may be called
+// from any thread.
 //
 // fetch_token, in detail (every failure is logged at warn with Zoom's x-zm-trackingid, the endpoint,
 // the status, Zoom's code and message; never a token, access token, secret or Authorization header):
 //   - The whole call, including the waits for an access token, the budget and a connection, and
 //     every retry, is bounded by zoom.request_timeout_ms.
-//   - While a 429's Retry-After (or 1 s when it had none) has not passed: rate_limited at once, with
+//   - While a 429's Retry-After (or 1 s when it had none; at most max_rate_limit_block, 600 s, with
+//     the value Zoom sent logged when it asked for longer) has not passed: rate_limited at once, with
 //     retry_after the seconds left (rounded up), without calling Zoom.
 //   - The broker's budget of zoom.requests_per_second: callers wait in arrival order; one whose turn
 //     would come after its deadline gets rate_limited at once (retry_after: when its turn would be).
 //   - S2S OAuth: with no access token yet, the call waits for the one fetch under way (never starts
 //     its own); while OAuth is failing: not_ready with Zoom's reason. Zoom's 401 with code 124: the
-//     access token is dropped, a new one fetched (once, shared by every caller) and the request
-//     retried once.
+//     keeper is told (it replaces the token once, shared by every caller) and the request retried
+//     once with the new token; a second 401/124 is upstream_error.
+//   - A fixed access token that Zoom rejects (401/124): not_ready, "Zoom rejected the configured
+//     access token (zoom.access_token): ...", and ready() false with that reason until a request
+//     made with it is accepted again (200, 400 or 404).
 //   - Connection failures (refused, reset, closed mid-answer) and 5xx: retried up to zoom.max_retries
 //     times with exponential backoff and full jitter, as long as the deadline allows.
-//   - 200 {"token": "..."}: the token. {"token": null}: token_unavailable. Any other 200 body:
-//     upstream_error. 404: user_not_found (Zoom's code, 1001). 400: upstream_rejected (Zoom's code and
-//     message). 429: rate_limited (see above). Other 4xx (401 without 124, 403, code 4711 "scope"):
+//   - 200 {"token": "..."}: the token, unless it is a JWT whose exp has already passed by the wall
+//     clock: upstream_error saying so (and that clocks may disagree), logged at warn and counted
+//     (expired_token()). {"token": null}: token_unavailable. Any other 200 body: upstream_error.
+//     404: user_not_found (Zoom's code, 1001). 400: upstream_rejected (Zoom's code and message).
+//     429: rate_limited (see above). Other 4xx (401 without 124, 403, code 4711 "scope"):
 //     upstream_error with Zoom's code and message. TLS failures (untrusted chain, wrong host name):
 //     upstream_error, not retried. Cannot connect: upstream_unavailable. Deadline passed:
 //     upstream_timeout. After stop(), or before start(): not_ready.
@@ -67,16 +74,17 @@ public:
 //     change the path.
 // Metrics: upstream_request(endpoint, status or word, seconds) for every exchange with Zoom,
 // oauth_refresh(ok) for every OAuth fetch, rate_limit_wait()/rate_limit_rejected() for the budget,
-// upstream_connection_opened() for every connection.
+// expired_token() for tokens that arrived expired, upstream_connection_opened() for every connection.
 class zoom_client final : public token_source {
 public:
     // Does no I/O until start(). `ex` is where its background work (OAuth refresh) and connections
     // live (the client makes a strand of it). `cfg` is copied. `log` and `m` are shared with the rest
     // of the broker; `m` must outlive every coroutine the client started (in practice: the
-    // io_context's run). Throws std::invalid_argument when api_base_url or oauth_token_url is not an
-    // https URL.
+    // io_context's run). `clock` gives steady time (deadlines, backoff, budget, 429 windows) and wall
+    // time (Retry-After dates, JWT expiry); tests move it. Throws std::invalid_argument when
+    // api_base_url or oauth_token_url is not an https URL.
     zoom_client(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log,
-                metrics& m);
+                metrics& m, zoom_clock clock = {});
 
     // Calls stop(). Operations still in progress end with not_ready; their state stays alive until
     // they do.
@@ -98,8 +106,9 @@ public:
 
     net::awaitable<result<secret>> fetch_token(token_query q) override;
 
-    // Ready while an access token is held that has not expired (S2S), or a fixed one is configured,
-    // and the client is started and not stopped. Otherwise the reason, e.g. "Zoom OAuth failed:
+    // Ready while an access token is held that has not expired (S2S), or a fixed one is configured
+    // that Zoom has not rejected since it last accepted it, and the client is started and not
+    // stopped. Otherwise the reason, e.g. "Zoom OAuth failed:
     // invalid_client: Invalid client_id or client_secret". Thread-safe, never blocks on I/O.
     readiness ready() const override;
 

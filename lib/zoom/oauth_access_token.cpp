@@ -1,0 +1,185 @@
+#include "zoom/oauth_access_token.hpp"
+
+#include "core/spawn.hpp"
+#include "metrics/metrics.hpp"
+#include "zoom/backoff.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+namespace token_broker {
+namespace {
+
+constexpr std::string_view user_agent = "token-broker/" TOKEN_BROKER_VERSION;
+
+broker_error stopped_error() {
+    return make_error(errc::not_ready, "the Zoom client is stopped");
+}
+
+} // namespace
+
+oauth_access_token::oauth_access_token(net::any_io_executor strand, std::shared_ptr<https_pool> pool,
+                                       endpoint_url endpoint, const zoom_config& cfg,
+                                       std::shared_ptr<spdlog::logger> log, metrics& m, zoom_clock clock)
+    : strand_(std::move(strand)), pool_(std::move(pool)), endpoint_(std::move(endpoint)),
+      client_id_(cfg.client_id), client_secret_(cfg.client_secret), account_id_(cfg.account_id),
+      request_timeout_(cfg.request_timeout), log_(std::move(log)), metrics_(m), clock_(std::move(clock)) {}
+
+void oauth_access_token::start() {
+    set_not_ready("waiting for the first Zoom access token");
+    pending_ = true;
+    net::co_spawn(strand_, refresh_loop(shared_from_this()),
+                  log_escaped_exception(log_, "Zoom OAuth refresh stopped by an unexpected error"));
+}
+
+void oauth_access_token::stop() {
+    stopped_flag_ = true;
+    stopped_ = true;
+    changed_.cancel_all();
+    wakeup_.cancel_all();
+}
+
+readiness oauth_access_token::ready() const {
+    std::lock_guard lock(ready_mutex_);
+    if (stopped_flag_)
+        return {false, "the Zoom client is stopped"};
+    if (clock_.steady_now() < ready_until_)
+        return {true, {}};
+    if (!reason_.empty())
+        return {false, reason_};
+    return {false, "the Zoom access token has expired"};
+}
+
+net::awaitable<result<secret>> oauth_access_token::current(steady::time_point deadline) {
+    for (;;) {
+        if (stopped_)
+            co_return stopped_error();
+        if (token_ && clock_.steady_now() < expires_)
+            co_return *token_;
+        if (!pending_ && failure_.empty()) {
+            // The token has just expired and the loop has not woken up to renew it yet (a lifetime
+            // under 5 s leaves no margin): renew it now.
+            pending_ = true;
+            wakeup_.notify_all();
+        }
+        if (!pending_)
+            co_return make_error(errc::not_ready, failure_.empty() ? "no Zoom access token" : failure_);
+        const bool changed = co_await changed_.wait_until(clock_.timer_expiry(deadline));
+        if (!changed && !stopped_ && clock_.steady_now() >= deadline)
+            co_return make_error(errc::upstream_timeout, "no Zoom access token within " +
+                                                             std::to_string(request_timeout_.count()) +
+                                                             " ms: Zoom's OAuth endpoint is slow to answer");
+    }
+}
+
+void oauth_access_token::rejected(const secret& token, std::string_view why) {
+    if (!token_ || *token_ != token)
+        return; // replaced already
+    token_.reset();
+    pending_ = true;
+    set_not_ready("Zoom refused the access token (" + std::string(why) + "); fetching a new one");
+    wakeup_.notify_all();
+}
+
+// The single flight of OAuth fetches: only this loop fetches access tokens.
+net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_access_token> self) {
+    (void)self;
+    unsigned failures = 0;
+    while (!stopped_) {
+        pending_ = true;
+        const auto requested_at = clock_.steady_now();
+        auto grant = co_await request_access_token();
+        pending_ = false;
+        if (stopped_)
+            break;
+        steady::time_point next;
+        if (grant) {
+            failures = 0;
+            failure_.clear();
+            const auto lifetime = grant->expires_in;
+            const auto margin = std::min<std::chrono::seconds>(std::chrono::seconds{300}, lifetime / 5);
+            token_ = std::move(grant->token);
+            expires_ = requested_at + lifetime;
+            next = requested_at + lifetime - margin;
+            set_ready(expires_);
+            log_->info("Zoom access token obtained, valid for {} s, renewed in {} s", lifetime.count(),
+                       (lifetime - margin).count());
+        } else {
+            ++failures;
+            failure_ = grant.error().message;
+            const auto delay = oauth_retry_delay(failures);
+            if (token_ && clock_.steady_now() < expires_)
+                set_failure_reason(failure_);
+            else
+                set_not_ready(failure_);
+            log_->warn("{}; trying again in {} s", failure_, delay.count());
+            next = clock_.steady_now() + delay;
+        }
+        changed_.notify_all();
+        co_await wakeup_.wait_until(clock_.timer_expiry(next));
+    }
+    changed_.cancel_all();
+}
+
+net::awaitable<result<oauth_grant>> oauth_access_token::request_access_token() {
+    namespace urls = boost::urls;
+    std::string target = endpoint_.path.empty() ? "/" : endpoint_.path;
+    if (!endpoint_.query.empty())
+        target += "?" + endpoint_.query;
+    https_request req{http::verb::post, target, 11};
+    req.set(http::field::authorization, basic_authorization(client_id_, client_secret_));
+    req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.set(http::field::accept, "application/json");
+    req.set(http::field::user_agent, user_agent);
+    req.body() =
+        "grant_type=account_credentials&account_id=" + urls::encode(account_id_, urls::unreserved_chars);
+    req.prepare_payload();
+
+    const auto sent = clock_.steady_now();
+    auto res = co_await pool_->exchange(std::move(req), clock_.timer_expiry(sent + request_timeout_));
+    const double seconds = std::chrono::duration<double>(clock_.steady_now() - sent).count();
+    if (stopped_)
+        co_return stopped_error();
+    metrics_.upstream_request(upstream_endpoint::oauth, metric_code(res), seconds);
+    if (!res) {
+        metrics_.oauth_refresh(false);
+        co_return make_error(errc::not_ready, "Zoom OAuth failed: " + res.error().message);
+    }
+
+    const unsigned status = res->result_int();
+    log_->debug("Zoom POST {} -> {}", path_of(target), status);
+    auto grant = read_oauth_answer(status, res->body());
+    if (!grant) {
+        const auto body = parse_error_body(res->body());
+        log_->warn("Zoom OAuth request failed: endpoint=oauth status={} zoom_code={} error={} reason=\"{}\" "
+                   "message=\"{}\" x-zm-trackingid={}",
+                   status, body.code ? std::to_string(*body.code) : "-",
+                   body.error.empty() ? "-" : body.error, body.reason,
+                   status == 200 ? "unexpected answer" : body.message, printable((*res)["x-zm-trackingid"]));
+    }
+    metrics_.oauth_refresh(grant.has_value());
+    co_return grant;
+}
+
+void oauth_access_token::set_ready(steady::time_point until) {
+    std::lock_guard lock(ready_mutex_);
+    ready_until_ = until;
+    reason_.clear();
+}
+
+void oauth_access_token::set_not_ready(std::string reason) {
+    std::lock_guard lock(ready_mutex_);
+    ready_until_ = steady::time_point::min();
+    reason_ = std::move(reason);
+}
+
+// An OAuth failure while a token that has not expired is still held: ready until it expires, with
+// the reason ready for when it does.
+void oauth_access_token::set_failure_reason(std::string reason) {
+    std::lock_guard lock(ready_mutex_);
+    reason_ = std::move(reason);
+}
+
+} // namespace token_broker

@@ -1,0 +1,83 @@
+// The S2S OAuth keeper of the access token (CONTRACT.md section 5): one fetch at a time, the first
+// as soon as it starts, renewed at expires_in - min(300 s, expires_in / 5), and after a failure
+// tried again after 1 s, 2 s, 4 s ... up to 60 s.
+#pragma once
+
+#include "config/config.hpp"
+#include "zoom/access_token.hpp"
+#include "zoom/https_pool.hpp"
+#include "zoom/wait_queue.hpp"
+#include "zoom/zoom_clock.hpp"
+#include "zoom/zoom_protocol.hpp"
+
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+
+namespace token_broker {
+
+class metrics;
+
+// Lives on `strand` (see access_token_source); always owned by a std::shared_ptr (its loop keeps it
+// alive). Every OAuth failure is logged at warn with Zoom's x-zm-trackingid, never with a secret.
+// Metrics: upstream_request(oauth, ...) for every exchange, oauth_refresh(ok) for every fetch.
+class oauth_access_token final : public access_token_source,
+                                 public std::enable_shared_from_this<oauth_access_token> {
+public:
+    // Does no I/O until start(). `pool` reaches `endpoint`'s origin; `cfg` gives the credentials and
+    // the request timeout; `m` must outlive the keeper's coroutines.
+    oauth_access_token(net::any_io_executor strand, std::shared_ptr<https_pool> pool, endpoint_url endpoint,
+                       const zoom_config& cfg, std::shared_ptr<spdlog::logger> log, metrics& m,
+                       zoom_clock clock);
+
+    void start() override;
+    void stop() override;
+    net::awaitable<result<secret>> current(std::chrono::steady_clock::time_point deadline) override;
+    void rejected(const secret& token, std::string_view why) override;
+    void accepted(const secret&) override {}
+
+    // Ready while a token is held that has not expired. Not ready before start(): "waiting for the
+    // first Zoom access token" once started, then the reason of the last failure, e.g. "Zoom OAuth
+    // failed: invalid_client: Invalid client_id or client_secret".
+    readiness ready() const override;
+
+private:
+    using steady = std::chrono::steady_clock;
+
+    net::awaitable<void> refresh_loop(std::shared_ptr<oauth_access_token> self);
+    net::awaitable<result<oauth_grant>> request_access_token();
+
+    void set_ready(steady::time_point until);
+    void set_not_ready(std::string reason);
+    void set_failure_reason(std::string reason);
+
+    const net::any_io_executor strand_;
+    const std::shared_ptr<https_pool> pool_;
+    const endpoint_url endpoint_;
+    const std::string client_id_;
+    const std::string client_secret_;
+    const std::string account_id_;
+    const std::chrono::milliseconds request_timeout_;
+    const std::shared_ptr<spdlog::logger> log_;
+    metrics& metrics_;
+    const zoom_clock clock_;
+
+    // Readiness, read from any thread.
+    mutable std::mutex ready_mutex_;
+    steady::time_point ready_until_ = steady::time_point::min();
+    std::string reason_ = "waiting for the first Zoom access token";
+    std::atomic<bool> stopped_flag_{false};
+
+    // On the strand.
+    bool stopped_ = false;
+    std::optional<secret> token_;
+    steady::time_point expires_{};
+    bool pending_ = false; // a fetch is under way or about to start
+    std::string failure_;  // why the last fetch failed
+    wait_queue changed_;   // callers waiting for a token
+    wait_queue wakeup_;    // the loop, sleeping until the next renewal
+};
+
+} // namespace token_broker
