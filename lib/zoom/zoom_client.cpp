@@ -108,10 +108,17 @@ public:
         return keeper_->ready();
     }
 
-    // Runs on the strand; keeps `self` alive until it completes.
+    // Runs on the strand; keeps `self` alive until it completes. An error after a request was sent
+    // to Zoom says so (asked_zoom), for the audit line.
     net::awaitable<result<secret>> fetch(std::shared_ptr<impl> self, token_query q) {
         (void)self;
-        co_return co_await do_fetch(std::move(q));
+        bool asked = false;
+        auto r = co_await do_fetch(std::move(q), asked);
+        if (r || !asked)
+            co_return r;
+        broker_error e = r.error();
+        e.asked_zoom = true;
+        co_return e;
     }
 
     net::strand<net::any_io_executor> strand_;
@@ -119,7 +126,8 @@ public:
 private:
     // ---- everything below runs on the strand ----
 
-    net::awaitable<result<secret>> do_fetch(token_query q) {
+    // `asked` turns true when a request goes to Zoom.
+    net::awaitable<result<secret>> do_fetch(token_query q, bool& asked) {
         const auto deadline = clock_.steady_now() + cfg_.request_timeout;
         if (stopped_)
             co_return stopped_error();
@@ -153,6 +161,7 @@ private:
             if (auto refused_turn = co_await wait_for_turn(deadline))
                 co_return *refused_turn;
 
+            asked = true;
             auto res = co_await exchange(target, *token, deadline);
             if (stopped_)
                 co_return stopped_error();

@@ -32,6 +32,8 @@ public:
     // upstream_error (5xx after retries, unexpected body, TLS failure), not_ready (no access token:
     // OAuth failing, reason in the message), upstream_unavailable (cannot connect), upstream_timeout
     // (no answer within request_timeout). Thread-safe: may be called from any executor/thread.
+    // An error's asked_zoom is true when a request was sent to Zoom for it, false when the broker
+    // refused by itself (its budget, a 429 block, no access token, stopped).
     virtual net::awaitable<result<secret>> fetch_token(token_query q) = 0;
 
     virtual readiness ready() const = 0; // thread-safe
