@@ -118,7 +118,8 @@ void token_service_look_up_hit(benchmark::State& state) {
     const auto hit = [&](const token_query& q) {
         return service.look_up(q, body, ticket) == token_service::lookup::hit;
     };
-    if (failure || answered != entries || service.size() != entries || !hit(queries[0]) || body.find(R"("cached":true)") == std::string::npos ||
+    if (failure || answered != entries || service.size() != entries || !hit(queries[0]) ||
+        body.find(R"("cached":true)") == std::string::npos ||
         body.find(queries[0].user_id) == std::string::npos) {
         state.SkipWithError("the cache was not filled, or a hit was not answered from it");
         return;

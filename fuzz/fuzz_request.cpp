@@ -43,8 +43,8 @@
 #include "cache/token_service.hpp"
 #include "metrics/metrics.hpp"
 #include "server/message.hpp"
-#include "server/session.hpp"
 #include "server/router.hpp"
+#include "server/session.hpp"
 #include "server/token_endpoint.hpp"
 #include "server/token_request.hpp"
 #include "zoom/zoom_client.hpp"
@@ -155,7 +155,8 @@ void check_serialized(const request& req, const response& res, const std::string
                     answer.count(http::field::content_type) == 0,
                 "a 204 has no Content-Length or Content-Type");
     } else {
-        require(answer.body() == (head ? std::string() : res.body), "the body is the handler's, none for HEAD");
+        require(answer.body() == (head ? std::string() : res.body),
+                "the body is the handler's, none for HEAD");
         require(answer[http::field::content_length] == std::to_string(res.body.size()),
                 "Content-Length is right");
     }
@@ -435,7 +436,8 @@ void run_session(process_state& process, std::string_view input, std::size_t hea
             break;
         const request& req = s.current_request();
         const std::string sent_id(s.sent_request_id());
-        world.now += sent_id.empty() ? std::chrono::seconds(22 * 60) : std::chrono::seconds(50 * sent_id.size());
+        world.now +=
+            sent_id.empty() ? std::chrono::seconds(22 * 60) : std::chrono::seconds(50 * sent_id.size());
         if (!s.refused()) {
             if (message == 0) {
                 first.parsed = true;

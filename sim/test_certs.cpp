@@ -1,8 +1,5 @@
 #include "test_certs.hpp"
 
-#include <filesystem>
-#include <fstream>
-#include <memory>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -10,6 +7,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <stdexcept>
 
 namespace zoom_sim {

@@ -1,7 +1,8 @@
 #include "auth/auth.hpp"
 
-#include <chrono>
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <random>
 #include <string>
 #include <vector>

@@ -8,6 +8,7 @@
 #include "zoom_simulator.hpp"
 
 #include <boost/json/parse.hpp>
+
 #include <functional>
 
 namespace token_broker::testing {

@@ -1,9 +1,10 @@
 #include "config/config.hpp"
 
 #include <boost/json.hpp>
-#include <fstream>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <map>
 #include <random>
 #include <unistd.h>

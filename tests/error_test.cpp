@@ -1,7 +1,8 @@
 #include "core/error.hpp"
 
-#include <fstream>
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>

@@ -29,7 +29,8 @@ public:
 // How many answers `wire` holds: each has one Date header.
 std::size_t answers(std::string_view wire) {
     std::size_t n = 0;
-    for (auto at = wire.find("\r\nDate: "); at != std::string_view::npos; at = wire.find("\r\nDate: ", at + 1))
+    for (auto at = wire.find("\r\nDate: "); at != std::string_view::npos;
+         at = wire.find("\r\nDate: ", at + 1))
         ++n;
     return n;
 }
@@ -51,8 +52,8 @@ struct ConformanceTest : ::testing::Test {
 // RFC 9112 6.3: a Transfer-Encoding whose final coding is not chunked leaves the message length
 // unknown; read as no body, whatever follows would be taken for a second request.
 TEST_F(ConformanceTest, TransferEncodingOtherThanChunkedIs400AndClosesWithoutReadingASmuggledRequest) {
-    for (std::string_view coding : {"xchunked", "identity", "chunked, identity", "\"chunked\"", "gzip, chunked",
-                                    "chunked;x=1", ""}) {
+    for (std::string_view coding :
+         {"xchunked", "identity", "chunked, identity", "\"chunked\"", "gzip, chunked", "chunked;x=1", ""}) {
         SCOPED_TRACE(std::string("Transfer-Encoding: ") + std::string(coding));
         client c(srv.port());
         c.send("POST /token/jdoe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + std::string(coding) +
@@ -133,7 +134,8 @@ TEST_F(ConformanceTest, Http11WithoutHostOrWithTwoIs400AndCloses) {
     for (std::string_view headers : {"", "Host: a\r\nHost: b\r\n"}) {
         SCOPED_TRACE(std::string(headers));
         client c(srv.port());
-        c.send("GET /healthz HTTP/1.1\r\n" + std::string(headers) + "\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.send("GET /healthz HTTP/1.1\r\n" + std::string(headers) +
+               "\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
         const auto wire = c.read_to_end();
         EXPECT_TRUE(wire.starts_with("HTTP/1.1 400 ")) << wire;
         EXPECT_EQ(answers(wire), 1u) << wire;
@@ -156,10 +158,12 @@ TEST_F(ConformanceTest, AbsoluteFormTargetsAreRoutedByTheirPath) {
     EXPECT_EQ(probe.result_int(), 200);
     EXPECT_EQ(probe.body(), R"({"status":"ok"})");
 
-    c.send("GET HTTPS://broker.internal/token/jdoe%40example.com?type=zak HTTP/1.1\r\nHost: broker.internal\r\n\r\n");
+    c.send("GET HTTPS://broker.internal/token/jdoe%40example.com?type=zak HTTP/1.1\r\nHost: "
+           "broker.internal\r\n\r\n");
     const auto token = c.read();
     EXPECT_EQ(token.result_int(), 200);
-    EXPECT_EQ(boost::json::parse(token.body()).at("target").as_string(), "/token/jdoe%40example.com?type=zak");
+    EXPECT_EQ(boost::json::parse(token.body()).at("target").as_string(),
+              "/token/jdoe%40example.com?type=zak");
 
     c.send("GET http://localhost:8080 HTTP/1.1\r\nHost: localhost:8080\r\n\r\n");
     EXPECT_EQ(c.read().result_int(), 404); // the path "/" is no route

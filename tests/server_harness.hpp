@@ -11,8 +11,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <future>
 #include <spdlog/sinks/ostream_sink.h>
+
+#include <future>
 #include <sstream>
 #include <thread>
 

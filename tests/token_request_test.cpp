@@ -1,6 +1,7 @@
 #include "server/token_request.hpp"
 
 #include <gtest/gtest.h>
+
 #include <random>
 #include <string>
 #include <vector>

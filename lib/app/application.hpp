@@ -5,8 +5,9 @@
 #include "config/config.hpp"
 #include "core/net.hpp"
 
-#include <memory>
 #include <spdlog/logger.h>
+
+#include <memory>
 
 namespace token_broker {
 

@@ -6,6 +6,7 @@
 #include <boost/program_options/parsers.hpp>
 #include <boost/program_options/variables_map.hpp>
 #include <boost/url/parse.hpp>
+
 #include <sstream>
 
 namespace token_broker {

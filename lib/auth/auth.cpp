@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
 #include <memory>
 #include <stdexcept>
 
@@ -37,7 +38,8 @@ std::array<std::uint8_t, 32> sha256(std::string_view data) {
     // The digest implementation is fetched once and each thread keeps its own context: EVP_Digest
     // would fetch and allocate both on every call, which is most of the cost for a short key.
     static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                                   &EVP_MD_CTX_free);
     std::array<std::uint8_t, 32> digest{};
     unsigned int size = 0;
     if (!md || !ctx || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||

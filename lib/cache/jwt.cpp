@@ -2,9 +2,10 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <openssl/evp.h>
+
 #include <climits>
 #include <cmath>
-#include <openssl/evp.h>
 
 namespace token_broker {
 namespace {

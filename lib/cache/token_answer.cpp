@@ -2,9 +2,10 @@
 
 #include "core/json_text.hpp"
 
+#include <fmt/chrono.h>
+
 #include <algorithm>
 #include <charconv>
-#include <fmt/chrono.h>
 
 namespace token_broker {
 

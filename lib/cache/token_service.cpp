@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
 #include <vector>
 
 namespace token_broker {
@@ -143,7 +144,8 @@ token_service::lookup token_service::look_up(const token_query& q, std::string& 
     return found;
 }
 
-net::awaitable<result<answer_source>> token_service::complete(const token_query& q, ticket t, std::string& body) {
+net::awaitable<result<answer_source>> token_service::complete(const token_query& q, ticket t,
+                                                              std::string& body) {
     std::shared_ptr<const fetch_outcome> o;
     auto f = std::move(t.flight_);
     const bool leads = std::exchange(t.leads_, false);
@@ -222,7 +224,7 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f) {
 }
 
 std::vector<token_service::flight_waiter> token_service::land_locked(flight& f,
-                                                                      std::shared_ptr<const fetch_outcome> o) {
+                                                                     std::shared_ptr<const fetch_outcome> o) {
     if (auto it = flights_.find(f.key); it != flights_.end() && it->second.get() == &f)
         flights_.erase(it);
     f.done = std::move(o);

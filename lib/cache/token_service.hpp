@@ -15,10 +15,11 @@
 #include "metrics/metrics.hpp"
 #include "zoom/zoom_client.hpp"
 
+#include <spdlog/logger.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <spdlog/logger.h>
 
 namespace token_broker {
 
@@ -61,7 +62,8 @@ public:
     // the wall clock (replaced in tests).
     token_service(
         net::any_io_executor ex, token_source& zoom, const cache_config& cfg, metrics& m,
-        std::shared_ptr<spdlog::logger> log, wall_clock now = [] { return std::chrono::system_clock::now(); });
+        std::shared_ptr<spdlog::logger> log,
+        wall_clock now = [] { return std::chrono::system_clock::now(); });
     ~token_service();
     token_service(const token_service&) = delete;
     token_service& operator=(const token_service&) = delete;

@@ -1,6 +1,5 @@
 #include "config/config.hpp"
 
-#include <algorithm>
 #include <boost/algorithm/hex.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -8,6 +7,8 @@
 #include <boost/json/value.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
+
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>

@@ -2,13 +2,14 @@
 // (CONTRACT.md section 2). Every key has a default except the Zoom credentials.
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
-#include <spdlog/common.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -74,7 +75,7 @@ struct caller_key {
 };
 
 struct auth_config {
-    std::vector<caller_key> keys; // those of the file, then those of keys_file
+    std::vector<caller_key> keys;   // those of the file, then those of keys_file
     std::size_t keys_from_file = 0; // how many of `keys`, at the end, came from keys_file
     std::string keys_file;
     bool allow_unauthenticated = false;

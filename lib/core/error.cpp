@@ -1,6 +1,7 @@
 #include "core/error.hpp"
 
 #include <boost/throw_exception.hpp>
+
 #include <stdexcept>
 
 namespace token_broker {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/system/result.hpp>
+
 #include <chrono>
 #include <optional>
 #include <string>

@@ -2,11 +2,12 @@
 
 #include "core/json_text.hpp"
 
+#include <fmt/chrono.h>
+#include <spdlog/pattern_formatter.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fmt/chrono.h>
-#include <spdlog/pattern_formatter.h>
 #include <unistd.h>
 
 namespace token_broker {
@@ -48,7 +49,8 @@ void buffered_fd_sink::write_all() {
 }
 
 void text_formatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
     const std::int64_t second = ms / 1000;
     if (second != cached_second_) {
         cached_second_ = second;
@@ -68,7 +70,9 @@ void text_formatter::format(const spdlog::details::log_msg& msg, spdlog::memory_
     dest.push_back('\n');
 }
 
-std::unique_ptr<spdlog::formatter> text_formatter::clone() const { return std::make_unique<text_formatter>(); }
+std::unique_ptr<spdlog::formatter> text_formatter::clone() const {
+    return std::make_unique<text_formatter>();
+}
 
 void json_formatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
     const auto since_epoch =

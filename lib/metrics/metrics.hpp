@@ -5,15 +5,16 @@
 
 #include "core/route.hpp"
 
-#include <array>
-#include <atomic>
-#include <memory>
-#include <mutex>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace token_broker {

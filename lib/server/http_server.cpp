@@ -37,8 +37,8 @@ struct connection {
 namespace detail {
 
 struct http_server_impl : std::enable_shared_from_this<http_server_impl> {
-    http_server_impl(net::io_context& io, server_config c, request_handler& h, std::shared_ptr<spdlog::logger> l,
-                 metrics& mt)
+    http_server_impl(net::io_context& io, server_config c, request_handler& h,
+                     std::shared_ptr<spdlog::logger> l, metrics& mt)
         : ioc(io), cfg(std::move(c)), handler(h), log(std::move(l)), m(mt), acceptor(net::make_strand(io)),
           drain_timer(acceptor.get_executor()), sweep_timer(acceptor.get_executor()) {}
 

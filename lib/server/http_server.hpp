@@ -1,6 +1,7 @@
 // The HTTP listener: accepts connections (plain or TLS, mTLS with a client CA), reads requests with
 // the header, idle and body limits of the configuration, hands each to a request_handler (through a
-// session, server/session.hpp), and writes its answer. HTTP/1.1 keep-alive; pipelined requests are answered in order.
+// session, server/session.hpp), and writes its answer. HTTP/1.1 keep-alive; pipelined requests are answered
+// in order.
 #pragma once
 
 #include "config/config.hpp"

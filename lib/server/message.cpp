@@ -1,12 +1,13 @@
 #include "server/message.hpp"
 
-#include <atomic>
-#include <charconv>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <ctime>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+
+#include <atomic>
+#include <charconv>
+#include <ctime>
 #include <random>
 
 namespace token_broker {

@@ -27,9 +27,9 @@ struct authorization_memo {
 struct pending_token {
     token_query query;
     std::shared_ptr<const authenticator> keys; // keeps `key` and `key_name` alive
-    const caller_key* key = nullptr;            // null when no keys are configured
-    std::string_view key_name;                  // for the audit line
-    token_service::ticket ticket;               // its place in the key's single flight
+    const caller_key* key = nullptr;           // null when no keys are configured
+    std::string_view key_name;                 // for the audit line
+    token_service::ticket ticket;              // its place in the key's single flight
 };
 
 // A POST /tokens whose misses are being fetched (defined by the token endpoint).

@@ -28,7 +28,8 @@ std::string origin_form(std::string_view target) {
     if (target.empty() || target.front() == '/')
         return std::string(target);
     auto uri = boost::urls::parse_absolute_uri(target);
-    if (!uri || !(uri->scheme_id() == boost::urls::scheme::http || uri->scheme_id() == boost::urls::scheme::https))
+    if (!uri ||
+        !(uri->scheme_id() == boost::urls::scheme::http || uri->scheme_id() == boost::urls::scheme::https))
         return std::string(target);
     std::string out(uri->encoded_path());
     if (out.empty())
@@ -113,7 +114,8 @@ void request_reader::on_header_impl(beast::error_code& ec) {
     if (seen_transfer_encoding_ && seen_content_length_)
         return refuse("Transfer-Encoding and Content-Length may not be sent together", ec);
     if (into_.version >= 11 && hosts_ != 1)
-        return refuse(hosts_ == 0 ? "an HTTP/1.1 request needs a Host header" : "Host may appear only once", ec);
+        return refuse(hosts_ == 0 ? "an HTTP/1.1 request needs a Host header" : "Host may appear only once",
+                      ec);
 }
 
 namespace {

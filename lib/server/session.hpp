@@ -14,8 +14,9 @@
 #include "server/request_reader.hpp"
 
 #include <boost/beast/core/flat_buffer.hpp>
-#include <optional>
 #include <spdlog/logger.h>
+
+#include <optional>
 #include <string>
 
 namespace token_broker {

@@ -81,7 +81,8 @@ result<std::vector<batch_item>> parse_token_batch(std::string_view body) {
         return bad("\"requests\" must be an array of items");
     const auto& items = requests->get_array();
     if (items.empty() || items.size() > max_batch_items)
-        return bad(fmt::format("\"requests\" must hold 1 to {} items, not {}", max_batch_items, items.size()));
+        return bad(
+            fmt::format("\"requests\" must hold 1 to {} items, not {}", max_batch_items, items.size()));
 
     std::vector<batch_item> out;
     out.reserve(items.size());

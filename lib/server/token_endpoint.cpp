@@ -200,8 +200,8 @@ bool token_endpoint::answer_batch(const request& req, connection_context& ctx, r
         }
         item.query = std::move(*in);
         if (!may_ask_for(ctx, item.query.user_id)) {
-            item.status = error_answer(make_error(errc::forbidden, "this caller key may not ask for this user"),
-                                       item.body);
+            item.status = error_answer(
+                make_error(errc::forbidden, "this caller key may not ask for this user"), item.body);
             audit(req, item.status, ctx.pending.key_name, item.query.user_id, to_string(item.query.type), "-",
                   code_name(errc::forbidden));
             continue;
@@ -233,7 +233,8 @@ net::awaitable<void> token_endpoint::complete_batch(const request& req, connecti
         if (item.status != 0)
             continue;
         // Answered as its GET would have been at its deadline; its fetch goes on and fills the cache.
-        item.status = error_answer(make_error(errc::upstream_timeout, "no answer from Zoom in time"), item.body);
+        item.status =
+            error_answer(make_error(errc::upstream_timeout, "no answer from Zoom in time"), item.body);
         audit(req, item.status, ctx.pending.key_name, item.query.user_id, to_string(item.query.type), "zoom",
               code_name(errc::upstream_timeout));
     }

@@ -2,10 +2,11 @@
 
 #include "core/target_path.hpp"
 
-#include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <boost/url/url_view.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <string>

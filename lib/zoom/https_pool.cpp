@@ -12,6 +12,7 @@
 #include <boost/throw_exception.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
 #include <stdexcept>
 
 namespace token_broker {

@@ -8,6 +8,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/result.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>

@@ -4,9 +4,12 @@ namespace token_broker {
 
 std::string_view to_string(token_type t) noexcept {
     switch (t) {
-    case token_type::zak: return "zak";
-    case token_type::token: return "token";
-    case token_type::onbehalf: return "onbehalf";
+    case token_type::zak:
+        return "zak";
+    case token_type::token:
+        return "token";
+    case token_type::onbehalf:
+        return "onbehalf";
     }
     return "zak";
 }

@@ -17,9 +17,9 @@ std::string_view to_string(token_type t) noexcept;
 std::optional<token_type> parse_token_type(std::string_view s) noexcept;
 
 struct token_query {
-    std::string user_id;                // validated, percent-decoded once
+    std::string user_id; // validated, percent-decoded once
     token_type type = token_type::zak;
-    std::optional<std::uint32_t> ttl;   // seconds, 60..31536000; absent: Zoom's default
+    std::optional<std::uint32_t> ttl;      // seconds, 60..31536000; absent: Zoom's default
     std::optional<std::string> meeting_id; // onbehalf only, 9 to 12 digits
 };
 
