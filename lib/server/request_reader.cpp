@@ -22,23 +22,23 @@ bool is_sole_chunked(std::string_view value) noexcept {
     return beast::iequals(trim_ows(value), "chunked");
 }
 
-// An absolute-form request-target ("http://host:port/path?query") in origin form ("/path?query"),
-// or `target` itself when it is not one. Only http and https URIs are taken apart.
-std::string origin_form(std::string_view target) {
+// Writes the origin form ("/path?query") of an absolute-form request-target ("http://host:port/path?
+// query") into `out`, or `target` itself when it is not one. Only http and https URIs are taken
+// apart. An origin-form target, the usual case, is copied into `out`'s reused capacity.
+void assign_origin_form(std::string& out, std::string_view target) {
     if (target.empty() || target.front() == '/')
-        return std::string(target);
+        return void(out.assign(target.data(), target.size()));
     auto uri = boost::urls::parse_absolute_uri(target);
     if (!uri ||
         !(uri->scheme_id() == boost::urls::scheme::http || uri->scheme_id() == boost::urls::scheme::https))
-        return std::string(target);
-    std::string out(uri->encoded_path());
+        return void(out.assign(target.data(), target.size()));
+    out.assign(uri->encoded_path());
     if (out.empty())
         out = "/";
     if (uri->has_query()) {
         out.push_back('?');
         out.append(uri->encoded_query());
     }
-    return out;
 }
 
 } // namespace
@@ -67,7 +67,7 @@ void request_reader::on_request_impl(http::verb method, beast::string_view metho
                                      beast::string_view target, int version, beast::error_code&) {
     into_.method = method;
     into_.method_name.assign(method_str.data(), method_str.size());
-    into_.target = origin_form(target);
+    assign_origin_form(into_.target, target);
     into_.version = static_cast<unsigned>(version);
 }
 
