@@ -34,7 +34,7 @@ void assign_origin_form(std::string& out, std::string_view target) {
         return void(out.assign(target.data(), target.size()));
     out.assign(uri->encoded_path());
     if (out.empty())
-        out = "/";
+        out.push_back('/'); // not `out = "/"`, which GCC 12 at -O3 warns about falsely (-Wrestrict)
     if (uri->has_query()) {
         out.push_back('?');
         out.append(uri->encoded_query());
