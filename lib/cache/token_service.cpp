@@ -95,7 +95,7 @@ broker_error token_service::unknown_user_error() {
 token_service::lookup token_service::look_up(const token_query& q, std::string& body, ticket& t) {
     const auto now = now_();
     const cache_key_view key(q.user_id, q.type, q.ttl);
-    t = ticket();
+    t.abandon(); // an unspent ticket from before; no temporary on the hit path
     lookup found = lookup::miss;
     std::shared_ptr<flight> refresh;
     {

@@ -174,12 +174,10 @@ net::awaitable<void> serve_requests(http_server_impl& srv, Stream& stream, conne
                 conn.idle = false;
                 srv.arm(conn, cfg.header_timeout);
             }
-            if (ec == net::error::eof || ec == ssl::error::stream_truncated) {
-                step = s.end_of_input();
-                break;
-            }
             if (ec) {
-                step = session::step::close;
+                // The error codes are compared only after a failed read, not after every read.
+                const bool ended = ec == net::error::eof || ec == ssl::error::stream_truncated;
+                step = ended ? s.end_of_input() : session::step::close;
                 break;
             }
             s.received(n);

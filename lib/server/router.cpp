@@ -10,8 +10,6 @@ router::router(metrics& m, readiness_check ready, request_handler* token_route)
     : metrics_(m), ready_(std::move(ready)), token_route_(token_route) {}
 
 bool router::answer(const request& req, connection_context& ctx, response& res) {
-    const auto path = target_path(req.target);
-
     if (is_token_route(req.target)) {
         res.counted_as = route::token;
         if (req.method != http::verb::get && req.method != http::verb::delete_) {
@@ -26,6 +24,7 @@ bool router::answer(const request& req, connection_context& ctx, response& res) 
         return token_route_->answer(req, ctx, res);
     }
 
+    const auto path = target_path(req.target);
     if (path == "/tokens") {
         res.counted_as = route::tokens;
         if (req.method != http::verb::post) {

@@ -1,23 +1,9 @@
 #include "server/session.hpp"
 
 namespace token_broker {
-namespace {
-
-constexpr std::size_t read_chunk = 4096;
-
-} // namespace
-
 session::session(const server_config& cfg, request_handler& handler, metrics& m, spdlog::logger& log)
     : cfg_(cfg), handler_(handler), metrics_(m), log_(log),
       buffer_(cfg.max_header_bytes + cfg.max_body_bytes + read_chunk) {}
-
-net::mutable_buffer session::read_space() {
-    return buffer_.prepare(std::min(read_chunk, buffer_.max_size() - buffer_.size()));
-}
-
-void session::received(std::size_t n) {
-    buffer_.commit(n);
-}
 
 session::step session::parse() {
     if (!reader_) {

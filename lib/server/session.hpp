@@ -16,6 +16,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <spdlog/logger.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -27,8 +28,11 @@ public:
     session(const server_config& cfg, request_handler& handler, metrics& m, spdlog::logger& log);
 
     // Where to put received bytes (at most one read's worth), then received(n) with how many came.
-    net::mutable_buffer read_space();
-    void received(std::size_t n);
+    // Defined here, as they run for every read.
+    net::mutable_buffer read_space() {
+        return buffer_.prepare(std::min(read_chunk, buffer_.max_size() - buffer_.size()));
+    }
+    void received(std::size_t n) { buffer_.commit(n); }
 
     // True when nothing of a next request has arrived yet: the connection is idle.
     bool idle() const noexcept { return !reader_ && buffer_.size() == 0; }
@@ -69,6 +73,7 @@ public:
     std::string_view sent_request_id() const noexcept { return id_replaced_ ? sent_id_ : req_.request_id; }
 
 private:
+    static constexpr std::size_t read_chunk = 4096; // bytes asked for by one read
     step need_more();
     step finish(beast::error_code ec);
     void fail(const std::exception& e);
