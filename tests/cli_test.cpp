@@ -462,6 +462,37 @@ TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
     EXPECT_EQ(r.status, 0) << r.err;
 }
 
+// CONTRACT.md section 1: stderr always gets the one line that explains an exit, whatever log.level
+// says: "off" silences the log, not the reason the broker did not start.
+TEST_F(BinaryTest, StartFailuresExplainThemselvesOnStderrWhateverTheLogLevel) {
+    net::io_context ioc;
+    net::ip::tcp::acceptor taken(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    const std::string port = std::to_string(taken.local_endpoint().port());
+    const std::map<std::string, std::string> quiet = {{"TOKEN_BROKER_LOG_LEVEL", "off"}};
+
+    const std::string busy =
+        write("busy.json", R"({"zoom": {"access_token": "t"}, "server": {"port": )" + port + "}}").string();
+    process_result r = run({"--config", busy}, quiet);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, StartsWith("token-broker: cannot listen on 127.0.0.1:" + port + ": "));
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_EQ(r.out, "");
+
+    write("garbage.pem", "not a certificate");
+    write("key.pem", "not a key either");
+    const std::string bad_tls =
+        write("tls.json", R"({"zoom": {"access_token": "t"}, "server": {"port": )" + port +
+                              R"(, "tls": {"cert_file": "garbage.pem",
+                                                      "key_file": "key.pem"}}})")
+            .string();
+    for (const auto& env : {quiet, std::map<std::string, std::string>{}}) {
+        r = run({"--config", bad_tls}, env);
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith("config: server.tls.cert_file: "));
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    }
+}
+
 // --- docker/: the Compose stack's configuration -----------------------------------------------------
 
 // docker/compose-config.json with the simulator's CA path (a file on the shared volume in the stack)
