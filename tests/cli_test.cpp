@@ -4,6 +4,7 @@
 #include "auth/auth.hpp"
 #include "config/config.hpp"
 #include "core/net.hpp"
+#include "test_certs.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -209,6 +210,12 @@ private:
 };
 
 constexpr std::string_view good_config = R"({"zoom": {"access_token": "t"}})";
+
+// A CA certificate in PEM, made once.
+const std::string& a_ca_certificate() {
+    static const zoom_sim::test_ca ca("cli test CA");
+    return ca.cert_pem();
+}
 
 TEST_F(BinaryTest, Version) {
     const process_result r = run({"--version"});
@@ -440,6 +447,34 @@ TEST_F(BinaryTest, MissingFiles) {
     EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
 }
 
+// --check-config loads every file as starting would: it never says "config OK" for a configuration
+// that cannot start.
+TEST_F(BinaryTest, CheckConfigFindsWhatStartingWouldFind) {
+    const zoom_sim::test_ca ca("cli test CA");
+    const zoom_sim::pem_pair server = ca.issue("localhost", {"localhost"}, {});
+    const zoom_sim::pem_pair other = ca.issue("other", {"other"}, {});
+    write("cert.pem", server.cert);
+    write("other-key.pem", other.key);
+    write("garbage.pem", "not a certificate");
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": "cert.pem", "key_file": "other-key.pem"}}})",
+         "config: server.tls.key_file: is not the private key of the certificate in "},
+        {R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": "garbage.pem", "key_file": "other-key.pem"}}})",
+         "config: server.tls.cert_file: cannot be used: "},
+        {R"({"zoom": {"access_token": "t", "ca_file": "garbage.pem"}})",
+         "config: zoom.ca_file: is not a PEM bundle of CA certificates: "},
+    };
+    for (const auto& [text, message] : cases) {
+        SCOPED_TRACE(text);
+        const std::string file = write("config.json", text).string();
+        const process_result r = run({"--check-config", "--config", file});
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith(message));
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+}
+
 TEST_F(BinaryTest, ProductionExample) {
     const std::string example = fs::path(SOURCE_DIR) / "config/token-broker.json";
     process_result r = run({"--check-config", "--config", example}, {{"ZOOM_ACCESS_TOKEN", "x"}});
@@ -458,6 +493,10 @@ TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
     EXPECT_EQ(r.status, 2);
     EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
     write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    r = run({"--check-config", "--config", dev});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: is not a PEM bundle of CA certificates: "));
+    write("build/zoom-sim/ca.pem", a_ca_certificate());
     r = run({"--check-config", "--config", dev});
     EXPECT_EQ(r.status, 0) << r.err;
 }
@@ -517,7 +556,7 @@ std::map<std::string, std::string> compose_secrets() {
 }
 
 TEST_F(BinaryTest, ComposeConfigPassesTheCheckWithTheSecrets) {
-    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const fs::path ca = write("ca.pem", a_ca_certificate());
     const std::string file = write("compose-config.json", compose_config_here(ca)).string();
 
     auto env = compose_secrets();
@@ -537,7 +576,7 @@ TEST_F(BinaryTest, ComposeConfigPassesTheCheckWithTheSecrets) {
 }
 
 TEST_F(BinaryTest, ComposeConfigHoldsTheDocumentedDevCallerKey) {
-    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const fs::path ca = write("ca.pem", a_ca_certificate());
     const std::string file = write("compose-config.json", compose_config_here(ca)).string();
     const auto env = compose_secrets();
     const config cfg = load_config(file, [&env](std::string_view name) -> std::optional<std::string> {

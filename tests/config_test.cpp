@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "test_certs.hpp"
 
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
@@ -67,6 +68,22 @@ protected:
         return path;
     }
 
+    // Writes a usable server certificate, its key and the CA that issued it under the given names.
+    void write_tls_files(const fs::path& cert, const fs::path& key, const fs::path& ca) {
+        write(cert, server_identity().cert);
+        write(key, server_identity().key);
+        write(ca, test_ca().cert_pem());
+    }
+
+    static const zoom_sim::test_ca& test_ca() {
+        static const zoom_sim::test_ca ca("config test CA");
+        return ca;
+    }
+    static const zoom_sim::pem_pair& server_identity() {
+        static const zoom_sim::pem_pair pair = test_ca().issue("localhost", {"localhost"}, {});
+        return pair;
+    }
+
     config load(std::string_view json_text, env_map env = {}) {
         return load_config(write("config.json", json_text), lookup_in(std::move(env)));
     }
@@ -126,10 +143,8 @@ TEST_F(ConfigTest, DefaultsWhenOnlyCredentialsAreGiven) {
 }
 
 TEST_F(ConfigTest, ReadsEveryKey) {
-    write("cert.pem", "cert");
-    write("key.pem", "key");
-    write("clients.pem", "clients");
-    write("zoom-ca.pem", "ca");
+    write_tls_files("cert.pem", "key.pem", "clients.pem");
+    write("zoom-ca.pem", test_ca().cert_pem());
     write("keys.json",
           R"([{"name": "from-file", "sha256": ")" + std::string(sha_other) + R"(", "users": []}])");
     const config cfg = load(R"({
@@ -597,9 +612,7 @@ TEST(PortNumber, DecimalDigitsFrom1To65535) {
 }
 
 TEST_F(ConfigTest, TlsFilesGoTogether) {
-    write("cert.pem", "c");
-    write("key.pem", "k");
-    write("ca.pem", "a");
+    write_tls_files("cert.pem", "key.pem", "ca.pem");
     EXPECT_EQ(
         load_error(R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": "cert.pem"}}})").key(),
         "server.tls.key_file");
@@ -636,10 +649,65 @@ TEST_F(ConfigTest, NamedFilesMustBeReadable) {
     EXPECT_EQ(e.key(), "server.tls.client_ca_file");
 }
 
+// What the listener would find at start is found when the configuration is loaded (and so by
+// --check-config): each file is loaded as the listener loads it.
+TEST_F(ConfigTest, TlsFilesMustHoldWhatTheyAreFor) {
+    write_tls_files("cert.pem", "key.pem", "ca.pem");
+    write("garbage.pem", "not PEM at all");
+    write("truncated.pem", "-----BEGIN CERTIFICATE-----\n");
+    const zoom_sim::pem_pair other = test_ca().issue("other", {"other"}, {});
+    write("other-key.pem", other.key);
+    auto tls = [](std::string_view cert, std::string_view key, std::string_view ca = "") {
+        std::string text = R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": ")" +
+                           std::string(cert) + R"(", "key_file": ")" + std::string(key) + '"';
+        if (!ca.empty())
+            text += R"(, "client_ca_file": ")" + std::string(ca) + '"';
+        return text + "}}}";
+    };
+    for (const char* bad : {"garbage.pem", "truncated.pem", "key.pem"}) {
+        SCOPED_TRACE(bad);
+        const config_error e = load_error(tls(bad, "key.pem"));
+        EXPECT_EQ(e.key(), "server.tls.cert_file");
+        EXPECT_THAT(e.reason(), StartsWith("cannot be used: "));
+    }
+    for (const char* bad : {"garbage.pem", "truncated.pem", "cert.pem"}) {
+        SCOPED_TRACE(bad);
+        const config_error e = load_error(tls("cert.pem", bad));
+        EXPECT_EQ(e.key(), "server.tls.key_file");
+        EXPECT_THAT(e.reason(), StartsWith("cannot be used: "));
+    }
+    const config_error mismatch = load_error(tls("cert.pem", "other-key.pem"));
+    EXPECT_EQ(mismatch.key(), "server.tls.key_file");
+    EXPECT_EQ(mismatch.reason(),
+              "is not the private key of the certificate in " + (dir() / "cert.pem").string());
+    for (const char* bad : {"garbage.pem", "truncated.pem", "key.pem"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_EQ(load_error(tls("cert.pem", "key.pem", bad)).key(), "server.tls.client_ca_file");
+    }
+    EXPECT_TRUE(load(tls("cert.pem", "key.pem", "ca.pem")).server.tls.enabled());
+}
+
+// CONTRACT.md section 2: zoom.ca_file is a PEM bundle; anything else is a configuration error, not a
+// failure to connect to Zoom later.
+TEST_F(ConfigTest, ZoomCaFileMustBeAPemBundle) {
+    write("ca.pem", test_ca().cert_pem());
+    write("empty.pem", "");
+    write("garbage.pem", "not PEM at all");
+    write("truncated.pem", "-----BEGIN CERTIFICATE-----\n");
+    write("key.pem", server_identity().key);
+    for (const char* bad : {"empty.pem", "garbage.pem", "truncated.pem", "key.pem"}) {
+        SCOPED_TRACE(bad);
+        const config_error e =
+            load_error(R"({"zoom": {"access_token": "t", "ca_file": ")" + std::string(bad) + R"("}})");
+        EXPECT_EQ(e.key(), "zoom.ca_file");
+        EXPECT_THAT(e.what(), StartsWith("config: zoom.ca_file: is not a PEM bundle of CA certificates: "));
+    }
+    EXPECT_EQ(load(R"({"zoom": {"access_token": "t", "ca_file": "ca.pem"}})").zoom.ca_file,
+              (dir() / "ca.pem").string());
+}
+
 TEST_F(ConfigTest, RelativePathsAreRelativeToTheConfigFile) {
-    write("etc/tls/cert.pem", "c");
-    write("etc/tls/key.pem", "k");
-    write("shared/ca.pem", "a");
+    write_tls_files("etc/tls/cert.pem", "etc/tls/key.pem", "shared/ca.pem");
     write("etc/keys.json", "[]");
     const std::string text = R"({"zoom": {"access_token": "t", "ca_file": "../shared/ca.pem"},
         "server": {"tls": {"cert_file": "tls/cert.pem", "key_file": ")" +
@@ -910,7 +978,7 @@ TEST_F(ConfigTest, DevConfigNeedsTheSimulatorsCa) {
     } catch (const config_error& e) {
         EXPECT_EQ(e.key(), "zoom.ca_file");
     }
-    write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    write("build/zoom-sim/ca.pem", test_ca().cert_pem());
     const config cfg = load_config(dir() / "config/dev.json", lookup_in({}));
     EXPECT_EQ(cfg.server.address, "127.0.0.1");
     EXPECT_EQ(cfg.server.port, 8080);

@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "config/tls_files.hpp"
+
 #include <boost/algorithm/hex.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -599,6 +601,11 @@ void check_files(const config& cfg) {
         if (!file->empty())
             check_readable_file(*file, std::string(key));
     }
+    // Loaded as they will be used, so that what starting would find is found now.
+    if (tls.enabled())
+        make_listener_tls_context(tls);
+    if (!cfg.zoom.ca_file.empty())
+        check_ca_file(cfg.zoom.ca_file, "zoom.ca_file");
 }
 
 void load_auth_keys_file(auth_config& auth) {
