@@ -356,6 +356,74 @@ TEST_F(ConfigTest, RejectsEveryBadValueNamingItsKey) {
     }
 }
 
+// Values that no operator can mean (docs/CONTRACT.md section 8).
+TEST_F(ConfigTest, ValuesThatCanNeverBeMeantAreErrors) {
+    for (const char* rate : {"0.09", "1e-300", "5e-324"}) {
+        SCOPED_TRACE(rate);
+        const config_error e = load_error(R"({"zoom": {"access_token": "t", "requests_per_second": )" +
+                                          std::string(rate) + "}}");
+        EXPECT_EQ(e.key(), "zoom.requests_per_second");
+        EXPECT_EQ(e.reason(), "must be at least 0.1 (one request every 10 s)");
+    }
+    EXPECT_EQ(load(R"({"zoom": {"access_token": "t", "requests_per_second": 0.1}})").zoom.requests_per_second,
+              0.1);
+
+    auto keys = [](std::string_view name, std::string_view users) {
+        return R"({"zoom": {"access_token": "t"}, "auth": {"keys": [{"name": )" + std::string(name) +
+               R"(, "sha256": ")" + std::string(sha_abc) + R"(", "users": )" + std::string(users) + "}]}}";
+    };
+    for (const char* name :
+         {R"("a b")", R"("launcher\naudit key=forged")", R"("a\tb")", R"("a\rb")", R"("a\u0000b")",
+          R"("a\u007fb")", R"("\u00e9quipe")", R"("a\u2028b")", R"(" a")"}) {
+        SCOPED_TRACE(name);
+        const config_error e = load_error(keys(name, R"(["*"])"));
+        EXPECT_EQ(e.key(), "auth.keys[0].name");
+        EXPECT_EQ(e.reason(), "must hold only visible ASCII characters (no spaces or control characters): it "
+                              "is written into log lines");
+    }
+    for (const char* pattern : {R"(" *")", R"("team-\n*")", R"("*\t")", R"("a\u0001")", R"("*\u00a0")",
+                                R"("j\u00f6rg@example.com")"}) {
+        SCOPED_TRACE(pattern);
+        const config_error e = load_error(keys(R"("k")", "[\"x\", " + std::string(pattern) + "]"));
+        EXPECT_EQ(e.key(), "auth.keys[0].users[1]");
+        EXPECT_EQ(e.reason(), "must hold only visible ASCII characters (no spaces or control characters): "
+                              "no user id holds anything else");
+    }
+    // The same rules hold in a keys file.
+    write("keys.json", R"([{"name": "a\nb", "sha256": ")" + std::string(sha_abc) + R"(", "users": []}])");
+    const config_error e =
+        load_error(R"({"zoom": {"access_token": "t"}, "auth": {"keys_file": "keys.json"}})");
+    EXPECT_EQ(e.key(), "auth.keys_file");
+    EXPECT_THAT(e.reason(), HasSubstr("keys.json[0].name: must hold only visible ASCII characters"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("\n")));
+}
+
+// RFC 8259 section 8.1 lets a parser ignore a UTF-8 byte-order mark; docs/CONTRACT.md section 8 says
+// the broker does. A UTF-16 or UTF-32 one is named as the reason the file cannot be read.
+TEST_F(ConfigTest, AUtf8ByteOrderMarkIsIgnoredAndOthersAreNamed) {
+    const std::string bom = "\xEF\xBB\xBF";
+    write("keys.json",
+          bom + R"([{"name": "k", "sha256": ")" + std::string(sha_abc) + R"(", "users": ["*"]}])");
+    const config cfg = load(bom + R"({"zoom": {"access_token": "t"}, "auth": {"keys_file": "keys.json"}})");
+    EXPECT_EQ(cfg.zoom.access_token, "t");
+    ASSERT_EQ(cfg.auth.keys.size(), 1u);
+    EXPECT_EQ(cfg.auth.keys[0].name, "k");
+
+    // Errors after the mark still give the line and column of the text.
+    config_error e = load_error(bom + "{\n  \"zoom\": }");
+    EXPECT_EQ(e.key(), (dir() / "config.json").string());
+    EXPECT_THAT(e.reason(), StartsWith("invalid JSON: line 2, column 11: "));
+
+    for (const std::string& mark :
+         {std::string("\xFF\xFE"), std::string("\xFE\xFF"), std::string("\x00\x00\xFE\xFF", 4), bom + bom}) {
+        e = load_error(mark + "{}");
+        EXPECT_EQ(e.key(), (dir() / "config.json").string());
+        if (mark != bom + bom) {
+            EXPECT_EQ(e.reason(), "starts with a UTF-16 or UTF-32 byte-order mark: save it as UTF-8");
+        }
+    }
+}
+
 TEST_F(ConfigTest, ContractExampleMessage) {
     const config_error e = load_error(R"({"zoom": {"access_token": "t", "request_timeout_ms": -1}})");
     EXPECT_STREQ(e.what(), "config: zoom.request_timeout_ms: must be a positive integer");

@@ -173,6 +173,13 @@ std::string key_in_file(const std::string& file, const std::string& key) {
 // Parses the JSON text of the file `file`. Errors name its line and column but never quote the
 // text, which may hold a secret. Keys are reported relative to `key_root` (see key_in_file).
 json::value parse_json(std::string_view text, const std::string& file, const std::string& key_root) {
+    // RFC 8259 section 8.1 lets a parser ignore a UTF-8 byte-order mark, which some editors write.
+    // One of UTF-16 or UTF-32 says the file is not UTF-8 at all.
+    if (text.starts_with("\xEF\xBB\xBF"))
+        text.remove_prefix(3);
+    else if (text.starts_with("\xFE\xFF") || text.starts_with("\xFF\xFE") ||
+             text.starts_with(std::string_view("\0\0\xFE\xFF", 4)))
+        throw config_error(file, "starts with a UTF-16 or UTF-32 byte-order mark: save it as UTF-8");
     json::basic_parser<json_checker> checker{json::parse_options{}};
     boost::system::error_code ec;
     const std::size_t consumed = checker.write_some(false, text.data(), text.size(), ec);
@@ -270,12 +277,17 @@ constexpr integer_rule seconds_rule{0, 31'536'000, "must be a non-negative integ
                                     "must be at most 31536000 (one year)"};
 
 double read_rate(const json::value& v, const std::string& key) {
+    // Below one call every 10 s, a second miss waits longer than the default zoom.request_timeout_ms
+    // for its turn; far below, the interval between calls overflows the clock's range.
+    constexpr double min_rate = 0.1;
     constexpr double max_rate = 100'000;
     if (!v.is_number())
         throw config_error(key, "must be a positive number");
     const double rate = v.to_number<double>();
     if (!(rate > 0))
         throw config_error(key, "must be a positive number");
+    if (rate < min_rate)
+        throw config_error(key, "must be at least 0.1 (one request every 10 s)");
     if (rate > max_rate)
         throw config_error(key, "must be at most 100000");
     return rate;
@@ -363,6 +375,12 @@ std::array<std::uint8_t, 32> read_sha256(const json::value& v, const std::string
     return digest;
 }
 
+// Visible ASCII only: no space, no control character (a line break in a key's name would forge a
+// log line), nothing a user id can hold (CONTRACT.md section 3: user ids are visible ASCII).
+bool is_visible_ascii(std::string_view text) {
+    return std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 std::vector<std::string> read_user_patterns(const json::value& v, const std::string& key) {
     const json::array* list = v.if_array();
     if (!list)
@@ -373,6 +391,9 @@ std::vector<std::string> read_user_patterns(const json::value& v, const std::str
         const json::string* user = (*list)[i].if_string();
         if (!user || user->empty())
             throw config_error(element_key, "must be a non-empty string");
+        if (!is_visible_ascii(*user))
+            throw config_error(element_key, "must hold only visible ASCII characters (no spaces or control "
+                                            "characters): no user id holds anything else");
         users.emplace_back(user->data(), user->size());
     }
     return users;
@@ -703,6 +724,10 @@ std::vector<caller_key> parse_caller_keys(const json::value& list, std::string_v
                              key.name = read_string(v, k);
                              if (key.name.empty())
                                  throw config_error(k, "must be a non-empty string");
+                             if (!is_visible_ascii(key.name))
+                                 throw config_error(k,
+                                                    "must hold only visible ASCII characters (no spaces "
+                                                    "or control characters): it is written into log lines");
                              has_name = true;
                          }},
                         {"sha256",
