@@ -22,6 +22,12 @@ ssl::context make_listener_tls_context(const listener_tls_config& tls) {
     SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
     ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression |
                     ssl::context::single_dh_use);
+    // TLS 1.2: Mozilla's "intermediate" suites without the DHE ones, ECDHE with AES-GCM or
+    // ChaCha20-Poly1305 (forward secret and AEAD: no CBC, no static RSA key exchange). TLS 1.3's
+    // suites are OpenSSL's, all of them AEAD with (EC)DHE.
+    SSL_CTX_set_cipher_list(ctx.native_handle(), "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
     // OpenSSL's default would prompt on the terminal for the passphrase of an encrypted key.
     ctx.set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); });
     boost::system::error_code ec;
