@@ -272,6 +272,38 @@ TEST(Tls, OnTls12TheListenerOffersOnlyForwardSecretAeadSuites) {
     EXPECT_EQ(tls12, 6) << "ECDHE-{ECDSA,RSA} with AES128-GCM, AES256-GCM and CHACHA20-POLY1305";
 }
 
+// With client_ca_file, the CertificateRequest names the CA, so that a client with several
+// certificates can pick the one the broker will accept.
+TEST(Tls, TheCertificateRequestNamesTheClientCa) {
+    listener_certs certs;
+    running_broker b([&](config& c) {
+        c.server.tls.cert_file = certs.cert_file;
+        c.server.tls.key_file = certs.key_file;
+        c.server.tls.client_ca_file = certs.ca_file;
+    });
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        SCOPED_TRACE(version);
+        net::io_context ioc;
+        ssl::context ctx{ssl::context::tls_client};
+        ctx.load_verify_file(certs.ca_file);
+        ctx.set_verify_mode(ssl::verify_peer);
+        ctx.use_certificate_chain(net::buffer(certs.client_identity.cert));
+        ctx.use_private_key(net::buffer(certs.client_identity.key), ssl::context::pem);
+        SSL_CTX_set_max_proto_version(ctx.native_handle(), version);
+        ssl::stream<beast::tcp_stream> stream(ioc, ctx);
+        beast::get_lowest_layer(stream).expires_after(5s);
+        beast::get_lowest_layer(stream).connect({net::ip::make_address("127.0.0.1"), b.port()});
+        stream.handshake(ssl::stream_base::client);
+        // On a client, the names the server's CertificateRequest carried.
+        const STACK_OF(X509_NAME)* names = SSL_get_client_CA_list(stream.native_handle());
+        ASSERT_NE(names, nullptr);
+        ASSERT_EQ(sk_X509_NAME_num(names), 1);
+        char name[256];
+        X509_NAME_oneline(sk_X509_NAME_value(names, 0), name, sizeof name);
+        EXPECT_STREQ(name, "/O=token-broker tests/CN=token-broker test CA");
+    }
+}
+
 TEST(Tls, UnusableCertificateFilesAreConfigurationErrorsAtStart) {
     listener_certs certs;
     config cfg;

@@ -51,6 +51,14 @@ ssl::context make_listener_tls_context(const listener_tls_config& tls) {
         ctx.load_verify_file(tls.client_ca_file, ec);
         if (ec)
             throw_unusable("server.tls.client_ca_file", ec);
+        // The CAs' names go into the CertificateRequest, so that a client with several
+        // certificates presents one that these CAs signed.
+        STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str());
+        if (!names) {
+            ERR_clear_error();
+            throw config_error("server.tls.client_ca_file", "cannot be used: it holds no PEM certificate");
+        }
+        SSL_CTX_set_client_CA_list(ctx.native_handle(), names); // takes ownership
         ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
     }
     return ctx;

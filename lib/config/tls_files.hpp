@@ -14,7 +14,8 @@ namespace token_broker {
 
 // The listener's TLS context, made from server.tls (which must be enabled()): the certificate
 // chain of cert_file, the private key of key_file (which must belong to the chain's first
-// certificate), and with client_ca_file, the CAs client certificates must be signed by.
+// certificate), and with client_ca_file, the CAs client certificates must be signed by, named in
+// the CertificateRequest. TLS 1.2 (ECDHE with AEAD suites only) and TLS 1.3.
 // Throws config_error naming the server.tls.* key of the file that cannot be used. A key file that
 // is encrypted is refused, never asked a passphrase for.
 boost::asio::ssl::context make_listener_tls_context(const listener_tls_config& tls);
