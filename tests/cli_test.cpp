@@ -36,6 +36,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // --- parse_command_line ------------------------------------------------------------------------------
@@ -472,6 +473,64 @@ TEST_F(BinaryTest, CheckConfigFindsWhatStartingWouldFind) {
         EXPECT_THAT(r.err, StartsWith(message));
         EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
         EXPECT_EQ(r.out, "");
+    }
+}
+
+// Neither --check-config nor the log of a start says the Redis password or an encryption key,
+// whether the configuration is good or not.
+TEST_F(BinaryTest, RedisSecretsNeverReachTheOutput) {
+    const std::string password = "Wj4Rt7Yp2Mb";
+    const std::string key = "5e" + std::string(62, 'a');
+    const std::string previous = "6f" + std::string(62, 'b');
+    const std::string key_file = write("key", key + "\n").string();
+    auto expect_no_secret = [&](const process_result& r) {
+        for (const std::string& text : {r.out, r.err})
+            for (const std::string& secret :
+                 {password, key, previous, key.substr(0, 16), previous.substr(0, 16)})
+                EXPECT_THAT(text, Not(HasSubstr(secret)));
+    };
+
+    const std::string good =
+        write("good.json", R"({"zoom": {"access_token": "t"}, "redis": {"url": "redis://cache:6379/1",
+            "password": ")" + password +
+                               R"(", "previous_encryption_key": ")" + previous + R"("}})")
+            .string();
+    const std::map<std::string, std::string> env = {{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", key_file}};
+    process_result r = run({"--check-config", "--config", good}, env);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "config OK: " + good + "\n");
+    expect_no_secret(r);
+
+    // Started, logging everything, until a port that is taken stops it.
+    net::io_context ioc;
+    net::ip::tcp::acceptor taken(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    auto loud = env;
+    loud["TOKEN_BROKER_LOG_LEVEL"] = "trace";
+    loud["TOKEN_BROKER_PORT"] = std::to_string(taken.local_endpoint().port());
+    r = run({"--config", good}, loud);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.out, HasSubstr("cannot listen on"));
+    expect_no_secret(r);
+
+    const std::vector<std::pair<std::string, std::map<std::string, std::string>>> bad = {
+        {R"({"zoom": {"access_token": "t"}, "redis": {"url": "redis://user:)" + password + R"(@cache"}})",
+         {}},
+        {R"({"zoom": {"access_token": "t"}, "redis": {"url": "redis://cache", "encryption_key": ")" + key +
+             R"(0"}})",
+         {}},
+        {R"({"zoom": {"access_token": "t"}})",
+         {{"TOKEN_BROKER_REDIS_URL", "rediss://:" + password + "@cache"}}},
+        {R"({"zoom": {"access_token": "t"}})",
+         {{"TOKEN_BROKER_REDIS_URL", "redis://cache"},
+          {"TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY", previous + "x"}}},
+    };
+    for (const auto& [text, variables] : bad) {
+        SCOPED_TRACE(text);
+        const std::string file = write("bad.json", text).string();
+        r = run({"--check-config", "--config", file}, variables);
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith("config: "));
+        expect_no_secret(r);
     }
 }
 

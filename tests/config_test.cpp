@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <tuple>
 #include <unistd.h>
 
 namespace token_broker {
@@ -792,6 +793,282 @@ TEST_F(ConfigTest, RelativePathsAreRelativeToTheConfigFile) {
     EXPECT_EQ(cfg.auth.keys_file, (dir() / "etc/keys.json").string());
 }
 
+// --- redis and server.max_body_bytes (CONTRACT.md sections 2 and 7) -------------------------------
+
+// Two encryption keys as configured (64 hex digits) and as decoded (32 bytes).
+const std::string key_a_hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string key_b_hex = "F0E1D2C3B4A5968778695A4B3C2D1E0FF0E1D2C3B4A5968778695A4B3C2D1E0F";
+std::string bytes_of(std::string_view hex) {
+    std::string bytes;
+    for (std::size_t i = 0; i < hex.size(); i += 2)
+        bytes.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    return bytes;
+}
+
+std::string with_redis(std::string_view members) {
+    return R"({"zoom": {"access_token": "t"}, "redis": {)" + std::string(members) + "}}";
+}
+
+TEST_F(ConfigTest, RedisAndBodyLimitDefaults) {
+    const config cfg = load(with_token);
+    EXPECT_EQ(cfg.server.max_body_bytes, 65536u);
+    EXPECT_FALSE(cfg.redis.enabled());
+    EXPECT_EQ(cfg.redis.url, "");
+    EXPECT_EQ(cfg.redis.key_prefix, "token-broker:");
+    EXPECT_TRUE(cfg.redis.password.empty());
+    EXPECT_TRUE(cfg.redis.encryption_key.empty());
+    EXPECT_TRUE(cfg.redis.previous_encryption_key.empty());
+    EXPECT_EQ(cfg.redis.ca_file, "");
+    EXPECT_EQ(cfg.redis.connect_timeout, milliseconds(1000));
+    EXPECT_EQ(cfg.redis.command_timeout, milliseconds(250));
+}
+
+TEST_F(ConfigTest, ReadsTheRedisBlock) {
+    write("redis-ca.pem", test_ca().cert_pem());
+    config cfg = load(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": 1024},
+        "redis": {"url": "rediss://broker@redis.example.com:6380/3", "password": "p a$$ word",
+                  "ca_file": "redis-ca.pem", "key_prefix": "tb:eu:", "encryption_key": ")" +
+                      key_a_hex + R"(", "previous_encryption_key": ")" + key_b_hex + R"(",
+                  "connect_timeout_ms": 2000, "command_timeout_ms": 100}})");
+    EXPECT_EQ(cfg.server.max_body_bytes, 1024u);
+    const redis_config& r = cfg.redis;
+    EXPECT_TRUE(r.enabled());
+    EXPECT_EQ(r.url, "rediss://broker@redis.example.com:6380/3");
+    EXPECT_TRUE(r.tls);
+    EXPECT_EQ(r.host, "redis.example.com");
+    EXPECT_EQ(r.port, 6380);
+    EXPECT_EQ(r.db, 3);
+    EXPECT_EQ(r.user, "broker");
+    EXPECT_EQ(r.password.reveal(), "p a$$ word");
+    EXPECT_EQ(r.ca_file, (dir() / "redis-ca.pem").string());
+    EXPECT_EQ(r.key_prefix, "tb:eu:");
+    EXPECT_EQ(r.encryption_key.reveal(), bytes_of(key_a_hex));
+    EXPECT_EQ(r.previous_encryption_key.reveal(), bytes_of(key_b_hex));
+    EXPECT_EQ(r.connect_timeout, milliseconds(2000));
+    EXPECT_EQ(r.command_timeout, milliseconds(100));
+
+    const std::string key = R"("encryption_key": ")" + key_a_hex + '"';
+    cfg = load(with_redis(R"("url": "redis://localhost", )" + key));
+    EXPECT_FALSE(cfg.redis.tls);
+    EXPECT_EQ(cfg.redis.host, "localhost");
+    EXPECT_EQ(cfg.redis.port, 6379);
+    EXPECT_EQ(cfg.redis.db, 0);
+    EXPECT_EQ(cfg.redis.user, "");
+    EXPECT_TRUE(cfg.redis.previous_encryption_key.empty());
+    cfg = load(with_redis(R"("url": "REDIS://[::1]:7000/", )" + key));
+    EXPECT_EQ(cfg.redis.host, "::1");
+    EXPECT_EQ(cfg.redis.port, 7000);
+    EXPECT_EQ(cfg.redis.db, 0);
+    cfg = load(with_redis(R"("url": "redis://10.0.0.5/15", )" + key));
+    EXPECT_EQ(cfg.redis.host, "10.0.0.5");
+    EXPECT_EQ(cfg.redis.db, 15);
+
+    // Without a url there is no Redis, and no secret is kept.
+    cfg = load(with_redis(R"("password": "pw", )" + key));
+    EXPECT_FALSE(cfg.redis.enabled());
+    EXPECT_TRUE(cfg.redis.password.empty());
+    EXPECT_TRUE(cfg.redis.encryption_key.empty());
+}
+
+TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
+    write("ca.pem", test_ca().cert_pem());
+    write("not-pem.pem", "not PEM");
+    const std::string form =
+        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number";
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
+    const std::string positive = "must be a positive integer";
+    struct bad {
+        std::string members;
+        std::string key;
+        std::string reason;
+    };
+    const std::vector<bad> cases = {
+        {R"("url": 6379)", "redis.url", "must be a string"},
+        {R"("url": "localhost:6379")" + key, "redis.url", form},
+        {R"("url": "http://localhost")" + key, "redis.url", form},
+        {R"("url": "redis://")" + key, "redis.url", form},
+        {R"("url": "redis:///0")" + key, "redis.url", form},
+        {R"("url": "not a url")" + key, "redis.url", form},
+        {R"("url": "redis://h:0")" + key, "redis.url", "must have a port from 1 to 65535, if any"},
+        {R"("url": "redis://h:65536")" + key, "redis.url", "must have a port from 1 to 65535, if any"},
+        {R"("url": "redis://h:")" + key, "redis.url", "must have a port from 1 to 65535, if any"},
+        {R"("url": "redis://h?db=1")" + key, "redis.url", "must not have a query or a fragment"},
+        {R"("url": "redis://h#x")" + key, "redis.url", "must not have a query or a fragment"},
+        {R"("url": "redis://h/x")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://h/1/2")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://h/-1")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://h/99999999999")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://u%0Ax@h")" + key, "redis.url",
+         "must hold only visible ASCII characters in its host and user name"},
+        {R"("url": "redis://h")", "redis.encryption_key",
+         "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE"},
+        {R"("encryption_key": ")" + key_a_hex.substr(1) + '"', "redis.encryption_key", hex},
+        {R"("encryption_key": ")" + key_a_hex + "0\"", "redis.encryption_key", hex},
+        {R"("encryption_key": ")" + key_a_hex.substr(1) + "g\"", "redis.encryption_key", hex},
+        {R"("encryption_key": 1)", "redis.encryption_key", "must be a string"},
+        {R"("previous_encryption_key": "abc")", "redis.previous_encryption_key", hex},
+        {R"("password": "a\nb")", "redis.password",
+         "must not hold control characters (such as a line break)"},
+        {R"("password": 1)", "redis.password", "must be a string"},
+        {R"("key_prefix": "a b")", "redis.key_prefix",
+         "must be at most 64 visible ASCII characters (no spaces)"},
+        {R"("key_prefix": ")" + std::string(65, 'k') + '"', "redis.key_prefix",
+         "must be at most 64 visible ASCII characters (no spaces)"},
+        {R"("connect_timeout_ms": 0)", "redis.connect_timeout_ms", positive},
+        {R"("command_timeout_ms": -1)", "redis.command_timeout_ms", positive},
+        {R"("command_timeout_ms": "250")", "redis.command_timeout_ms", positive},
+        {R"("command_timeout_ms": 86400001)", "redis.command_timeout_ms",
+         "must be at most 86400000 (one day)"},
+        {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
+         "is only for TLS: redis.url must then be rediss://"},
+        {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
+         "cannot read " + (dir() / "missing.pem").string() + ": No such file or directory"},
+        {R"("url": "redis://h", "bogus": 1)", "redis.bogus", "unknown key"},
+    };
+    for (const bad& c : cases) {
+        SCOPED_TRACE(c.members);
+        const config_error e = load_error(with_redis(c.members));
+        EXPECT_EQ(e.key(), c.key);
+        EXPECT_EQ(e.reason(), c.reason);
+    }
+    EXPECT_EQ(load_error(with_redis(R"("url": "rediss://h", "ca_file": "not-pem.pem")" + key)).key(),
+              "redis.ca_file");
+    EXPECT_EQ(load_error(R"({"zoom": {"access_token": "t"}, "redis": []})").reason(), "must be an object");
+
+    for (const char* bad_size : {"0", "-1", "1048577", R"("65536")", "1.5"}) {
+        SCOPED_TRACE(bad_size);
+        const config_error e = load_error(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": )" +
+                                          std::string(bad_size) + "}}");
+        EXPECT_EQ(e.key(), "server.max_body_bytes");
+        EXPECT_EQ(e.reason(),
+                  std::string(bad_size) == "1048577" ? "must be at most 1048576 (1 MiB)" : positive);
+    }
+    EXPECT_EQ(load(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": 1048576}})")
+                  .server.max_body_bytes,
+              1048576u);
+}
+
+// A password in the URL is refused without the password (or the URL) in the message.
+TEST_F(ConfigTest, APasswordInTheRedisUrlIsRefusedWithoutQuotingIt) {
+    const std::string password = "Zr8Kq2Wd5Tn";
+    for (const std::string& url : {"redis://:" + password + "@h", "rediss://user:" + password + "@h:6380/1",
+                                   "redis://user:" + password + "%40@h"}) {
+        SCOPED_TRACE(url);
+        const config_error e =
+            load_error(with_redis(R"("url": ")" + url + R"(", "encryption_key": ")" + key_a_hex + '"'));
+        EXPECT_EQ(e.key(), "redis.url");
+        EXPECT_EQ(e.reason(), "must not hold a password (URLs get logged): set redis.password or "
+                              "TOKEN_BROKER_REDIS_PASSWORD");
+        EXPECT_THAT(e.what(), Not(HasSubstr(password)));
+        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
+        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
+        EXPECT_THAT(from_env.what(), Not(HasSubstr(password)));
+    }
+}
+
+TEST_F(ConfigTest, RedisEnvironmentOverridesTheFile) {
+    const fs::path key_file = write("key", key_b_hex + "\n");
+    const fs::path password_file = write("password", "from-file\n");
+    config cfg = load(with_redis(R"("url": "redis://file-host", "password": "in-file", "encryption_key": ")" +
+                                 key_a_hex + '"'),
+                      {{"TOKEN_BROKER_REDIS_URL", "rediss://env-host:7000/2"},
+                       {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()},
+                       {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", key_file.string()},
+                       {"TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_EQ(cfg.redis.url, "rediss://env-host:7000/2");
+    EXPECT_TRUE(cfg.redis.tls);
+    EXPECT_EQ(cfg.redis.host, "env-host");
+    EXPECT_EQ(cfg.redis.port, 7000);
+    EXPECT_EQ(cfg.redis.db, 2);
+    EXPECT_EQ(cfg.redis.password.reveal(), "from-file");
+    EXPECT_EQ(cfg.redis.encryption_key.reveal(), bytes_of(key_b_hex));
+    EXPECT_EQ(cfg.redis.previous_encryption_key.reveal(), bytes_of(key_a_hex));
+
+    // The environment alone is enough.
+    cfg = load(with_token, {{"TOKEN_BROKER_REDIS_URL", "redis://h"},
+                            {"TOKEN_BROKER_REDIS_PASSWORD", "pw"},
+                            {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_TRUE(cfg.redis.enabled());
+    EXPECT_EQ(cfg.redis.password.reveal(), "pw");
+    EXPECT_EQ(cfg.redis.encryption_key.reveal(), bytes_of(key_a_hex));
+
+    // Errors name the variable.
+    const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
+    const std::vector<std::tuple<env_map, std::string, std::string>> cases = {
+        {{{"TOKEN_BROKER_REDIS_URL", "http://h"}},
+         "TOKEN_BROKER_REDIS_URL",
+         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number"},
+        {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", "abc"}}, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY", hex},
+        {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", password_file.string()}},
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",
+         hex},
+        {{{"TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY", key_a_hex + "00"}},
+         "TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY",
+         hex},
+        {{{"TOKEN_BROKER_REDIS_PASSWORD", "a\rb"}},
+         "TOKEN_BROKER_REDIS_PASSWORD",
+         "must not hold control characters (such as a line break)"},
+        {{{"TOKEN_BROKER_REDIS_PASSWORD", "a"}, {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()}},
+         "TOKEN_BROKER_REDIS_PASSWORD_FILE",
+         "cannot be set together with TOKEN_BROKER_REDIS_PASSWORD"},
+        {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", (dir() / "missing").string()}},
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",
+         "cannot read " + (dir() / "missing").string() + ": No such file or directory"},
+        {{{"TOKEN_BROKER_REDIS_URL", "redis://h"}},
+         "redis.encryption_key",
+         "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE"},
+    };
+    for (const auto& [env, key, reason] : cases) {
+        SCOPED_TRACE(key);
+        const config_error e = load_error(with_token, env);
+        EXPECT_EQ(e.key(), key);
+        EXPECT_EQ(e.reason(), reason);
+    }
+}
+
+// No error about Redis quotes its password or an encryption key, however it is given.
+TEST_F(ConfigTest, NoRedisErrorHoldsASecret) {
+    const std::string token_only(with_token);
+    const std::string password = "Hv3Ns8Lq1Xc";
+    const std::string key = "9b" + std::string(61, 'c'); // 63 digits: one short
+    const fs::path key_file = write("key", key + "\n");
+    const fs::path password_file = write("password", password + "\n" + password + "\n");
+    const std::vector<std::pair<std::string, env_map>> cases = {
+        {with_redis(R"("url": "redis://u:)" + password + R"(@h")"), {}},
+        {with_redis(R"("url": "redis://h", "password": ")" + password + R"(\u0007", "encryption_key": ")" +
+                    key + '"'),
+         {}},
+        {with_redis(R"("url": "redis://h", "encryption_key": ")" + key + '"'), {}},
+        {with_redis(R"("url": "redis://h", "previous_encryption_key": ")" + key + "zz\""), {}},
+        {with_redis(R"("url": "redis://h", "password": ")" + password + R"(", "password": "x")"), {}},
+        {with_redis(R"("url": "redis://h", "password": ")" + password + R"(" x)"), {}},
+        {token_only, {{"TOKEN_BROKER_REDIS_URL", "rediss://:" + password + "@h"}}},
+        {token_only, {{"TOKEN_BROKER_REDIS_URL", "redis://h"}, {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key}}},
+        {token_only,
+         {{"TOKEN_BROKER_REDIS_URL", "redis://h"},
+          {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", key_file.string()}}},
+        {token_only,
+         {{"TOKEN_BROKER_REDIS_URL", "redis://h"},
+          {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()}}},
+        {token_only,
+         {{"TOKEN_BROKER_REDIS_PASSWORD", password},
+          {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()}}},
+    };
+    for (const auto& [text, env] : cases) {
+        SCOPED_TRACE(text);
+        const config_error e = load_error(text, env);
+        EXPECT_THAT(e.what(), Not(HasSubstr(password)));
+        EXPECT_THAT(e.what(), Not(HasSubstr(key.substr(0, 20))));
+    }
+}
+
 // --- caller keys -----------------------------------------------------------------------------------
 
 std::string key_json(std::string_view name, std::string_view sha256, std::string_view users = R"(["*"])") {
@@ -963,6 +1240,15 @@ const std::vector<std::string> all_keys = {
     "auth.allow_unauthenticated",
     "log.level",
     "log.format",
+    "server.max_body_bytes",
+    "redis.url",
+    "redis.password",
+    "redis.ca_file",
+    "redis.key_prefix",
+    "redis.encryption_key",
+    "redis.previous_encryption_key",
+    "redis.connect_timeout_ms",
+    "redis.command_timeout_ms",
 };
 
 void collect_keys(const json::object& object, const std::string& prefix, std::vector<std::string>& out) {
@@ -1033,7 +1319,9 @@ TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {
         EXPECT_THAT(readme, HasSubstr("`" + key + "`"));
     for (const char* variable :
          {"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_ACCESS_TOKEN",
-          "TOKEN_BROKER_ADDRESS", "TOKEN_BROKER_PORT", "TOKEN_BROKER_LOG_LEVEL"})
+          "TOKEN_BROKER_ADDRESS", "TOKEN_BROKER_PORT", "TOKEN_BROKER_LOG_LEVEL", "TOKEN_BROKER_REDIS_URL",
+          "TOKEN_BROKER_REDIS_PASSWORD", "TOKEN_BROKER_REDIS_ENCRYPTION_KEY",
+          "TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY"})
         EXPECT_THAT(readme, HasSubstr(std::string("`") + variable));
 }
 

@@ -7,6 +7,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <boost/url/grammar/ci_string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 
@@ -430,32 +431,35 @@ field credential_field(std::string_view name, std::string& out) {
 // Sections
 
 void read_server(const json::value& v, const std::string& key, const fs::path& base_dir, server_config& s) {
-    read_object(v, key,
-                {
-                    {"address",
-                     [&](const json::value& v, const std::string& k) {
-                         s.address = read_string(v, k);
-                         check_listen_address(s.address, k);
-                     }},
-                    integer_field("port", s.port, port_rule),
-                    integer_field("threads", s.threads, {1, 64, "must be an integer from 1 to 64", {}}),
-                    duration_field("header_timeout_ms", s.header_timeout, timeout_rule),
-                    duration_field("idle_timeout_ms", s.idle_timeout, timeout_rule),
-                    duration_field("drain_timeout_ms", s.drain_timeout, drain_rule),
-                    integer_field("max_header_bytes", s.max_header_bytes,
-                                  {1024, 1'048'576, "must be an integer from 1024 to 1048576", {}}),
-                    integer_field("max_connections", s.max_connections,
-                                  {1, 1'000'000, "must be a positive integer", "must be at most 1000000"}),
-                    {"tls",
-                     [&](const json::value& v, const std::string& k) {
-                         read_object(v, k,
-                                     {
-                                         path_field("cert_file", s.tls.cert_file, base_dir),
-                                         path_field("key_file", s.tls.key_file, base_dir),
-                                         path_field("client_ca_file", s.tls.client_ca_file, base_dir),
-                                     });
-                     }},
-                });
+    read_object(
+        v, key,
+        {
+            {"address",
+             [&](const json::value& v, const std::string& k) {
+                 s.address = read_string(v, k);
+                 check_listen_address(s.address, k);
+             }},
+            integer_field("port", s.port, port_rule),
+            integer_field("threads", s.threads, {1, 64, "must be an integer from 1 to 64", {}}),
+            duration_field("header_timeout_ms", s.header_timeout, timeout_rule),
+            duration_field("idle_timeout_ms", s.idle_timeout, timeout_rule),
+            duration_field("drain_timeout_ms", s.drain_timeout, drain_rule),
+            integer_field("max_header_bytes", s.max_header_bytes,
+                          {1024, 1'048'576, "must be an integer from 1024 to 1048576", {}}),
+            integer_field("max_body_bytes", s.max_body_bytes,
+                          {1, 1'048'576, "must be a positive integer", "must be at most 1048576 (1 MiB)"}),
+            integer_field("max_connections", s.max_connections,
+                          {1, 1'000'000, "must be a positive integer", "must be at most 1000000"}),
+            {"tls",
+             [&](const json::value& v, const std::string& k) {
+                 read_object(v, k,
+                             {
+                                 path_field("cert_file", s.tls.cert_file, base_dir),
+                                 path_field("key_file", s.tls.key_file, base_dir),
+                                 path_field("client_ca_file", s.tls.client_ca_file, base_dir),
+                             });
+             }},
+        });
 }
 
 void read_zoom(const json::value& v, const std::string& key, const fs::path& base_dir, zoom_config& z) {
@@ -516,6 +520,101 @@ void read_log(const json::value& v, const std::string& key, log_config& l) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Redis (CONTRACT.md sections 2 and 7)
+
+// Sets the url and the parts of `r` taken from it: redis://[user@]host[:port][/db], or rediss://
+// for TLS. Never quotes the text, which might hold a password.
+void read_redis_url(const std::string& text, const std::string& key, redis_config& r) {
+    namespace urls = boost::urls;
+    const std::string form =
+        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number";
+    const auto parsed = urls::parse_uri(text);
+    if (!parsed)
+        throw config_error(key, form);
+    const bool tls = urls::grammar::ci_is_equal(parsed->scheme(), "rediss");
+    if (!tls && !urls::grammar::ci_is_equal(parsed->scheme(), "redis"))
+        throw config_error(key, form);
+    if (parsed->has_password())
+        throw config_error(key, "must not hold a password (URLs get logged): set redis.password or "
+                                "TOKEN_BROKER_REDIS_PASSWORD");
+    if (parsed->encoded_host().empty())
+        throw config_error(key, form);
+    if (parsed->has_port() && !parse_port_number(parsed->port()))
+        throw config_error(key, "must have a port from 1 to 65535, if any");
+    if (parsed->has_query() || parsed->has_fragment())
+        throw config_error(key, "must not have a query or a fragment");
+    int db = 0;
+    if (std::string_view path = parsed->encoded_path(); !path.empty() && path != "/") {
+        path.remove_prefix(1); // an authority's path is empty or starts with '/'
+        const auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), db);
+        if (ec != std::errc{} || end != path.data() + path.size() || db < 0)
+            throw config_error(key, "must name its database as /0, /1 ...: a number from 0 to 2147483647");
+    }
+    std::string host = parsed->host_address();
+    std::string user = parsed->has_userinfo() ? std::string(parsed->user()) : std::string();
+    if (!is_visible_ascii(host) || !is_visible_ascii(user))
+        throw config_error(key, "must hold only visible ASCII characters in its host and user name");
+    r.url = text;
+    r.tls = tls;
+    r.host = std::move(host);
+    r.port = parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{6379};
+    r.db = db;
+    r.user = std::move(user);
+}
+
+// 64 hex digits, decoded into 32 raw bytes. Never quotes the text.
+secret read_encryption_key(const std::string& text, const std::string& key) {
+    if (text.size() != 64 ||
+        !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c) != 0; }))
+        throw config_error(key, "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes");
+    std::string bytes(32, '\0');
+    boost::algorithm::unhex(text.begin(), text.end(), bytes.begin());
+    return secret(std::move(bytes));
+}
+
+// A password goes into AUTH as it is: any character but a control character (a line break from a
+// copy and paste), which no one means.
+secret read_redis_password(const std::string& text, const std::string& key) {
+    if (std::any_of(text.begin(), text.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+        throw config_error(key, "must not hold control characters (such as a line break)");
+    return secret(text);
+}
+
+void read_redis(const json::value& v, const std::string& key, const fs::path& base_dir, redis_config& r) {
+    read_object(v, key,
+                {
+                    {"url",
+                     [&](const json::value& v, const std::string& k) {
+                         if (std::string text = read_string(v, k); !text.empty())
+                             read_redis_url(text, k, r);
+                     }},
+                    {"password",
+                     [&](const json::value& v, const std::string& k) {
+                         r.password = read_redis_password(read_string(v, k), k);
+                     }},
+                    path_field("ca_file", r.ca_file, base_dir),
+                    {"key_prefix",
+                     [&](const json::value& v, const std::string& k) {
+                         r.key_prefix = read_string(v, k);
+                         if (r.key_prefix.size() > 64 || !is_visible_ascii(r.key_prefix))
+                             throw config_error(k, "must be at most 64 visible ASCII characters (no spaces)");
+                     }},
+                    {"encryption_key",
+                     [&](const json::value& v, const std::string& k) {
+                         if (std::string text = read_string(v, k); !text.empty())
+                             r.encryption_key = read_encryption_key(text, k);
+                     }},
+                    {"previous_encryption_key",
+                     [&](const json::value& v, const std::string& k) {
+                         if (std::string text = read_string(v, k); !text.empty())
+                             r.previous_encryption_key = read_encryption_key(text, k);
+                     }},
+                    duration_field("connect_timeout_ms", r.connect_timeout, timeout_rule),
+                    duration_field("command_timeout_ms", r.command_timeout, timeout_rule),
+                });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Environment
 
 std::optional<std::string> lookup(const env_lookup& env, std::string_view name) {
@@ -551,23 +650,40 @@ constexpr credential_variable credential_variables[] = {
     {"ZOOM_ACCESS_TOKEN", &zoom_config::access_token, "zoom.access_token"},
 };
 
+// A secret given as NAME, or in the file NAME_FILE names.
+struct secret_variable {
+    std::string value;
+    std::string name; // NAME or NAME_FILE, whichever was set, for error messages
+};
+
+std::optional<secret_variable> lookup_secret(const env_lookup& env, const std::string& name) {
+    const std::string file_name = name + "_FILE";
+    const auto value = lookup(env, name);
+    const auto file = lookup(env, file_name);
+    if (value && file)
+        throw config_error(file_name, "cannot be set together with " + name);
+    if (value)
+        return secret_variable{*value, name};
+    if (file)
+        return secret_variable{read_secret_file(*file, file_name), file_name};
+    return std::nullopt;
+}
+
 void apply_environment(config& cfg, const env_lookup& env) {
     for (const credential_variable& variable : credential_variables) {
-        const std::string name(variable.name);
-        const std::string file_name = name + "_FILE";
-        const auto value = lookup(env, name);
-        const auto file = lookup(env, file_name);
-        if (value && file)
-            throw config_error(file_name, "cannot be set together with " + name);
-        if (value) {
-            check_credential_text(*value, name);
-            cfg.zoom.*variable.member = *value;
-        } else if (file) {
-            std::string secret = read_secret_file(*file, file_name);
-            check_credential_text(secret, file_name);
-            cfg.zoom.*variable.member = std::move(secret);
+        if (auto found = lookup_secret(env, std::string(variable.name))) {
+            check_credential_text(found->value, found->name);
+            cfg.zoom.*variable.member = std::move(found->value);
         }
     }
+    if (auto url = lookup(env, "TOKEN_BROKER_REDIS_URL"))
+        read_redis_url(*url, "TOKEN_BROKER_REDIS_URL", cfg.redis);
+    if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_PASSWORD"))
+        cfg.redis.password = read_redis_password(found->value, found->name);
+    if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY"))
+        cfg.redis.encryption_key = read_encryption_key(found->value, found->name);
+    if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY"))
+        cfg.redis.previous_encryption_key = read_encryption_key(found->value, found->name);
     if (auto address = lookup(env, "TOKEN_BROKER_ADDRESS")) {
         check_listen_address(*address, "TOKEN_BROKER_ADDRESS");
         cfg.server.address = *address;
@@ -604,6 +720,22 @@ void check_credentials(const zoom_config& z) {
     }
 }
 
+void check_redis(redis_config& r) {
+    if (!r.enabled()) {
+        // No Redis: nothing here is used, so nothing secret is kept.
+        r.password = {};
+        r.encryption_key = {};
+        r.previous_encryption_key = {};
+        return;
+    }
+    if (r.encryption_key.empty())
+        throw config_error("redis.encryption_key",
+                           "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
+                           "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE");
+    if (!r.ca_file.empty() && !r.tls)
+        throw config_error("redis.ca_file", "is only for TLS: redis.url must then be rediss://");
+}
+
 void check_files(const config& cfg) {
     const listener_tls_config& tls = cfg.server.tls;
     if (!tls.cert_file.empty() && tls.key_file.empty())
@@ -617,6 +749,7 @@ void check_files(const config& cfg) {
         {&tls.key_file, "server.tls.key_file"},
         {&tls.client_ca_file, "server.tls.client_ca_file"},
         {&cfg.zoom.ca_file, "zoom.ca_file"},
+        {&cfg.redis.ca_file, "redis.ca_file"},
     };
     for (const auto& [file, key] : files) {
         if (!file->empty())
@@ -627,6 +760,8 @@ void check_files(const config& cfg) {
         make_listener_tls_context(tls);
     if (!cfg.zoom.ca_file.empty())
         check_ca_file(cfg.zoom.ca_file, "zoom.ca_file");
+    if (!cfg.redis.ca_file.empty())
+        check_ca_file(cfg.redis.ca_file, "redis.ca_file");
 }
 
 void load_auth_keys_file(auth_config& auth) {
@@ -697,9 +832,12 @@ config load_config(const fs::path& path, const env_lookup& env) {
             {"auth",
              [&](const json::value& v, const std::string& k) { read_auth(v, k, base_dir, cfg.auth); }},
             {"log", [&](const json::value& v, const std::string& k) { read_log(v, k, cfg.log); }},
+            {"redis",
+             [&](const json::value& v, const std::string& k) { read_redis(v, k, base_dir, cfg.redis); }},
         });
     apply_environment(cfg, env);
     check_credentials(cfg.zoom);
+    check_redis(cfg.redis);
     check_files(cfg);
     if (!cfg.auth.keys_file.empty())
         load_auth_keys_file(cfg.auth);

@@ -2,6 +2,8 @@
 // (CONTRACT.md section 2). Every key has a default except the Zoom credentials.
 #pragma once
 
+#include "core/secret.hpp"
+
 #include <spdlog/common.h>
 
 #include <array>
@@ -88,12 +90,32 @@ struct log_config {
     log_format format = log_format::text;
 };
 
+// The shared cache of replicas (CONTRACT.md section 7). Without a url there is no Redis, and every
+// secret here is empty.
+struct redis_config {
+    std::string url;           // as configured ("" = no Redis); validated, never holds a password
+    bool tls = false;          // rediss://
+    std::string host;          // from url (an IPv6 address without brackets)
+    std::uint16_t port = 6379; // from url (default 6379)
+    int db = 0;                // the /db of the url
+    std::string user;          // user@ of the url, may be empty
+    secret password;
+    std::string ca_file; // PEM bundle trusted in addition to the system store; rediss:// only
+    std::string key_prefix = "token-broker:";
+    secret encryption_key;          // 32 raw bytes (decoded from 64 hex digits), empty when no url
+    secret previous_encryption_key; // 32 raw bytes or empty
+    std::chrono::milliseconds connect_timeout{1000};
+    std::chrono::milliseconds command_timeout{250};
+    bool enabled() const noexcept { return !url.empty(); }
+};
+
 struct config {
     server_config server;
     zoom_config zoom;
     cache_config cache;
     auth_config auth;
     log_config log;
+    redis_config redis;
 };
 
 // A configuration error. what() is "config: <key>: <reason>", e.g.
@@ -120,13 +142,15 @@ using env_lookup = std::function<std::optional<std::string>(std::string_view nam
 env_lookup process_environment();
 
 // Reads and validates the configuration file at `path`, then applies the environment overrides
-// (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, each also as NAME_FILE,
-// TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL), loads auth.keys_file, and checks
-// the rules that span keys (credentials present, keys required off loopback). Relative file paths in
+// (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, TOKEN_BROKER_REDIS_PASSWORD,
+// TOKEN_BROKER_REDIS_ENCRYPTION_KEY, TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY, each also as
+// NAME_FILE, TOKEN_BROKER_REDIS_URL, TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL),
+// loads auth.keys_file, and checks the rules that span keys (credentials present, keys required off
+// loopback, an encryption key with a Redis URL). Relative file paths in
 // the file are resolved against the directory of `path`; those of NAME_FILE variables against the
 // current directory. A NAME_FILE's content is used without its trailing whitespace (the newline an
-// editor or `echo` leaves). The files named by server.tls.* and zoom.ca_file must be readable; their
-// content is checked by whoever uses them.
+// editor or `echo` leaves). The files named by server.tls.*, zoom.ca_file and redis.ca_file are
+// loaded as they will be used (config/tls_files.hpp).
 // Throws config_error on any problem; never returns a configuration that breaks the contract.
 config load_config(const std::filesystem::path& path, const env_lookup& env);
 
