@@ -26,12 +26,14 @@ RUN cmake --preset image \
 
 FROM debian:bookworm-slim AS runtime
 # The shared libraries the programs link (ldd, then dpkg -S in the build stage), besides libc and
-# libstdc++ which the base has; the CA bundle for Zoom's certificates.
+# libstdc++ which the base has; the CA bundle for Zoom's certificates. The downloaded packages are
+# removed in the same RUN, whether or not the base image has a hook that cleans them.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates libssl3 libboost-json1.81.0 libboost-url1.81.0 libboost-program-options1.81.0 \
         libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
  && groupadd --gid 10001 token-broker \
  && useradd --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin token-broker \

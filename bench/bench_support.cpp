@@ -1,7 +1,8 @@
 #include "bench_support.hpp"
 
+#include "core/base64.hpp"
+
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <unistd.h>
@@ -9,22 +10,9 @@
 namespace token_broker::bench {
 namespace {
 
-std::string base64url(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    while (!out.empty() && out.back() == '=')
-        out.pop_back();
-    for (char& c : out)
-        c = c == '+' ? '-' : c == '/' ? '_' : c;
-    return out;
-}
-
 std::string zak_with_padding(std::string_view user_id, std::int64_t exp, std::uint64_t serial,
                              std::size_t padding, std::size_t signature_bytes) {
-    static const std::string header = base64url(R"({"typ":"JWT","str":"cLt7gQ","alg":"HS256"})");
+    static const std::string header = base64url_encode(R"({"typ":"JWT","str":"cLt7gQ","alg":"HS256"})");
     const std::string claims =
         fmt::format(R"({{"aud":"clientsm","uid":"{}","iss":"web","sk":"0","sty":100,"wcd":"us05","clt":0,)"
                     R"("mnum":"","exp":{},"iat":{},"aid":"s4fT7uXbQ3y9LmNpR2vKwA","cid":"","sid":"{:016x}",)"
@@ -33,7 +21,7 @@ std::string zak_with_padding(std::string_view user_id, std::int64_t exp, std::ui
     std::string signature(signature_bytes, '\0');
     for (std::size_t i = 0; i < signature_bytes; ++i)
         signature[i] = static_cast<char>((serial * 131 + i * 29) & 0xff);
-    return header + "." + base64url(claims) + "." + base64url(signature);
+    return header + "." + base64url_encode(claims) + "." + base64url_encode(signature);
 }
 
 } // namespace

@@ -1,4 +1,5 @@
 #include "cache/jwt.hpp"
+#include "core/base64.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -11,8 +12,6 @@
 
 namespace token_broker {
 namespace {
-
-using testing::base64url_encode;
 
 std::string b64url(std::string_view bytes) {
     return base64url_encode(bytes);
@@ -129,7 +128,7 @@ TEST(Jwt, DecodesEveryPaddingLength) {
         const std::string payload = b64url(json);
         tails.push_back(payload.size() % 4);
         EXPECT_EQ(jwt_expiry(header + "." + payload + "." + signature), 1700000000) << payload;
-        EXPECT_EQ(base64url_decode(payload), json);
+        EXPECT_EQ(base64url_decode(payload, max_jwt_payload_bytes), json);
     }
     std::sort(tails.begin(), tails.end());
     EXPECT_EQ(tails, (std::vector<std::size_t>{0, 2, 3}));
@@ -159,19 +158,31 @@ TEST(Jwt, CapsThePayloadSize) {
     EXPECT_EQ(jwt_expiry(jwt_with_payload(with_filler(1'000'000))), std::nullopt);
 }
 
-TEST(Base64Url, DecodesTheUrlAlphabet) {
-    EXPECT_EQ(base64url_decode(""), "");
-    EXPECT_EQ(base64url_decode("QQ"), "A");
-    EXPECT_EQ(base64url_decode("QUI"), "AB");
-    EXPECT_EQ(base64url_decode("QUJD"), "ABC");
-    EXPECT_EQ(base64url_decode("-_8"), std::string("\xFB\xFF"));
+TEST(Base64, EncodesBothAlphabets) {
+    EXPECT_EQ(base64_encode(""), "");
+    EXPECT_EQ(base64_encode("A"), "QQ==");
+    EXPECT_EQ(base64_encode("AB"), "QUI=");
+    EXPECT_EQ(base64_encode("ABC"), "QUJD");
+    EXPECT_EQ(base64_encode("\xFB\xFF"), "+/8=");
+    EXPECT_EQ(base64url_encode("\xFB\xFF"), "-_8");
+    EXPECT_EQ(base64url_encode("A"), "QQ");
     const std::string bytes("\x00\xFF\xFE\x3E\x3F\x80", 6);
-    EXPECT_EQ(base64url_decode(b64url(bytes)), bytes);
-    EXPECT_EQ(base64url_decode("+/8"), std::nullopt);
-    EXPECT_EQ(base64url_decode("QQ=="), std::nullopt);
-    EXPECT_EQ(base64url_decode("Q"), std::nullopt);
-    EXPECT_EQ(base64url_decode("QUJDR"), std::nullopt);
-    EXPECT_EQ(base64url_decode(" QUJD"), std::nullopt);
+    EXPECT_EQ(base64url_decode(base64url_encode(bytes), bytes.size()), bytes);
+}
+
+TEST(Base64Url, DecodesTheUrlAlphabet) {
+    EXPECT_EQ(base64url_decode("", max_jwt_payload_bytes), "");
+    EXPECT_EQ(base64url_decode("QQ", max_jwt_payload_bytes), "A");
+    EXPECT_EQ(base64url_decode("QUI", max_jwt_payload_bytes), "AB");
+    EXPECT_EQ(base64url_decode("QUJD", max_jwt_payload_bytes), "ABC");
+    EXPECT_EQ(base64url_decode("-_8", max_jwt_payload_bytes), std::string("\xFB\xFF"));
+    const std::string bytes("\x00\xFF\xFE\x3E\x3F\x80", 6);
+    EXPECT_EQ(base64url_decode(b64url(bytes), max_jwt_payload_bytes), bytes);
+    EXPECT_EQ(base64url_decode("+/8", max_jwt_payload_bytes), std::nullopt);
+    EXPECT_EQ(base64url_decode("QQ==", max_jwt_payload_bytes), std::nullopt);
+    EXPECT_EQ(base64url_decode("Q", max_jwt_payload_bytes), std::nullopt);
+    EXPECT_EQ(base64url_decode("QUJDR", max_jwt_payload_bytes), std::nullopt);
+    EXPECT_EQ(base64url_decode(" QUJD", max_jwt_payload_bytes), std::nullopt);
     EXPECT_EQ(base64url_decode("QUJD", 3), "ABC");
     EXPECT_EQ(base64url_decode("QUJD", 2), std::nullopt);
     EXPECT_EQ(base64url_decode("QUI", 1), std::nullopt);

@@ -1,5 +1,6 @@
 // The Zoom simulator, driven by a small TLS client that verifies it as the broker will: the
 // simulator's CA, SNI and the host name.
+#include "core/base64.hpp"
 #include "test_certs.hpp"
 #include "zoom_simulator.hpp"
 
@@ -140,32 +141,17 @@ private:
     beast::flat_buffer buffer_;
 };
 
-std::string base64(const std::string& bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
+using token_broker::base64_encode;
+using token_broker::base64url_decode;
 
 // The JSON payload of a JWT (its second, base64url part).
 json::object jwt_payload(const std::string& jwt) {
     const auto first = jwt.find('.');
     const auto second = jwt.find('.', first + 1);
     EXPECT_NE(second, std::string::npos) << "not a JWT";
-    std::string part = jwt.substr(first + 1, second - first - 1);
-    std::replace(part.begin(), part.end(), '-', '+');
-    std::replace(part.begin(), part.end(), '_', '/');
-    const std::size_t padding = (4 - part.size() % 4) % 4;
-    part.append(padding, '=');
-    std::string decoded(part.size() / 4 * 3, '\0');
-    const int n =
-        EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
-                        reinterpret_cast<const unsigned char*>(part.data()), static_cast<int>(part.size()));
-    EXPECT_GE(n, 0);
-    decoded.resize(static_cast<std::size_t>(std::max(n, 0)) - padding);
-    return json::parse(decoded).as_object();
+    const auto decoded = base64url_decode(jwt.substr(first + 1, second - first - 1), jwt.size());
+    EXPECT_TRUE(decoded) << "not base64url";
+    return json::parse(decoded.value_or("{}")).as_object();
 }
 
 std::int64_t lifetime(const std::string& jwt) {
@@ -177,7 +163,7 @@ json::value body_of(const response& res) {
     return json::parse(res.body());
 }
 
-const std::string good_credentials = base64("sim-client:sim-secret");
+const std::string good_credentials = base64_encode("sim-client:sim-secret");
 const std::string good_form = "grant_type=account_credentials&account_id=sim-account";
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit = 2s) {
@@ -238,7 +224,7 @@ TEST_F(Simulator, OAuthGivesAnAccessTokenForGoodCredentials) {
 
 TEST_F(Simulator, OAuthRejectsBadCredentialsGrantAndAccount) {
     test_client client(sim);
-    auto bad_secret = client.oauth(base64("sim-client:wrong"), good_form);
+    auto bad_secret = client.oauth(base64_encode("sim-client:wrong"), good_form);
     EXPECT_EQ(bad_secret.result_int(), 400u);
     EXPECT_EQ(body_of(bad_secret),
               (json::object{{"reason", "Invalid client_id or client_secret"}, {"error", "invalid_client"}}));
@@ -262,7 +248,7 @@ TEST_F(Simulator, ZakIsAJwtValidTwoHoursByDefault) {
     ASSERT_EQ(res.result_int(), 200u) << res.body();
     const std::string token(body_of(res).at("token").as_string());
     EXPECT_EQ(std::count(token.begin(), token.end(), '.'), 2);
-    EXPECT_TRUE(token.starts_with(base64(R"({"typ":"JWT","alg":"HS256"})").substr(0, 20)));
+    EXPECT_TRUE(token.starts_with(base64_encode(R"({"typ":"JWT","alg":"HS256"})").substr(0, 20)));
     const auto payload = jwt_payload(token);
     EXPECT_EQ(payload.at("uid"), "jdoe");
     EXPECT_EQ(payload.at("aud"), "clientsm");

@@ -1,8 +1,6 @@
 // Small helpers shared by the test suites.
 #pragma once
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -14,20 +12,6 @@
 #include <unistd.h>
 
 namespace token_broker::testing {
-
-// base64url without padding, by OpenSSL's encoder (the code under test decodes; tests encode).
-inline std::string base64url_encode(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    while (!out.empty() && out.back() == '=')
-        out.pop_back();
-    std::replace(out.begin(), out.end(), '+', '-');
-    std::replace(out.begin(), out.end(), '/', '_');
-    return out;
-}
 
 // Lower-case hex of a digest, as caller keys are configured.
 inline std::string hex(const std::array<std::uint8_t, 32>& bytes) {

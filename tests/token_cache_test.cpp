@@ -1,5 +1,6 @@
 #include "allocation_counter.hpp"
 #include "cache/token_cache.hpp"
+#include "core/base64.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -26,7 +27,7 @@ const time_point t0 = time_point(seconds(1'800'000'000));
 constexpr auto tick = std::chrono::nanoseconds(1);
 
 std::string b64url(std::string_view bytes) {
-    return testing::base64url_encode(bytes);
+    return base64url_encode(bytes);
 }
 
 std::string zak_expiring_at(time_point exp) {

@@ -287,7 +287,11 @@ TEST(TokenRoute, TellsTokenTargetsFromOthers) {
 
 TEST(TokenRequest, SurvivesArbitraryBytes) {
     std::mt19937 rng(2024);
-    const std::string alphabet = "/token?&=%2FfF0.a#+\\ \x00\x7F\xFF";
+    // Built with its length, so that the NUL inside is drawn too, and DEL and 0xFF after it.
+    static constexpr char chars[] = "/token?&=%2FfF0.a#+\\ \x00\x7F\xFF";
+    const std::string alphabet(chars, sizeof chars - 1);
+    ASSERT_EQ(alphabet.back(), '\xFF');
+    ASSERT_NE(alphabet.find('\0'), std::string::npos);
     std::uniform_int_distribution<int> byte(0, 255), len(0, 60);
     for (int i = 0; i < 20000; ++i) {
         std::string t = i % 2 ? "/token/" : "";

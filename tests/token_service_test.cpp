@@ -1,6 +1,7 @@
 // The token service's cache semantics (CONTRACT.md section 4) against a fake Zoom, with a fake clock:
 // no sockets, no sleeping.
 #include "cache/token_service.hpp"
+#include "core/base64.hpp"
 #include "server_harness.hpp"
 #include "test_support.hpp"
 
@@ -29,7 +30,7 @@ const auto rethrow = [](std::exception_ptr e) {
 
 // A JWT-shaped token whose payload carries `exp`; base64url by OpenSSL.
 std::string make_jwt(std::int64_t exp, std::string_view salt) {
-    const auto b64url = testing::base64url_encode;
+    const auto b64url = base64url_encode;
     return b64url(R"({"alg":"HS256","typ":"JWT"})") + "." +
            b64url(R"({"uid":")" + std::string(salt) + R"(","exp":)" + std::to_string(exp) + "}") + ".c2ln";
 }

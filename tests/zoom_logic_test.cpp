@@ -1,6 +1,8 @@
 // The Zoom client's pure logic, with explicit times: Retry-After parsing, backoff, the request budget,
 // the 429 block, the reading of Zoom's answers (every row of the mapping in zoom_client.hpp) and the
 // fixed access token's bookkeeping.
+#include "core/base64.hpp"
+#include "core/target_path.hpp"
 #include "test_support.hpp"
 #include "zoom/access_token.hpp"
 #include "zoom/backoff.hpp"
@@ -273,8 +275,8 @@ TEST(RateLimiter, RetryAfterRoundsUpToAtLeastOneSecond) {
 // A JWT whose payload is {"exp": exp} (the signature is not checked by anyone).
 std::string jwt_expiring_at(sys_clock::time_point exp) {
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
-    return testing::base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
-           testing::base64url_encode(R"({"uid":"u","exp":)" + std::to_string(secs) + "}") + ".c2lnbmF0dXJl";
+    return base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
+           base64url_encode(R"({"uid":"u","exp":)" + std::to_string(secs) + "}") + ".c2lnbmF0dXJl";
 }
 
 token_answer read(unsigned status, std::string_view body, std::string_view retry_after = "") {
@@ -511,7 +513,7 @@ TEST(TokenRequestTarget, UserIdIsOneEncodedSegmentAndParametersFollowInOrder) {
     q.ttl = 600;
     q.meeting_id = "123456789";
     EXPECT_EQ(token_request_target("", q), "/users/%2E%2E/token?type=onbehalf&ttl=600&meeting_id=123456789");
-    EXPECT_EQ(path_of("/v2/users/x/token?type=zak"), "/v2/users/x/token");
+    EXPECT_EQ(target_path("/v2/users/x/token?type=zak"), "/v2/users/x/token");
 }
 
 TEST(EndpointUrl, HttpsOnly) {

@@ -18,16 +18,9 @@ inline constexpr std::size_t max_jwt_payload_bytes = 8 * 1024;
 // The largest `exp` accepted: 9999-12-31T23:59:59Z. Anything later is not a date but junk.
 inline constexpr std::int64_t max_jwt_exp = 253402300799;
 
-// Decodes base64url (RFC 4648 section 5) without padding, as used by JWTs: the characters
-// A-Z a-z 0-9 '-' '_' only (no '=', no whitespace, no '+' or '/'), a length that is not 1 modulo 4.
-// Returns the decoded bytes, or std::nullopt when `encoded` is not such a string or would decode to
-// more than `max_decoded` bytes (checked before decoding). An empty input decodes to an empty string.
-// The decoding itself is OpenSSL's. Throws only std::bad_alloc.
-std::optional<std::string> base64url_decode(std::string_view encoded,
-                                            std::size_t max_decoded = max_jwt_payload_bytes);
-
 // The `exp` claim of `token`, in Unix seconds, when `token` is a well-formed JWT:
-// - exactly three non-empty parts separated by '.', each valid base64url as above (header and
+// - exactly three non-empty parts separated by '.', each unpadded base64url (is_base64url, core/base64.hpp;
+// header and
 //   signature are only checked for their alphabet, not decoded);
 // - the payload decodes to at most max_jwt_payload_bytes bytes of JSON whose top level is an object;
 // - that object has a member `exp` that is a number with an integral value in 0..max_jwt_exp

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "core/secret.hpp"
-#include "zoom/token_query.hpp"
+#include "core/token_query.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -26,7 +26,7 @@ namespace token_broker {
 
 using time_point = std::chrono::system_clock::time_point;
 
-// Zoom's lifetimes when no ttl is asked for (ZOOM-FACTS.md): zak and onbehalf 2 hours, token 14 days.
+// Zoom's lifetimes when no ttl is asked for (docs/ZOOM-FACTS.md): zak and onbehalf 2 hours, token 14 days.
 inline constexpr std::chrono::seconds default_zak_lifetime{2 * 3600};
 inline constexpr std::chrono::seconds default_token_lifetime{14 * 24 * 3600};
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "core/error.hpp"
-#include "zoom/token_query.hpp"
+#include "core/token_query.hpp"
 
 #include <cstddef>
 #include <string_view>

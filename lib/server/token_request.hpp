@@ -4,7 +4,7 @@
 #pragma once
 
 #include "core/error.hpp"
-#include "zoom/token_query.hpp"
+#include "core/token_query.hpp"
 
 #include <cstddef>
 #include <cstdint>

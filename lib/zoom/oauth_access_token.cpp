@@ -1,6 +1,7 @@
 #include "zoom/oauth_access_token.hpp"
 
 #include "core/spawn.hpp"
+#include "core/target_path.hpp"
 #include "metrics/metrics.hpp"
 #include "zoom/backoff.hpp"
 
@@ -149,7 +150,7 @@ net::awaitable<result<oauth_grant>> oauth_access_token::request_access_token() {
     }
 
     const unsigned status = res->result_int();
-    log_->debug("Zoom POST {} -> {}", path_of(target), status);
+    log_->debug("Zoom POST {} -> {}", target_path(target), status);
     auto grant = read_oauth_answer(status, res->body());
     if (!grant) {
         const auto body = parse_error_body(res->body());

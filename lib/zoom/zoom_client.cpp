@@ -1,5 +1,6 @@
 #include "zoom/zoom_client.hpp"
 
+#include "core/target_path.hpp"
 #include "metrics/metrics.hpp"
 #include "zoom/backoff.hpp"
 #include "zoom/https_pool.hpp"
@@ -136,7 +137,7 @@ private:
         if (q.user_id.empty())
             co_return make_error(errc::invalid_request, "the user id is empty");
         const std::string target = token_request_target(api_.path, q);
-        const std::string_view path = path_of(target);
+        const std::string_view path = target_path(target);
 
         if (auto blocked = block_->blocked_for(clock_.steady_now()))
             co_return blocked_error(*blocked);

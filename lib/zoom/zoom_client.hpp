@@ -8,8 +8,8 @@
 #include "core/error.hpp"
 #include "core/net.hpp"
 #include "core/secret.hpp"
+#include "core/token_query.hpp"
 #include "zoom/access_token.hpp"
-#include "zoom/token_query.hpp"
 #include "zoom/zoom_clock.hpp"
 
 #include <spdlog/logger.h>

@@ -1,6 +1,7 @@
 #include "zoom/zoom_protocol.hpp"
 
 #include "cache/jwt.hpp"
+#include "core/base64.hpp"
 #include "zoom/rate_limit_block.hpp"
 #include "zoom/rate_limiter.hpp"
 #include "zoom/retry_after.hpp"
@@ -13,7 +14,6 @@
 #include <boost/url/url.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <stdexcept>
 
@@ -111,18 +111,8 @@ std::string token_request_target(std::string_view api_path, const token_query& q
     return std::string(u.encoded_target());
 }
 
-std::string_view path_of(std::string_view target) noexcept {
-    return target.substr(0, target.find('?'));
-}
-
 std::string basic_authorization(std::string_view user, std::string_view password) {
-    const std::string in = std::string(user) + ":" + std::string(password);
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return "Basic " + out;
+    return "Basic " + base64_encode(std::string(user) + ":" + std::string(password));
 }
 
 std::string printable(std::string_view text) {

@@ -5,8 +5,8 @@
 
 #include "core/error.hpp"
 #include "core/secret.hpp"
+#include "core/token_query.hpp"
 #include "zoom/https_pool.hpp"
-#include "zoom/token_query.hpp"
 
 #include <chrono>
 #include <optional>
@@ -29,9 +29,6 @@ endpoint_url parse_endpoint_url(const std::string& text, std::string_view key);
 // percent-encoded path segment ("/", "?", "#", "%", " " and the dot segments "." and ".." encoded),
 // so that it can never change the path. `api_path` is endpoint_url::path.
 std::string token_request_target(std::string_view api_path, const token_query& q);
-
-// The request target without its query, for logs.
-std::string_view path_of(std::string_view target) noexcept;
 
 // The value of an Authorization header for Basic authentication (base64 by OpenSSL).
 std::string basic_authorization(std::string_view user, std::string_view password);

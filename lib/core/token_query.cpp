@@ -1,4 +1,4 @@
-#include "zoom/token_query.hpp"
+#include "core/token_query.hpp"
 
 namespace token_broker {
 
