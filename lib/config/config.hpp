@@ -2,7 +2,9 @@
 // (CONTRACT.md section 2). Every key has a default except the Zoom credentials.
 #pragma once
 
+#include "auth/caller_keys.hpp"
 #include "core/secret.hpp"
+#include "log/log_format.hpp"
 
 #include <spdlog/common.h>
 
@@ -16,10 +18,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-namespace boost::json {
-class value;
-}
 
 namespace token_broker {
 
@@ -69,21 +67,12 @@ struct cache_config {
     seconds negative_ttl{30};
 };
 
-// A caller's key as configured: only its SHA-256 is known to the broker.
-struct caller_key {
-    std::string name;
-    std::array<std::uint8_t, 32> sha256{};
-    std::vector<std::string> users; // patterns: exact ids, or with '*' as a wildcard anywhere
-};
-
 struct auth_config {
     std::vector<caller_key> keys;   // those of the file, then those of keys_file
     std::size_t keys_from_file = 0; // how many of `keys`, at the end, came from keys_file
     std::string keys_file;
     bool allow_unauthenticated = false;
 };
-
-enum class log_format { text, json };
 
 struct log_config {
     spdlog::level::level_enum level = spdlog::level::info;
@@ -154,18 +143,6 @@ env_lookup process_environment();
 // Throws config_error on any problem; never returns a configuration that breaks the contract.
 config load_config(const std::filesystem::path& path, const env_lookup& env);
 
-// Parses a list of caller keys, as found under "auth.keys" or in a keys_file: a JSON array of objects
-// {"name": non-empty and unique, "sha256": 64 hex digits, "users": array of non-empty strings, which
-// may be empty}. Two keys with the same sha256 are an error too.
-// `where` names the place for error messages ("auth.keys", or the keys file's name); an element's
-// key is `where` followed by "[index]". Throws config_error.
-std::vector<caller_key> parse_caller_keys(const boost::json::value& list, std::string_view where);
-
-// Reads a keys_file: a JSON array of keys, or an object {"keys": [...]}. Errors name the file, e.g.
-// "config: keys.json[0].sha256: ..." or "config: keys.json: keys[0].name: ...".
-// Throws config_error.
-std::vector<caller_key> load_keys_file(const std::filesystem::path& path);
-
 // The level named by `name`: one of trace, debug, info, warn, error, critical, off (exactly so);
 // std::nullopt for anything else.
 std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
@@ -174,10 +151,6 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
 // std::nullopt for anything else. For TOKEN_BROKER_PORT and the port of a URL: Boost.URL 1.81's
 // port_number() wraps some values above 65535 around (boostorg/url#666, fixed in 1.82).
 std::optional<std::uint16_t> parse_port_number(std::string_view digits);
-
-// The caller keys with auth.keys_file read anew (for SIGHUP): the keys of the configuration file
-// followed by those of the keys file, checked as at start. Throws config_error.
-std::vector<caller_key> reload_caller_keys(const auth_config& auth);
 
 // True when `address` is a loopback address (127.0.0.0/8, ::1) or "localhost".
 bool is_loopback_address(std::string_view address);
