@@ -48,7 +48,7 @@ int main(int argc, char* argv[]) {
             std::cout << "config OK: " << *cli.config_file << '\n';
             return 0;
         }
-        return run_application(cfg, make_logger(cfg.log));
+        return run_application(cfg, make_logger(cfg.log), std::cerr);
     } catch (const std::exception& e) {
         std::cerr << "token-broker: " << e.what() << '\n';
         return 1;

@@ -4,6 +4,7 @@
 #include "auth/auth.hpp"
 #include "config/config.hpp"
 #include "core/net.hpp"
+#include "test_certs.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -35,6 +36,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // --- parse_command_line ------------------------------------------------------------------------------
@@ -209,6 +211,12 @@ private:
 };
 
 constexpr std::string_view good_config = R"({"zoom": {"access_token": "t"}})";
+
+// A CA certificate in PEM, made once.
+const std::string& a_ca_certificate() {
+    static const zoom_sim::test_ca ca("cli test CA");
+    return ca.cert_pem();
+}
 
 TEST_F(BinaryTest, Version) {
     const process_result r = run({"--version"});
@@ -440,6 +448,92 @@ TEST_F(BinaryTest, MissingFiles) {
     EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
 }
 
+// --check-config loads every file as starting would: it never says "config OK" for a configuration
+// that cannot start.
+TEST_F(BinaryTest, CheckConfigFindsWhatStartingWouldFind) {
+    const zoom_sim::test_ca ca("cli test CA");
+    const zoom_sim::pem_pair server = ca.issue("localhost", {"localhost"}, {});
+    const zoom_sim::pem_pair other = ca.issue("other", {"other"}, {});
+    write("cert.pem", server.cert);
+    write("other-key.pem", other.key);
+    write("garbage.pem", "not a certificate");
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": "cert.pem", "key_file": "other-key.pem"}}})",
+         "config: server.tls.key_file: is not the private key of the certificate in "},
+        {R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": "garbage.pem", "key_file": "other-key.pem"}}})",
+         "config: server.tls.cert_file: cannot be used: "},
+        {R"({"zoom": {"access_token": "t", "ca_file": "garbage.pem"}})",
+         "config: zoom.ca_file: is not a PEM bundle of CA certificates: "},
+    };
+    for (const auto& [text, message] : cases) {
+        SCOPED_TRACE(text);
+        const std::string file = write("config.json", text).string();
+        const process_result r = run({"--check-config", "--config", file});
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith(message));
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+}
+
+// Neither --check-config nor the log of a start says the Redis password or an encryption key,
+// whether the configuration is good or not.
+TEST_F(BinaryTest, RedisSecretsNeverReachTheOutput) {
+    const std::string password = "Wj4Rt7Yp2Mb";
+    const std::string key = "5e" + std::string(62, 'a');
+    const std::string previous = "6f" + std::string(62, 'b');
+    const std::string key_file = write("key", key + "\n").string();
+    auto expect_no_secret = [&](const process_result& r) {
+        for (const std::string& text : {r.out, r.err})
+            for (const std::string& secret :
+                 {password, key, previous, key.substr(0, 16), previous.substr(0, 16)})
+                EXPECT_THAT(text, Not(HasSubstr(secret)));
+    };
+
+    const std::string good =
+        write("good.json", R"({"zoom": {"access_token": "t"}, "redis": {"url": "redis://cache:6379/1",
+            "password": ")" + password +
+                               R"(", "previous_encryption_key": ")" + previous + R"("}})")
+            .string();
+    const std::map<std::string, std::string> env = {{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", key_file}};
+    process_result r = run({"--check-config", "--config", good}, env);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "config OK: " + good + "\n");
+    expect_no_secret(r);
+
+    // Started, logging everything, until a port that is taken stops it.
+    net::io_context ioc;
+    net::ip::tcp::acceptor taken(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    auto loud = env;
+    loud["TOKEN_BROKER_LOG_LEVEL"] = "trace";
+    loud["TOKEN_BROKER_PORT"] = std::to_string(taken.local_endpoint().port());
+    r = run({"--config", good}, loud);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.out, HasSubstr("cannot listen on"));
+    expect_no_secret(r);
+
+    const std::vector<std::pair<std::string, std::map<std::string, std::string>>> bad = {
+        {R"({"zoom": {"access_token": "t"}, "redis": {"url": "redis://user:)" + password + R"(@cache"}})",
+         {}},
+        {R"({"zoom": {"access_token": "t"}, "redis": {"url": "redis://cache", "encryption_key": ")" + key +
+             R"(0"}})",
+         {}},
+        {R"({"zoom": {"access_token": "t"}})",
+         {{"TOKEN_BROKER_REDIS_URL", "rediss://:" + password + "@cache"}}},
+        {R"({"zoom": {"access_token": "t"}})",
+         {{"TOKEN_BROKER_REDIS_URL", "redis://cache"},
+          {"TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY", previous + "x"}}},
+    };
+    for (const auto& [text, variables] : bad) {
+        SCOPED_TRACE(text);
+        const std::string file = write("bad.json", text).string();
+        r = run({"--check-config", "--config", file}, variables);
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith("config: "));
+        expect_no_secret(r);
+    }
+}
+
 TEST_F(BinaryTest, ProductionExample) {
     const std::string example = fs::path(SOURCE_DIR) / "config/token-broker.json";
     process_result r = run({"--check-config", "--config", example}, {{"ZOOM_ACCESS_TOKEN", "x"}});
@@ -459,7 +553,42 @@ TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
     EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
     write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
     r = run({"--check-config", "--config", dev});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: is not a PEM bundle of CA certificates: "));
+    write("build/zoom-sim/ca.pem", a_ca_certificate());
+    r = run({"--check-config", "--config", dev});
     EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// CONTRACT.md section 1: stderr always gets the one line that explains an exit, whatever log.level
+// says: "off" silences the log, not the reason the broker did not start.
+TEST_F(BinaryTest, StartFailuresExplainThemselvesOnStderrWhateverTheLogLevel) {
+    net::io_context ioc;
+    net::ip::tcp::acceptor taken(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    const std::string port = std::to_string(taken.local_endpoint().port());
+    const std::map<std::string, std::string> quiet = {{"TOKEN_BROKER_LOG_LEVEL", "off"}};
+
+    const std::string busy =
+        write("busy.json", R"({"zoom": {"access_token": "t"}, "server": {"port": )" + port + "}}").string();
+    process_result r = run({"--config", busy}, quiet);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, StartsWith("token-broker: cannot listen on 127.0.0.1:" + port + ": "));
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_EQ(r.out, "");
+
+    write("garbage.pem", "not a certificate");
+    write("key.pem", "not a key either");
+    const std::string bad_tls =
+        write("tls.json", R"({"zoom": {"access_token": "t"}, "server": {"port": )" + port +
+                              R"(, "tls": {"cert_file": "garbage.pem",
+                                                      "key_file": "key.pem"}}})")
+            .string();
+    for (const auto& env : {quiet, std::map<std::string, std::string>{}}) {
+        r = run({"--config", bad_tls}, env);
+        EXPECT_EQ(r.status, 2);
+        EXPECT_THAT(r.err, StartsWith("config: server.tls.cert_file: "));
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    }
 }
 
 // --- docker/: the Compose stack's configuration -----------------------------------------------------
@@ -486,7 +615,7 @@ std::map<std::string, std::string> compose_secrets() {
 }
 
 TEST_F(BinaryTest, ComposeConfigPassesTheCheckWithTheSecrets) {
-    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const fs::path ca = write("ca.pem", a_ca_certificate());
     const std::string file = write("compose-config.json", compose_config_here(ca)).string();
 
     auto env = compose_secrets();
@@ -506,7 +635,7 @@ TEST_F(BinaryTest, ComposeConfigPassesTheCheckWithTheSecrets) {
 }
 
 TEST_F(BinaryTest, ComposeConfigHoldsTheDocumentedDevCallerKey) {
-    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const fs::path ca = write("ca.pem", a_ca_certificate());
     const std::string file = write("compose-config.json", compose_config_here(ca)).string();
     const auto env = compose_secrets();
     const config cfg = load_config(file, [&env](std::string_view name) -> std::optional<std::string> {

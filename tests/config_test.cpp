@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "test_certs.hpp"
 
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <tuple>
 #include <unistd.h>
 
 namespace token_broker {
@@ -65,6 +67,22 @@ protected:
         fs::create_directories(path.parent_path());
         std::ofstream(path, std::ios::binary) << content;
         return path;
+    }
+
+    // Writes a usable server certificate, its key and the CA that issued it under the given names.
+    void write_tls_files(const fs::path& cert, const fs::path& key, const fs::path& ca) {
+        write(cert, server_identity().cert);
+        write(key, server_identity().key);
+        write(ca, test_ca().cert_pem());
+    }
+
+    static const zoom_sim::test_ca& test_ca() {
+        static const zoom_sim::test_ca ca("config test CA");
+        return ca;
+    }
+    static const zoom_sim::pem_pair& server_identity() {
+        static const zoom_sim::pem_pair pair = test_ca().issue("localhost", {"localhost"}, {});
+        return pair;
     }
 
     config load(std::string_view json_text, env_map env = {}) {
@@ -126,10 +144,8 @@ TEST_F(ConfigTest, DefaultsWhenOnlyCredentialsAreGiven) {
 }
 
 TEST_F(ConfigTest, ReadsEveryKey) {
-    write("cert.pem", "cert");
-    write("key.pem", "key");
-    write("clients.pem", "clients");
-    write("zoom-ca.pem", "ca");
+    write_tls_files("cert.pem", "key.pem", "clients.pem");
+    write("zoom-ca.pem", test_ca().cert_pem());
     write("keys.json",
           R"([{"name": "from-file", "sha256": ")" + std::string(sha_other) + R"(", "users": []}])");
     const config cfg = load(R"({
@@ -338,6 +354,74 @@ TEST_F(ConfigTest, RejectsEveryBadValueNamingItsKey) {
         const config_error e = load_error(json::serialize(root));
         EXPECT_EQ(e.key(), c.key.empty() ? c.set : c.key);
         EXPECT_EQ(e.reason(), c.reason);
+    }
+}
+
+// Values that no operator can mean (docs/CONTRACT.md section 8).
+TEST_F(ConfigTest, ValuesThatCanNeverBeMeantAreErrors) {
+    for (const char* rate : {"0.09", "1e-300", "5e-324"}) {
+        SCOPED_TRACE(rate);
+        const config_error e = load_error(R"({"zoom": {"access_token": "t", "requests_per_second": )" +
+                                          std::string(rate) + "}}");
+        EXPECT_EQ(e.key(), "zoom.requests_per_second");
+        EXPECT_EQ(e.reason(), "must be at least 0.1 (one request every 10 s)");
+    }
+    EXPECT_EQ(load(R"({"zoom": {"access_token": "t", "requests_per_second": 0.1}})").zoom.requests_per_second,
+              0.1);
+
+    auto keys = [](std::string_view name, std::string_view users) {
+        return R"({"zoom": {"access_token": "t"}, "auth": {"keys": [{"name": )" + std::string(name) +
+               R"(, "sha256": ")" + std::string(sha_abc) + R"(", "users": )" + std::string(users) + "}]}}";
+    };
+    for (const char* name :
+         {R"("a b")", R"("launcher\naudit key=forged")", R"("a\tb")", R"("a\rb")", R"("a\u0000b")",
+          R"("a\u007fb")", R"("\u00e9quipe")", R"("a\u2028b")", R"(" a")"}) {
+        SCOPED_TRACE(name);
+        const config_error e = load_error(keys(name, R"(["*"])"));
+        EXPECT_EQ(e.key(), "auth.keys[0].name");
+        EXPECT_EQ(e.reason(), "must hold only visible ASCII characters (no spaces or control characters): it "
+                              "is written into log lines");
+    }
+    for (const char* pattern : {R"(" *")", R"("team-\n*")", R"("*\t")", R"("a\u0001")", R"("*\u00a0")",
+                                R"("j\u00f6rg@example.com")"}) {
+        SCOPED_TRACE(pattern);
+        const config_error e = load_error(keys(R"("k")", "[\"x\", " + std::string(pattern) + "]"));
+        EXPECT_EQ(e.key(), "auth.keys[0].users[1]");
+        EXPECT_EQ(e.reason(), "must hold only visible ASCII characters (no spaces or control characters): "
+                              "no user id holds anything else");
+    }
+    // The same rules hold in a keys file.
+    write("keys.json", R"([{"name": "a\nb", "sha256": ")" + std::string(sha_abc) + R"(", "users": []}])");
+    const config_error e =
+        load_error(R"({"zoom": {"access_token": "t"}, "auth": {"keys_file": "keys.json"}})");
+    EXPECT_EQ(e.key(), "auth.keys_file");
+    EXPECT_THAT(e.reason(), HasSubstr("keys.json[0].name: must hold only visible ASCII characters"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("\n")));
+}
+
+// RFC 8259 section 8.1 lets a parser ignore a UTF-8 byte-order mark; docs/CONTRACT.md section 8 says
+// the broker does. A UTF-16 or UTF-32 one is named as the reason the file cannot be read.
+TEST_F(ConfigTest, AUtf8ByteOrderMarkIsIgnoredAndOthersAreNamed) {
+    const std::string bom = "\xEF\xBB\xBF";
+    write("keys.json",
+          bom + R"([{"name": "k", "sha256": ")" + std::string(sha_abc) + R"(", "users": ["*"]}])");
+    const config cfg = load(bom + R"({"zoom": {"access_token": "t"}, "auth": {"keys_file": "keys.json"}})");
+    EXPECT_EQ(cfg.zoom.access_token, "t");
+    ASSERT_EQ(cfg.auth.keys.size(), 1u);
+    EXPECT_EQ(cfg.auth.keys[0].name, "k");
+
+    // Errors after the mark still give the line and column of the text.
+    config_error e = load_error(bom + "{\n  \"zoom\": }");
+    EXPECT_EQ(e.key(), (dir() / "config.json").string());
+    EXPECT_THAT(e.reason(), StartsWith("invalid JSON: line 2, column 11: "));
+
+    for (const std::string& mark :
+         {std::string("\xFF\xFE"), std::string("\xFE\xFF"), std::string("\x00\x00\xFE\xFF", 4), bom + bom}) {
+        e = load_error(mark + "{}");
+        EXPECT_EQ(e.key(), (dir() / "config.json").string());
+        if (mark != bom + bom) {
+            EXPECT_EQ(e.reason(), "starts with a UTF-16 or UTF-32 byte-order mark: save it as UTF-8");
+        }
     }
 }
 
@@ -597,9 +681,7 @@ TEST(PortNumber, DecimalDigitsFrom1To65535) {
 }
 
 TEST_F(ConfigTest, TlsFilesGoTogether) {
-    write("cert.pem", "c");
-    write("key.pem", "k");
-    write("ca.pem", "a");
+    write_tls_files("cert.pem", "key.pem", "ca.pem");
     EXPECT_EQ(
         load_error(R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": "cert.pem"}}})").key(),
         "server.tls.key_file");
@@ -636,10 +718,65 @@ TEST_F(ConfigTest, NamedFilesMustBeReadable) {
     EXPECT_EQ(e.key(), "server.tls.client_ca_file");
 }
 
+// What the listener would find at start is found when the configuration is loaded (and so by
+// --check-config): each file is loaded as the listener loads it.
+TEST_F(ConfigTest, TlsFilesMustHoldWhatTheyAreFor) {
+    write_tls_files("cert.pem", "key.pem", "ca.pem");
+    write("garbage.pem", "not PEM at all");
+    write("truncated.pem", "-----BEGIN CERTIFICATE-----\n");
+    const zoom_sim::pem_pair other = test_ca().issue("other", {"other"}, {});
+    write("other-key.pem", other.key);
+    auto tls = [](std::string_view cert, std::string_view key, std::string_view ca = "") {
+        std::string text = R"({"zoom": {"access_token": "t"}, "server": {"tls": {"cert_file": ")" +
+                           std::string(cert) + R"(", "key_file": ")" + std::string(key) + '"';
+        if (!ca.empty())
+            text += R"(, "client_ca_file": ")" + std::string(ca) + '"';
+        return text + "}}}";
+    };
+    for (const char* bad : {"garbage.pem", "truncated.pem", "key.pem"}) {
+        SCOPED_TRACE(bad);
+        const config_error e = load_error(tls(bad, "key.pem"));
+        EXPECT_EQ(e.key(), "server.tls.cert_file");
+        EXPECT_THAT(e.reason(), StartsWith("cannot be used: "));
+    }
+    for (const char* bad : {"garbage.pem", "truncated.pem", "cert.pem"}) {
+        SCOPED_TRACE(bad);
+        const config_error e = load_error(tls("cert.pem", bad));
+        EXPECT_EQ(e.key(), "server.tls.key_file");
+        EXPECT_THAT(e.reason(), StartsWith("cannot be used: "));
+    }
+    const config_error mismatch = load_error(tls("cert.pem", "other-key.pem"));
+    EXPECT_EQ(mismatch.key(), "server.tls.key_file");
+    EXPECT_EQ(mismatch.reason(),
+              "is not the private key of the certificate in " + (dir() / "cert.pem").string());
+    for (const char* bad : {"garbage.pem", "truncated.pem", "key.pem"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_EQ(load_error(tls("cert.pem", "key.pem", bad)).key(), "server.tls.client_ca_file");
+    }
+    EXPECT_TRUE(load(tls("cert.pem", "key.pem", "ca.pem")).server.tls.enabled());
+}
+
+// CONTRACT.md section 2: zoom.ca_file is a PEM bundle; anything else is a configuration error, not a
+// failure to connect to Zoom later.
+TEST_F(ConfigTest, ZoomCaFileMustBeAPemBundle) {
+    write("ca.pem", test_ca().cert_pem());
+    write("empty.pem", "");
+    write("garbage.pem", "not PEM at all");
+    write("truncated.pem", "-----BEGIN CERTIFICATE-----\n");
+    write("key.pem", server_identity().key);
+    for (const char* bad : {"empty.pem", "garbage.pem", "truncated.pem", "key.pem"}) {
+        SCOPED_TRACE(bad);
+        const config_error e =
+            load_error(R"({"zoom": {"access_token": "t", "ca_file": ")" + std::string(bad) + R"("}})");
+        EXPECT_EQ(e.key(), "zoom.ca_file");
+        EXPECT_THAT(e.what(), StartsWith("config: zoom.ca_file: is not a PEM bundle of CA certificates: "));
+    }
+    EXPECT_EQ(load(R"({"zoom": {"access_token": "t", "ca_file": "ca.pem"}})").zoom.ca_file,
+              (dir() / "ca.pem").string());
+}
+
 TEST_F(ConfigTest, RelativePathsAreRelativeToTheConfigFile) {
-    write("etc/tls/cert.pem", "c");
-    write("etc/tls/key.pem", "k");
-    write("shared/ca.pem", "a");
+    write_tls_files("etc/tls/cert.pem", "etc/tls/key.pem", "shared/ca.pem");
     write("etc/keys.json", "[]");
     const std::string text = R"({"zoom": {"access_token": "t", "ca_file": "../shared/ca.pem"},
         "server": {"tls": {"cert_file": "tls/cert.pem", "key_file": ")" +
@@ -654,6 +791,282 @@ TEST_F(ConfigTest, RelativePathsAreRelativeToTheConfigFile) {
     EXPECT_EQ(cfg.server.tls.key_file, (dir() / "etc/tls/key.pem").string());
     EXPECT_EQ(cfg.zoom.ca_file, (dir() / "shared/ca.pem").string());
     EXPECT_EQ(cfg.auth.keys_file, (dir() / "etc/keys.json").string());
+}
+
+// --- redis and server.max_body_bytes (CONTRACT.md sections 2 and 7) -------------------------------
+
+// Two encryption keys as configured (64 hex digits) and as decoded (32 bytes).
+const std::string key_a_hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string key_b_hex = "F0E1D2C3B4A5968778695A4B3C2D1E0FF0E1D2C3B4A5968778695A4B3C2D1E0F";
+std::string bytes_of(std::string_view hex) {
+    std::string bytes;
+    for (std::size_t i = 0; i < hex.size(); i += 2)
+        bytes.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    return bytes;
+}
+
+std::string with_redis(std::string_view members) {
+    return R"({"zoom": {"access_token": "t"}, "redis": {)" + std::string(members) + "}}";
+}
+
+TEST_F(ConfigTest, RedisAndBodyLimitDefaults) {
+    const config cfg = load(with_token);
+    EXPECT_EQ(cfg.server.max_body_bytes, 65536u);
+    EXPECT_FALSE(cfg.redis.enabled());
+    EXPECT_EQ(cfg.redis.url, "");
+    EXPECT_EQ(cfg.redis.key_prefix, "token-broker:");
+    EXPECT_TRUE(cfg.redis.password.empty());
+    EXPECT_TRUE(cfg.redis.encryption_key.empty());
+    EXPECT_TRUE(cfg.redis.previous_encryption_key.empty());
+    EXPECT_EQ(cfg.redis.ca_file, "");
+    EXPECT_EQ(cfg.redis.connect_timeout, milliseconds(1000));
+    EXPECT_EQ(cfg.redis.command_timeout, milliseconds(250));
+}
+
+TEST_F(ConfigTest, ReadsTheRedisBlock) {
+    write("redis-ca.pem", test_ca().cert_pem());
+    config cfg = load(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": 1024},
+        "redis": {"url": "rediss://broker@redis.example.com:6380/3", "password": "p a$$ word",
+                  "ca_file": "redis-ca.pem", "key_prefix": "tb:eu:", "encryption_key": ")" +
+                      key_a_hex + R"(", "previous_encryption_key": ")" + key_b_hex + R"(",
+                  "connect_timeout_ms": 2000, "command_timeout_ms": 100}})");
+    EXPECT_EQ(cfg.server.max_body_bytes, 1024u);
+    const redis_config& r = cfg.redis;
+    EXPECT_TRUE(r.enabled());
+    EXPECT_EQ(r.url, "rediss://broker@redis.example.com:6380/3");
+    EXPECT_TRUE(r.tls);
+    EXPECT_EQ(r.host, "redis.example.com");
+    EXPECT_EQ(r.port, 6380);
+    EXPECT_EQ(r.db, 3);
+    EXPECT_EQ(r.user, "broker");
+    EXPECT_EQ(r.password.reveal(), "p a$$ word");
+    EXPECT_EQ(r.ca_file, (dir() / "redis-ca.pem").string());
+    EXPECT_EQ(r.key_prefix, "tb:eu:");
+    EXPECT_EQ(r.encryption_key.reveal(), bytes_of(key_a_hex));
+    EXPECT_EQ(r.previous_encryption_key.reveal(), bytes_of(key_b_hex));
+    EXPECT_EQ(r.connect_timeout, milliseconds(2000));
+    EXPECT_EQ(r.command_timeout, milliseconds(100));
+
+    const std::string key = R"("encryption_key": ")" + key_a_hex + '"';
+    cfg = load(with_redis(R"("url": "redis://localhost", )" + key));
+    EXPECT_FALSE(cfg.redis.tls);
+    EXPECT_EQ(cfg.redis.host, "localhost");
+    EXPECT_EQ(cfg.redis.port, 6379);
+    EXPECT_EQ(cfg.redis.db, 0);
+    EXPECT_EQ(cfg.redis.user, "");
+    EXPECT_TRUE(cfg.redis.previous_encryption_key.empty());
+    cfg = load(with_redis(R"("url": "REDIS://[::1]:7000/", )" + key));
+    EXPECT_EQ(cfg.redis.host, "::1");
+    EXPECT_EQ(cfg.redis.port, 7000);
+    EXPECT_EQ(cfg.redis.db, 0);
+    cfg = load(with_redis(R"("url": "redis://10.0.0.5/15", )" + key));
+    EXPECT_EQ(cfg.redis.host, "10.0.0.5");
+    EXPECT_EQ(cfg.redis.db, 15);
+
+    // Without a url there is no Redis, and no secret is kept.
+    cfg = load(with_redis(R"("password": "pw", )" + key));
+    EXPECT_FALSE(cfg.redis.enabled());
+    EXPECT_TRUE(cfg.redis.password.empty());
+    EXPECT_TRUE(cfg.redis.encryption_key.empty());
+}
+
+TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
+    write("ca.pem", test_ca().cert_pem());
+    write("not-pem.pem", "not PEM");
+    const std::string form =
+        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number";
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
+    const std::string positive = "must be a positive integer";
+    struct bad {
+        std::string members;
+        std::string key;
+        std::string reason;
+    };
+    const std::vector<bad> cases = {
+        {R"("url": 6379)", "redis.url", "must be a string"},
+        {R"("url": "localhost:6379")" + key, "redis.url", form},
+        {R"("url": "http://localhost")" + key, "redis.url", form},
+        {R"("url": "redis://")" + key, "redis.url", form},
+        {R"("url": "redis:///0")" + key, "redis.url", form},
+        {R"("url": "not a url")" + key, "redis.url", form},
+        {R"("url": "redis://h:0")" + key, "redis.url", "must have a port from 1 to 65535, if any"},
+        {R"("url": "redis://h:65536")" + key, "redis.url", "must have a port from 1 to 65535, if any"},
+        {R"("url": "redis://h:")" + key, "redis.url", "must have a port from 1 to 65535, if any"},
+        {R"("url": "redis://h?db=1")" + key, "redis.url", "must not have a query or a fragment"},
+        {R"("url": "redis://h#x")" + key, "redis.url", "must not have a query or a fragment"},
+        {R"("url": "redis://h/x")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://h/1/2")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://h/-1")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://h/99999999999")" + key, "redis.url",
+         "must name its database as /0, /1 ...: a number from 0 to 2147483647"},
+        {R"("url": "redis://u%0Ax@h")" + key, "redis.url",
+         "must hold only visible ASCII characters in its host and user name"},
+        {R"("url": "redis://h")", "redis.encryption_key",
+         "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE"},
+        {R"("encryption_key": ")" + key_a_hex.substr(1) + '"', "redis.encryption_key", hex},
+        {R"("encryption_key": ")" + key_a_hex + "0\"", "redis.encryption_key", hex},
+        {R"("encryption_key": ")" + key_a_hex.substr(1) + "g\"", "redis.encryption_key", hex},
+        {R"("encryption_key": 1)", "redis.encryption_key", "must be a string"},
+        {R"("previous_encryption_key": "abc")", "redis.previous_encryption_key", hex},
+        {R"("password": "a\nb")", "redis.password",
+         "must not hold control characters (such as a line break)"},
+        {R"("password": 1)", "redis.password", "must be a string"},
+        {R"("key_prefix": "a b")", "redis.key_prefix",
+         "must be at most 64 visible ASCII characters (no spaces)"},
+        {R"("key_prefix": ")" + std::string(65, 'k') + '"', "redis.key_prefix",
+         "must be at most 64 visible ASCII characters (no spaces)"},
+        {R"("connect_timeout_ms": 0)", "redis.connect_timeout_ms", positive},
+        {R"("command_timeout_ms": -1)", "redis.command_timeout_ms", positive},
+        {R"("command_timeout_ms": "250")", "redis.command_timeout_ms", positive},
+        {R"("command_timeout_ms": 86400001)", "redis.command_timeout_ms",
+         "must be at most 86400000 (one day)"},
+        {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
+         "is only for TLS: redis.url must then be rediss://"},
+        {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
+         "cannot read " + (dir() / "missing.pem").string() + ": No such file or directory"},
+        {R"("url": "redis://h", "bogus": 1)", "redis.bogus", "unknown key"},
+    };
+    for (const bad& c : cases) {
+        SCOPED_TRACE(c.members);
+        const config_error e = load_error(with_redis(c.members));
+        EXPECT_EQ(e.key(), c.key);
+        EXPECT_EQ(e.reason(), c.reason);
+    }
+    EXPECT_EQ(load_error(with_redis(R"("url": "rediss://h", "ca_file": "not-pem.pem")" + key)).key(),
+              "redis.ca_file");
+    EXPECT_EQ(load_error(R"({"zoom": {"access_token": "t"}, "redis": []})").reason(), "must be an object");
+
+    for (const char* bad_size : {"0", "-1", "1048577", R"("65536")", "1.5"}) {
+        SCOPED_TRACE(bad_size);
+        const config_error e = load_error(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": )" +
+                                          std::string(bad_size) + "}}");
+        EXPECT_EQ(e.key(), "server.max_body_bytes");
+        EXPECT_EQ(e.reason(),
+                  std::string(bad_size) == "1048577" ? "must be at most 1048576 (1 MiB)" : positive);
+    }
+    EXPECT_EQ(load(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": 1048576}})")
+                  .server.max_body_bytes,
+              1048576u);
+}
+
+// A password in the URL is refused without the password (or the URL) in the message.
+TEST_F(ConfigTest, APasswordInTheRedisUrlIsRefusedWithoutQuotingIt) {
+    const std::string password = "Zr8Kq2Wd5Tn";
+    for (const std::string& url : {"redis://:" + password + "@h", "rediss://user:" + password + "@h:6380/1",
+                                   "redis://user:" + password + "%40@h"}) {
+        SCOPED_TRACE(url);
+        const config_error e =
+            load_error(with_redis(R"("url": ")" + url + R"(", "encryption_key": ")" + key_a_hex + '"'));
+        EXPECT_EQ(e.key(), "redis.url");
+        EXPECT_EQ(e.reason(), "must not hold a password (URLs get logged): set redis.password or "
+                              "TOKEN_BROKER_REDIS_PASSWORD");
+        EXPECT_THAT(e.what(), Not(HasSubstr(password)));
+        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
+        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
+        EXPECT_THAT(from_env.what(), Not(HasSubstr(password)));
+    }
+}
+
+TEST_F(ConfigTest, RedisEnvironmentOverridesTheFile) {
+    const fs::path key_file = write("key", key_b_hex + "\n");
+    const fs::path password_file = write("password", "from-file\n");
+    config cfg = load(with_redis(R"("url": "redis://file-host", "password": "in-file", "encryption_key": ")" +
+                                 key_a_hex + '"'),
+                      {{"TOKEN_BROKER_REDIS_URL", "rediss://env-host:7000/2"},
+                       {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()},
+                       {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", key_file.string()},
+                       {"TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_EQ(cfg.redis.url, "rediss://env-host:7000/2");
+    EXPECT_TRUE(cfg.redis.tls);
+    EXPECT_EQ(cfg.redis.host, "env-host");
+    EXPECT_EQ(cfg.redis.port, 7000);
+    EXPECT_EQ(cfg.redis.db, 2);
+    EXPECT_EQ(cfg.redis.password.reveal(), "from-file");
+    EXPECT_EQ(cfg.redis.encryption_key.reveal(), bytes_of(key_b_hex));
+    EXPECT_EQ(cfg.redis.previous_encryption_key.reveal(), bytes_of(key_a_hex));
+
+    // The environment alone is enough.
+    cfg = load(with_token, {{"TOKEN_BROKER_REDIS_URL", "redis://h"},
+                            {"TOKEN_BROKER_REDIS_PASSWORD", "pw"},
+                            {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_TRUE(cfg.redis.enabled());
+    EXPECT_EQ(cfg.redis.password.reveal(), "pw");
+    EXPECT_EQ(cfg.redis.encryption_key.reveal(), bytes_of(key_a_hex));
+
+    // Errors name the variable.
+    const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
+    const std::vector<std::tuple<env_map, std::string, std::string>> cases = {
+        {{{"TOKEN_BROKER_REDIS_URL", "http://h"}},
+         "TOKEN_BROKER_REDIS_URL",
+         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number"},
+        {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", "abc"}}, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY", hex},
+        {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", password_file.string()}},
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",
+         hex},
+        {{{"TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY", key_a_hex + "00"}},
+         "TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY",
+         hex},
+        {{{"TOKEN_BROKER_REDIS_PASSWORD", "a\rb"}},
+         "TOKEN_BROKER_REDIS_PASSWORD",
+         "must not hold control characters (such as a line break)"},
+        {{{"TOKEN_BROKER_REDIS_PASSWORD", "a"}, {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()}},
+         "TOKEN_BROKER_REDIS_PASSWORD_FILE",
+         "cannot be set together with TOKEN_BROKER_REDIS_PASSWORD"},
+        {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", (dir() / "missing").string()}},
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",
+         "cannot read " + (dir() / "missing").string() + ": No such file or directory"},
+        {{{"TOKEN_BROKER_REDIS_URL", "redis://h"}},
+         "redis.encryption_key",
+         "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
+         "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE"},
+    };
+    for (const auto& [env, key, reason] : cases) {
+        SCOPED_TRACE(key);
+        const config_error e = load_error(with_token, env);
+        EXPECT_EQ(e.key(), key);
+        EXPECT_EQ(e.reason(), reason);
+    }
+}
+
+// No error about Redis quotes its password or an encryption key, however it is given.
+TEST_F(ConfigTest, NoRedisErrorHoldsASecret) {
+    const std::string token_only(with_token);
+    const std::string password = "Hv3Ns8Lq1Xc";
+    const std::string key = "9b" + std::string(61, 'c'); // 63 digits: one short
+    const fs::path key_file = write("key", key + "\n");
+    const fs::path password_file = write("password", password + "\n" + password + "\n");
+    const std::vector<std::pair<std::string, env_map>> cases = {
+        {with_redis(R"("url": "redis://u:)" + password + R"(@h")"), {}},
+        {with_redis(R"("url": "redis://h", "password": ")" + password + R"(\u0007", "encryption_key": ")" +
+                    key + '"'),
+         {}},
+        {with_redis(R"("url": "redis://h", "encryption_key": ")" + key + '"'), {}},
+        {with_redis(R"("url": "redis://h", "previous_encryption_key": ")" + key + "zz\""), {}},
+        {with_redis(R"("url": "redis://h", "password": ")" + password + R"(", "password": "x")"), {}},
+        {with_redis(R"("url": "redis://h", "password": ")" + password + R"(" x)"), {}},
+        {token_only, {{"TOKEN_BROKER_REDIS_URL", "rediss://:" + password + "@h"}}},
+        {token_only, {{"TOKEN_BROKER_REDIS_URL", "redis://h"}, {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key}}},
+        {token_only,
+         {{"TOKEN_BROKER_REDIS_URL", "redis://h"},
+          {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", key_file.string()}}},
+        {token_only,
+         {{"TOKEN_BROKER_REDIS_URL", "redis://h"},
+          {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()}}},
+        {token_only,
+         {{"TOKEN_BROKER_REDIS_PASSWORD", password},
+          {"TOKEN_BROKER_REDIS_PASSWORD_FILE", password_file.string()}}},
+    };
+    for (const auto& [text, env] : cases) {
+        SCOPED_TRACE(text);
+        const config_error e = load_error(text, env);
+        EXPECT_THAT(e.what(), Not(HasSubstr(password)));
+        EXPECT_THAT(e.what(), Not(HasSubstr(key.substr(0, 20))));
+    }
 }
 
 // --- caller keys -----------------------------------------------------------------------------------
@@ -827,6 +1240,15 @@ const std::vector<std::string> all_keys = {
     "auth.allow_unauthenticated",
     "log.level",
     "log.format",
+    "server.max_body_bytes",
+    "redis.url",
+    "redis.password",
+    "redis.ca_file",
+    "redis.key_prefix",
+    "redis.encryption_key",
+    "redis.previous_encryption_key",
+    "redis.connect_timeout_ms",
+    "redis.command_timeout_ms",
 };
 
 void collect_keys(const json::object& object, const std::string& prefix, std::vector<std::string>& out) {
@@ -897,7 +1319,9 @@ TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {
         EXPECT_THAT(readme, HasSubstr("`" + key + "`"));
     for (const char* variable :
          {"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_ACCESS_TOKEN",
-          "TOKEN_BROKER_ADDRESS", "TOKEN_BROKER_PORT", "TOKEN_BROKER_LOG_LEVEL"})
+          "TOKEN_BROKER_ADDRESS", "TOKEN_BROKER_PORT", "TOKEN_BROKER_LOG_LEVEL", "TOKEN_BROKER_REDIS_URL",
+          "TOKEN_BROKER_REDIS_PASSWORD", "TOKEN_BROKER_REDIS_ENCRYPTION_KEY",
+          "TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY"})
         EXPECT_THAT(readme, HasSubstr(std::string("`") + variable));
 }
 
@@ -910,7 +1334,7 @@ TEST_F(ConfigTest, DevConfigNeedsTheSimulatorsCa) {
     } catch (const config_error& e) {
         EXPECT_EQ(e.key(), "zoom.ca_file");
     }
-    write("build/zoom-sim/ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    write("build/zoom-sim/ca.pem", test_ca().cert_pem());
     const config cfg = load_config(dir() / "config/dev.json", lookup_in({}));
     EXPECT_EQ(cfg.server.address, "127.0.0.1");
     EXPECT_EQ(cfg.server.port, 8080);

@@ -2,6 +2,7 @@
 // that no secret reaches a log (CONTRACT.md sections 2, 3 and 6).
 #include "auth/auth.hpp"
 #include "broker_harness.hpp"
+#include "config/tls_files.hpp"
 #include "log/logging.hpp"
 #include "test_certs.hpp"
 #include "test_support.hpp"
@@ -214,6 +215,93 @@ TEST(Tls, MutualTlsRequiresAClientCertificateFromTheClientCa) {
     };
     EXPECT_TRUE(refused(nullptr));
     EXPECT_TRUE(refused(&certs.stranger));
+}
+
+// Whether a TLS client limited to `max_version` and offering only `ciphers` (TLS 1.2 suites, in
+// OpenSSL's names; empty: OpenSSL's defaults) completes a handshake with the listener.
+bool handshake_succeeds(std::uint16_t port, const std::string& ca_file, int max_version,
+                        const std::string& ciphers) {
+    net::io_context ioc;
+    ssl::context ctx{ssl::context::tls_client};
+    ctx.load_verify_file(ca_file);
+    ctx.set_verify_mode(ssl::verify_peer);
+    SSL_CTX_set_max_proto_version(ctx.native_handle(), max_version);
+    if (!ciphers.empty() && SSL_CTX_set_cipher_list(ctx.native_handle(), ciphers.c_str()) != 1) {
+        ADD_FAILURE() << "this OpenSSL does not know " << ciphers;
+        return false;
+    }
+    ssl::stream<beast::tcp_stream> stream(ioc, ctx);
+    beast::get_lowest_layer(stream).expires_after(5s);
+    beast::get_lowest_layer(stream).connect({net::ip::make_address("127.0.0.1"), port});
+    beast::error_code ec;
+    stream.handshake(ssl::stream_base::client, ec);
+    return !ec;
+}
+
+// Mozilla's "intermediate" profile on TLS 1.2: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305
+// only; TLS 1.3 as OpenSSL sets it.
+TEST(Tls, OnTls12TheListenerOffersOnlyForwardSecretAeadSuites) {
+    listener_certs certs; // an EC P-256 server key: the ECDSA suites are the ones it can use
+    running_broker b([&](config& c) {
+        c.server.tls.cert_file = certs.cert_file;
+        c.server.tls.key_file = certs.key_file;
+    });
+    for (const char* cbc : {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256",
+                            "ECDHE-ECDSA-AES256-SHA384"})
+        EXPECT_FALSE(handshake_succeeds(b.port(), certs.ca_file, TLS1_2_VERSION, cbc)) << cbc;
+    for (const char* aead :
+         {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"})
+        EXPECT_TRUE(handshake_succeeds(b.port(), certs.ca_file, TLS1_2_VERSION, aead)) << aead;
+    EXPECT_TRUE(handshake_succeeds(b.port(), certs.ca_file, TLS1_3_VERSION, ""));
+    EXPECT_FALSE(handshake_succeeds(b.port(), certs.ca_file, TLS1_1_VERSION, ""));
+
+    // Whatever the key type: every suite the context allows is TLS 1.3's, or ECDHE with an AEAD
+    // cipher (no static RSA key exchange, no CBC).
+    ssl::context ctx = make_listener_tls_context(b.cfg.server.tls);
+    const STACK_OF(SSL_CIPHER)* suites = SSL_CTX_get_ciphers(ctx.native_handle());
+    ASSERT_NE(suites, nullptr);
+    int tls12 = 0;
+    for (int i = 0; i < sk_SSL_CIPHER_num(suites); ++i) {
+        const SSL_CIPHER* suite = sk_SSL_CIPHER_value(suites, i);
+        if (SSL_CIPHER_get_kx_nid(suite) == NID_kx_any) // TLS 1.3: the key exchange is always (EC)DHE
+            continue;
+        ++tls12;
+        EXPECT_EQ(SSL_CIPHER_get_kx_nid(suite), NID_kx_ecdhe) << SSL_CIPHER_get_name(suite);
+        EXPECT_EQ(SSL_CIPHER_is_aead(suite), 1) << SSL_CIPHER_get_name(suite);
+    }
+    EXPECT_EQ(tls12, 6) << "ECDHE-{ECDSA,RSA} with AES128-GCM, AES256-GCM and CHACHA20-POLY1305";
+}
+
+// With client_ca_file, the CertificateRequest names the CA, so that a client with several
+// certificates can pick the one the broker will accept.
+TEST(Tls, TheCertificateRequestNamesTheClientCa) {
+    listener_certs certs;
+    running_broker b([&](config& c) {
+        c.server.tls.cert_file = certs.cert_file;
+        c.server.tls.key_file = certs.key_file;
+        c.server.tls.client_ca_file = certs.ca_file;
+    });
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        SCOPED_TRACE(version);
+        net::io_context ioc;
+        ssl::context ctx{ssl::context::tls_client};
+        ctx.load_verify_file(certs.ca_file);
+        ctx.set_verify_mode(ssl::verify_peer);
+        ctx.use_certificate_chain(net::buffer(certs.client_identity.cert));
+        ctx.use_private_key(net::buffer(certs.client_identity.key), ssl::context::pem);
+        SSL_CTX_set_max_proto_version(ctx.native_handle(), version);
+        ssl::stream<beast::tcp_stream> stream(ioc, ctx);
+        beast::get_lowest_layer(stream).expires_after(5s);
+        beast::get_lowest_layer(stream).connect({net::ip::make_address("127.0.0.1"), b.port()});
+        stream.handshake(ssl::stream_base::client);
+        // On a client, the names the server's CertificateRequest carried.
+        const STACK_OF(X509_NAME)* names = SSL_get_client_CA_list(stream.native_handle());
+        ASSERT_NE(names, nullptr);
+        ASSERT_EQ(sk_X509_NAME_num(names), 1);
+        char name[256];
+        X509_NAME_oneline(sk_X509_NAME_value(names, 0), name, sizeof name);
+        EXPECT_STREQ(name, "/O=token-broker tests/CN=token-broker test CA");
+    }
 }
 
 TEST(Tls, UnusableCertificateFilesAreConfigurationErrorsAtStart) {

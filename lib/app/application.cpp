@@ -12,6 +12,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <ostream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -157,26 +159,30 @@ metrics& application::service_metrics() {
     return parts_->m;
 }
 
-int run_application(const config& cfg, std::shared_ptr<spdlog::logger> log) {
+int run_application(const config& cfg, std::shared_ptr<spdlog::logger> log, std::ostream& errors) {
+    // The line that explains an exit goes to `errors` whatever the log level (even "off"), and to
+    // the log as well, for whoever reads only the log. On stderr it reads as main's own errors do:
+    // "config: <key>: ..." for a configuration error, "token-broker: ..." for anything else.
+    auto fail = [&](int status, const std::string& line) {
+        log->critical("{}", line);
+        log->flush();
+        errors << (status == 2 ? "" : "token-broker: ") << line << '\n' << std::flush;
+        return status;
+    };
     try {
         application app(cfg, log);
         try {
             app.start();
         } catch (const config_error& e) {
-            log->critical("{}", e.what());
-            log->flush();
-            return 2;
+            return fail(2, e.what());
         } catch (const std::exception& e) {
-            log->critical("cannot listen on {}:{}: {}", cfg.server.address, cfg.server.port, e.what());
-            log->flush();
-            return 1;
+            return fail(1, "cannot listen on " + cfg.server.address + ":" + std::to_string(cfg.server.port) +
+                               ": " + e.what());
         }
         app.run();
         return 0;
     } catch (const std::exception& e) {
-        log->critical("stopped by an unexpected error: {}", e.what());
-        log->flush();
-        return 1;
+        return fail(1, std::string("stopped by an unexpected error: ") + e.what());
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include <spdlog/logger.h>
 
+#include <iosfwd>
 #include <memory>
 
 namespace token_broker {
@@ -50,8 +51,9 @@ private:
 // Runs the broker until SIGTERM or SIGINT, then drains requests in flight for up to
 // server.drain_timeout_ms. SIGHUP reloads auth.keys_file.
 // Returns the process exit status: 0 after a clean shutdown, 1 for a runtime failure (such as a
-// port that cannot be bound), 2 for a configuration error found only at start (TLS files); each is
-// logged.
-int run_application(const config& cfg, std::shared_ptr<spdlog::logger> logger);
+// port that cannot be bound), 2 for a configuration error found only at start (a TLS file changed
+// since the configuration was loaded). The one line that explains a failure is logged and written
+// to `errors` (stderr), whatever the log level.
+int run_application(const config& cfg, std::shared_ptr<spdlog::logger> logger, std::ostream& errors);
 
 } // namespace token_broker

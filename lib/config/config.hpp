@@ -2,6 +2,10 @@
 // (CONTRACT.md section 2). Every key has a default except the Zoom credentials.
 #pragma once
 
+#include "auth/caller_keys.hpp"
+#include "core/secret.hpp"
+#include "log/log_format.hpp"
+
 #include <spdlog/common.h>
 
 #include <array>
@@ -14,10 +18,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-namespace boost::json {
-class value;
-}
 
 namespace token_broker {
 
@@ -67,13 +67,6 @@ struct cache_config {
     seconds negative_ttl{30};
 };
 
-// A caller's key as configured: only its SHA-256 is known to the broker.
-struct caller_key {
-    std::string name;
-    std::array<std::uint8_t, 32> sha256{};
-    std::vector<std::string> users; // patterns: exact ids, or with '*' as a wildcard anywhere
-};
-
 struct auth_config {
     std::vector<caller_key> keys;   // those of the file, then those of keys_file
     std::size_t keys_from_file = 0; // how many of `keys`, at the end, came from keys_file
@@ -81,11 +74,28 @@ struct auth_config {
     bool allow_unauthenticated = false;
 };
 
-enum class log_format { text, json };
-
 struct log_config {
     spdlog::level::level_enum level = spdlog::level::info;
     log_format format = log_format::text;
+};
+
+// The shared cache of replicas (CONTRACT.md section 7). Without a url there is no Redis, and every
+// secret here is empty.
+struct redis_config {
+    std::string url;           // as configured ("" = no Redis); validated, never holds a password
+    bool tls = false;          // rediss://
+    std::string host;          // from url (an IPv6 address without brackets)
+    std::uint16_t port = 6379; // from url (default 6379)
+    int db = 0;                // the /db of the url
+    std::string user;          // user@ of the url, may be empty
+    secret password;
+    std::string ca_file; // PEM bundle trusted in addition to the system store; rediss:// only
+    std::string key_prefix = "token-broker:";
+    secret encryption_key;          // 32 raw bytes (decoded from 64 hex digits), empty when no url
+    secret previous_encryption_key; // 32 raw bytes or empty
+    std::chrono::milliseconds connect_timeout{1000};
+    std::chrono::milliseconds command_timeout{250};
+    bool enabled() const noexcept { return !url.empty(); }
 };
 
 struct config {
@@ -94,6 +104,7 @@ struct config {
     cache_config cache;
     auth_config auth;
     log_config log;
+    redis_config redis;
 };
 
 // A configuration error. what() is "config: <key>: <reason>", e.g.
@@ -120,27 +131,17 @@ using env_lookup = std::function<std::optional<std::string>(std::string_view nam
 env_lookup process_environment();
 
 // Reads and validates the configuration file at `path`, then applies the environment overrides
-// (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, each also as NAME_FILE,
-// TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL), loads auth.keys_file, and checks
-// the rules that span keys (credentials present, keys required off loopback). Relative file paths in
+// (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, TOKEN_BROKER_REDIS_PASSWORD,
+// TOKEN_BROKER_REDIS_ENCRYPTION_KEY, TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY, each also as
+// NAME_FILE, TOKEN_BROKER_REDIS_URL, TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL),
+// loads auth.keys_file, and checks the rules that span keys (credentials present, keys required off
+// loopback, an encryption key with a Redis URL). Relative file paths in
 // the file are resolved against the directory of `path`; those of NAME_FILE variables against the
 // current directory. A NAME_FILE's content is used without its trailing whitespace (the newline an
-// editor or `echo` leaves). The files named by server.tls.* and zoom.ca_file must be readable; their
-// content is checked by whoever uses them.
+// editor or `echo` leaves). The files named by server.tls.*, zoom.ca_file and redis.ca_file are
+// loaded as they will be used (config/tls_files.hpp).
 // Throws config_error on any problem; never returns a configuration that breaks the contract.
 config load_config(const std::filesystem::path& path, const env_lookup& env);
-
-// Parses a list of caller keys, as found under "auth.keys" or in a keys_file: a JSON array of objects
-// {"name": non-empty and unique, "sha256": 64 hex digits, "users": array of non-empty strings, which
-// may be empty}. Two keys with the same sha256 are an error too.
-// `where` names the place for error messages ("auth.keys", or the keys file's name); an element's
-// key is `where` followed by "[index]". Throws config_error.
-std::vector<caller_key> parse_caller_keys(const boost::json::value& list, std::string_view where);
-
-// Reads a keys_file: a JSON array of keys, or an object {"keys": [...]}. Errors name the file, e.g.
-// "config: keys.json[0].sha256: ..." or "config: keys.json: keys[0].name: ...".
-// Throws config_error.
-std::vector<caller_key> load_keys_file(const std::filesystem::path& path);
 
 // The level named by `name`: one of trace, debug, info, warn, error, critical, off (exactly so);
 // std::nullopt for anything else.
@@ -150,10 +151,6 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
 // std::nullopt for anything else. For TOKEN_BROKER_PORT and the port of a URL: Boost.URL 1.81's
 // port_number() wraps some values above 65535 around (boostorg/url#666, fixed in 1.82).
 std::optional<std::uint16_t> parse_port_number(std::string_view digits);
-
-// The caller keys with auth.keys_file read anew (for SIGHUP): the keys of the configuration file
-// followed by those of the keys file, checked as at start. Throws config_error.
-std::vector<caller_key> reload_caller_keys(const auth_config& auth);
 
 // True when `address` is a loopback address (127.0.0.0/8, ::1) or "localhost".
 bool is_loopback_address(std::string_view address);

@@ -1,5 +1,6 @@
 #include "server/http_server.hpp"
 
+#include "config/tls_files.hpp"
 #include "server/session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -299,24 +300,6 @@ net::awaitable<void> accept_loop(impl_ptr srv) {
     }
 }
 
-void load_tls(ssl::context& ctx, const listener_tls_config& tls) {
-    auto use = [](const char* key, auto&& fn) {
-        try {
-            fn();
-        } catch (const boost::system::system_error& e) {
-            throw config_error(key, std::string("cannot be used: ") + e.code().message());
-        }
-    };
-    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-    use("server.tls.cert_file", [&] { ctx.use_certificate_chain_file(tls.cert_file); });
-    use("server.tls.key_file", [&] { ctx.use_private_key_file(tls.key_file, ssl::context::pem); });
-    if (!tls.client_ca_file.empty()) {
-        use("server.tls.client_ca_file", [&] { ctx.load_verify_file(tls.client_ca_file); });
-        ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-    }
-}
-
 } // namespace
 
 http_server::http_server(net::io_context& ioc, server_config cfg, request_handler& handler,
@@ -331,8 +314,7 @@ http_server::~http_server() {
 void http_server::start() {
     auto& s = *impl_;
     if (s.cfg.tls.enabled()) {
-        s.tls.emplace(ssl::context::tls_server);
-        load_tls(*s.tls, s.cfg.tls);
+        s.tls.emplace(make_listener_tls_context(s.cfg.tls));
     }
     const auto address = s.cfg.address == "localhost" ? net::ip::make_address("127.0.0.1")
                                                       : net::ip::make_address(s.cfg.address);

@@ -1,0 +1,125 @@
+#include "config/value_rules.hpp"
+
+#include <boost/algorithm/hex.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/url/grammar/ci_string.hpp>
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <utility>
+
+namespace token_broker {
+
+namespace config_detail {
+
+// Every server.address and TOKEN_BROKER_ADDRESS is one of these: the listener binds it as is.
+void check_listen_address(const std::string& address, const std::string& key) {
+    if (address == "localhost")
+        return;
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(address, ec);
+    if (ec)
+        throw config_error(key, "must be an IP address (such as 127.0.0.1, 0.0.0.0 or ::) or localhost");
+}
+
+// Zoom's ids, secrets and tokens are visible ASCII; anything else (a space, a line break from a
+// secret file) would end up in an HTTP header or be a copy-and-paste accident.
+void check_credential_text(const std::string& value, const std::string& key) {
+    if (!std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+        throw config_error(key, "must hold only visible ASCII characters (no spaces or line breaks)");
+}
+
+constexpr std::string_view log_level_reason = "must be one of trace, debug, info, warn, error, critical, off";
+
+spdlog::level::level_enum to_log_level(const std::string& text, const std::string& key) {
+    if (auto level = parse_log_level(text))
+        return *level;
+    throw config_error(key, std::string(log_level_reason));
+}
+
+// Sets the url and the parts of `r` taken from it: redis://[user@]host[:port][/db], or rediss://
+// for TLS. Never quotes the text, which might hold a password.
+void read_redis_url(const std::string& text, const std::string& key, redis_config& r) {
+    namespace urls = boost::urls;
+    const std::string form =
+        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number";
+    const auto parsed = urls::parse_uri(text);
+    if (!parsed)
+        throw config_error(key, form);
+    const bool tls = urls::grammar::ci_is_equal(parsed->scheme(), "rediss");
+    if (!tls && !urls::grammar::ci_is_equal(parsed->scheme(), "redis"))
+        throw config_error(key, form);
+    if (parsed->has_password())
+        throw config_error(key, "must not hold a password (URLs get logged): set redis.password or "
+                                "TOKEN_BROKER_REDIS_PASSWORD");
+    if (parsed->encoded_host().empty())
+        throw config_error(key, form);
+    if (parsed->has_port() && !parse_port_number(parsed->port()))
+        throw config_error(key, "must have a port from 1 to 65535, if any");
+    if (parsed->has_query() || parsed->has_fragment())
+        throw config_error(key, "must not have a query or a fragment");
+    int db = 0;
+    if (std::string_view path = parsed->encoded_path(); !path.empty() && path != "/") {
+        path.remove_prefix(1); // an authority's path is empty or starts with '/'
+        const auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), db);
+        if (ec != std::errc{} || end != path.data() + path.size() || db < 0)
+            throw config_error(key, "must name its database as /0, /1 ...: a number from 0 to 2147483647");
+    }
+    std::string host = parsed->host_address();
+    std::string user = parsed->has_userinfo() ? std::string(parsed->user()) : std::string();
+    if (!is_visible_ascii(host) || !is_visible_ascii(user))
+        throw config_error(key, "must hold only visible ASCII characters in its host and user name");
+    r.url = text;
+    r.tls = tls;
+    r.host = std::move(host);
+    r.port = parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{6379};
+    r.db = db;
+    r.user = std::move(user);
+}
+
+// 64 hex digits, decoded into 32 raw bytes. Never quotes the text.
+secret read_encryption_key(const std::string& text, const std::string& key) {
+    if (text.size() != 64 ||
+        !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c) != 0; }))
+        throw config_error(key, "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes");
+    std::string bytes(32, '\0');
+    boost::algorithm::unhex(text.begin(), text.end(), bytes.begin());
+    return secret(std::move(bytes));
+}
+
+// A password goes into AUTH as it is: any character but a control character (a line break from a
+// copy and paste), which no one means.
+secret read_redis_password(const std::string& text, const std::string& key) {
+    if (std::any_of(text.begin(), text.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+        throw config_error(key, "must not hold control characters (such as a line break)");
+    return secret(text);
+}
+
+} // namespace config_detail
+
+std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name) {
+    using spdlog::level::level_enum;
+    static constexpr std::pair<std::string_view, level_enum> levels[] = {
+        {"trace", level_enum::trace}, {"debug", level_enum::debug}, {"info", level_enum::info},
+        {"warn", level_enum::warn},   {"error", level_enum::err},   {"critical", level_enum::critical},
+        {"off", level_enum::off},
+    };
+    for (const auto& [level_name, level] : levels) {
+        if (name == level_name)
+            return level;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::uint16_t> parse_port_number(std::string_view digits) {
+    // For an unsigned type, from_chars takes digits only: no sign, no space, no "0x".
+    unsigned long number = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || number < 1 || number > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(number);
+}
+
+} // namespace token_broker
