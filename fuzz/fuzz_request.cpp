@@ -1,6 +1,7 @@
 // Fuzzes the request path from raw bytes to the bytes of the answer: the input is what a client
-// sends on one connection. It is read with request_reader (header limits included) the way the HTTP
-// session reads it, the target and Authorization header go through the token route's parsers, the
+// sends on one connection (GET and DELETE /token/{userId}, POST /tokens with its body, the probes).
+// It is read with request_reader (header limits included) the way the HTTP session reads it, the
+// target and Authorization header go through the token route's parsers, the
 // request is answered by the router (handle_now, then handle when that has to wait), the token
 // endpoint and the token service (cache, single flight, refresh, stale-if-error, negative cache) in
 // front of an in-memory fake Zoom, and the answer is serialized. The coroutines run to completion on
@@ -28,7 +29,11 @@
 // - bearer_token returns a non-empty run of visible ASCII from the header;
 // - the router counts a request under the token route exactly when is_token_route says so, and
 //   lets no exception escape;
-// - every GET or DELETE on the token route leaves exactly one audit line;
+// - every GET or DELETE on the token route leaves exactly one audit line, a POST /tokens one per item
+//   (one in all when the whole request is refused), and only POST /tokens is counted under `tokens`;
+// - a POST /tokens answered 200 holds one result per item parse_token_batch finds in the body, in
+//   order, each a status and its GET's body: a 200 for that item's user and type, an error object
+//   (400 for an item the parser refused), never a token in an item that is not a 200;
 // - no log line and no answer other than a 200's holds a token (the mark above), unless the input
 //   itself, as sent or percent-decoded once, holds the mark;
 // - a 200 is {"token", "type", "user_id", "expires_at", "expires_in", "cached"} for the user and
@@ -41,16 +46,19 @@
 // - a first request read both ways is the same request.
 #include "auth/auth.hpp"
 #include "cache/token_service.hpp"
+#include "core/target_path.hpp"
 #include "metrics/metrics.hpp"
 #include "server/message.hpp"
 #include "server/router.hpp"
 #include "server/session.hpp"
+#include "server/token_batch.hpp"
 #include "server/token_endpoint.hpp"
 #include "server/token_request.hpp"
 #include "zoom/zoom_client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -341,19 +349,57 @@ std::size_t audit_lines(std::string_view log) {
     return n;
 }
 
-void check_token_answer(const request& req, const response& res) {
-    const auto query = parse_token_target(req.target, false);
-    require(query.has_value(), "a token was answered for a valid target");
-    const boost::json::value body = boost::json::parse(res.body);
-    const boost::json::object& answer = body.as_object();
+// A 200's body (or a batch's result, whose status member is skipped) for `query`.
+void check_token_body(const token_query& query, const boost::json::object& answer) {
     for (const char* member : {"token", "type", "user_id", "expires_at", "expires_in", "cached"})
         require(answer.contains(member), "a 200 has every member of the contract");
-    require(answer.at("user_id").as_string() == query->user_id, "for the user asked for");
-    require(answer.at("type").as_string() == to_string(query->type), "of the type asked for");
+    require(answer.at("user_id").as_string() == query.user_id, "for the user asked for");
+    require(answer.at("type").as_string() == to_string(query.type), "of the type asked for");
     require(std::string_view(answer.at("token").as_string()).find(token_mark) != std::string_view::npos,
             "a token the fake issued");
     require(answer.at("expires_in").to_number<std::int64_t>() >= 0 && answer.at("cached").is_bool(),
             "expires_in and cached");
+}
+
+void check_token_answer(const request& req, const response& res) {
+    const auto query = parse_token_target(req.target, false);
+    require(query.has_value(), "a token was answered for a valid target");
+    const boost::json::value body = boost::json::parse(res.body);
+    check_token_body(*query, body.as_object());
+}
+
+// A POST /tokens answered 200: one result per item, each its GET's answer. Returns how many.
+std::size_t check_batch_answer(const request& req, const response& res) {
+    const auto items = parse_token_batch(req.body);
+    require(items.has_value(), "a batch was answered 200 for a body the parser took");
+    const boost::json::value body = boost::json::parse(res.body);
+    const boost::json::object& answer = body.as_object();
+    require(answer.size() == 1 && answer.contains("results") && answer.at("results").is_array(),
+            "a batch's answer is {\"results\": [...]}");
+    const boost::json::array& results = answer.at("results").as_array();
+    require(results.size() == items->size(), "one result per item");
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        require(results[i].is_object(), "a result is an object");
+        const boost::json::object& r = results[i].as_object();
+        require(r.contains("status") && r.at("status").is_int64(), "a result has a status");
+        const auto status = r.at("status").as_int64();
+        const auto& item = (*items)[i];
+        if (!item)
+            require(status == 400, "an item the parser refused is 400");
+        if (status == 200) {
+            require(item.has_value(), "a 200 for a valid item");
+            check_token_body(*item, r);
+            continue;
+        }
+        require(status >= 400 && status <= 599, "a result that is not a 200 is an error");
+        require(r.size() == 2 && r.contains("error") && r.at("error").is_object() &&
+                    r.at("error").as_object().contains("code") &&
+                    r.at("error").as_object().contains("message"),
+                "an error result is its status and the GET's error object");
+        require(boost::json::serialize(r).find(token_mark) == std::string::npos,
+                "no token in an error result");
+    }
+    return results.size();
 }
 
 // Answers the request the session has read, as http_server does: at once when no waiting is needed,
@@ -376,13 +422,25 @@ void answer(process_state& process, session& s, std::string_view caller_said) {
     process.ioc.run(); // background refreshes started by a hit
     const request& req = s.current_request();
     const response& res = s.current_response();
-    require((res.counted_as == route::token) == is_token_route(req.target),
+    // A request refused while it was read (431, 413, 400) never reaches the router or the endpoint.
+    require((res.counted_as == route::token) == (!s.refused() && is_token_route(req.target)),
             "counted under the token route exactly when is_token_route says so");
 
+    const bool batch_route = !s.refused() && target_path(req.target) == "/tokens";
+    require((res.counted_as == route::tokens) == batch_route, "counted under tokens exactly for /tokens");
+
     const std::string log = process.log.take();
-    const bool endpoint_asked =
-        is_token_route(req.target) && (req.method == http::verb::get || req.method == http::verb::delete_);
-    require(audit_lines(log) == (endpoint_asked ? 1u : 0u), "one audit line for each token answer");
+    const bool endpoint_asked = !s.refused() && is_token_route(req.target) &&
+                                (req.method == http::verb::get || req.method == http::verb::delete_);
+    const bool batch_asked = batch_route && req.method == http::verb::post;
+    std::size_t items = 0;
+    if (batch_asked && res.status == 200)
+        items = check_batch_answer(req, res);
+    const std::size_t expected_audits = endpoint_asked      ? 1u
+                                        : !batch_asked      ? 0u
+                                        : res.status == 200 ? items
+                                                            : 1u;
+    require(audit_lines(log) == expected_audits, "one audit line for each token answer, each batch item");
     if (caller_said.find(token_mark) == std::string_view::npos) {
         require(log.find(token_mark) == std::string::npos, "no token in the log");
         if (res.status != 200)

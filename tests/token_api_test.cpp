@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <sstream>
+
 namespace token_broker {
 namespace {
 
@@ -214,6 +217,46 @@ TEST(TokenApi, BadCredentialsMakeReadyzAndTokensAnswer503WithTheReason) {
     EXPECT_EQ(token.result_int(), 503);
     EXPECT_EQ(error_code_of(token), "not_ready");
     EXPECT_EQ(token.body().find("wrong-secret"), std::string::npos);
+}
+
+// The audit line's `source` says where each answer came from (docs/CONTRACT.md section 8): Zoom for
+// what Zoom answered, its errors included; the cache for a hit and for a remembered unknown user;
+// the broker for a 429 of its own block, which no request to Zoom made; `-` before the cache; a
+// DELETE's own.
+TEST(TokenApi, TheAuditSourceSaysWhereEachAnswerCameFrom) {
+    running_broker b([](config& c) { c.log.format = log_format::json; });
+    ASSERT_TRUE(b.wait_ready());
+    client c(b.port());
+    auto get = [&](std::string_view target, std::string_view id) {
+        return c.get(target, "X-Request-Id: " + std::string(id) + "\r\n");
+    };
+    EXPECT_EQ(get("/token/unknown-a", "src-1").result_int(), 404);
+    EXPECT_EQ(get("/token/unknown-a", "src-2").result_int(), 404);
+    EXPECT_EQ(b.sim.token_calls("unknown-a"), 1u);
+    EXPECT_EQ(get("/token/fresh", "src-3").result_int(), 200);
+    EXPECT_EQ(get("/token/fresh", "src-4").result_int(), 200);
+    EXPECT_EQ(get("/token/a?type=zpk", "src-5").result_int(), 400);
+    b.sim.inject({.what = zoom_sim::fault::kind::rate_limited, .retry_after = "7", .times = 1}, "x");
+    EXPECT_EQ(get("/token/x", "src-6").result_int(), 429);
+    const auto y = get("/token/y", "src-7");
+    EXPECT_EQ(y.result_int(), 429);
+    EXPECT_EQ(y[http::field::retry_after].empty(), false);
+    EXPECT_EQ(b.sim.token_calls("y"), 0u);
+    c.send("DELETE /token/fresh HTTP/1.1\r\nHost: x\r\nX-Request-Id: src-8\r\n\r\n");
+    EXPECT_EQ(c.read().result_int(), 204);
+
+    std::map<std::string, std::string> source;
+    std::istringstream lines(b.log.text());
+    for (std::string line; std::getline(lines, line);) {
+        const auto v = boost::json::parse(line).as_object();
+        if (v.contains("msg") && v.at("msg") == "audit")
+            source[std::string(v.at("request_id").as_string())] = v.at("source").as_string();
+    }
+    const std::map<std::string, std::string> expected{
+        {"src-1", "zoom"}, {"src-2", "cache"}, {"src-3", "zoom"},   {"src-4", "cache"},
+        {"src-5", "-"},    {"src-6", "zoom"},  {"src-7", "broker"}, {"src-8", "delete"},
+    };
+    EXPECT_EQ(source, expected);
 }
 
 } // namespace

@@ -13,6 +13,17 @@ broker_error bad(std::string message) {
     return make_error(errc::invalid_request, std::move(message));
 }
 
+// A member's name as a message may show it: in quotes, at most 64 bytes, anything but printable
+// ASCII as '?'.
+std::string quoted(std::string_view name) {
+    constexpr std::size_t max_shown = 64;
+    std::string out = "\"";
+    for (const char c : name.substr(0, max_shown))
+        out += (c >= 0x20 && c <= 0x7E) ? c : '?';
+    out += name.size() > max_shown ? "\"..." : "\"";
+    return out;
+}
+
 // A string member's value; an error naming it when it is there but not a string.
 result<std::optional<std::string>> string_member(const boost::json::object& item, std::string_view name,
                                                  std::size_t index) {
@@ -33,9 +44,9 @@ std::optional<broker_error> read_item(const boost::json::value& value, std::size
     for (const auto& member : item) {
         const std::string_view key = member.key();
         if (key != "user_id" && key != "type" && key != "ttl" && key != "meeting_id")
-            return bad(fmt::format("requests item {} has an unknown member (only user_id, type, ttl and "
+            return bad(fmt::format("requests item {} has an unknown member {} (only user_id, type, ttl and "
                                    "meeting_id are allowed)",
-                                   index));
+                                   index, quoted(key)));
     }
     auto user_id = string_member(item, "user_id", index);
     if (!user_id)
@@ -75,7 +86,8 @@ result<std::vector<batch_item>> parse_token_batch(std::string_view body) {
     const auto& top = doc.get_object();
     for (const auto& member : top)
         if (member.key() != "requests")
-            return bad("the body has an unknown member (only \"requests\" is allowed)");
+            return bad(fmt::format("the body has an unknown member {} (only \"requests\" is allowed)",
+                                   quoted(member.key())));
     const auto* requests = top.if_contains("requests");
     if (!requests || !requests->is_array())
         return bad("\"requests\" must be an array of items");
