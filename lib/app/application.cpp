@@ -19,8 +19,8 @@
 
 namespace token_broker {
 
-struct application::parts {
-    parts(config c, std::shared_ptr<spdlog::logger> l)
+struct application::impl {
+    impl(config c, std::shared_ptr<spdlog::logger> l)
         : cfg(std::move(c)), log(std::move(l)), ioc(static_cast<int>(cfg.server.threads)),
           zoom(ioc.get_executor(), cfg.zoom, log, m), tokens(ioc.get_executor(), zoom, cfg.cache, m, log),
           endpoint(tokens, std::make_shared<const authenticator>(cfg.auth.keys), cfg.log.format, log,
@@ -103,12 +103,12 @@ struct application::parts {
 };
 
 application::application(config cfg, std::shared_ptr<spdlog::logger> log)
-    : parts_(std::make_unique<parts>(std::move(cfg), std::move(log))) {}
+    : impl_(std::make_unique<impl>(std::move(cfg), std::move(log))) {}
 
 application::~application() = default;
 
 void application::start() {
-    auto& p = *parts_;
+    auto& p = *impl_;
     p.server.start();
     if (p.cfg.auth.keys.empty())
         p.log->warn("no caller keys configured: every caller that can reach {}:{} may ask for tokens",
@@ -121,11 +121,11 @@ void application::start() {
 }
 
 std::uint16_t application::port() const {
-    return parts_->server.local_endpoint().port();
+    return impl_->server.local_endpoint().port();
 }
 
 void application::run(bool handle_signals) {
-    auto& p = *parts_;
+    auto& p = *impl_;
     if (handle_signals) {
         p.signals.add(SIGTERM);
         p.signals.add(SIGINT);
@@ -148,15 +148,15 @@ void application::run(bool handle_signals) {
 }
 
 void application::stop() {
-    net::post(parts_->ioc, [p = parts_.get()] { p->drain(); });
+    net::post(impl_->ioc, [p = impl_.get()] { p->drain(); });
 }
 
 bool application::reload_keys() {
-    return parts_->reload_keys();
+    return impl_->reload_keys();
 }
 
 metrics& application::service_metrics() {
-    return parts_->m;
+    return impl_->m;
 }
 
 int run_application(const config& cfg, std::shared_ptr<spdlog::logger> log, std::ostream& errors) {

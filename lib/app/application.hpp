@@ -44,8 +44,8 @@ public:
     metrics& service_metrics();
 
 private:
-    struct parts;
-    std::unique_ptr<parts> parts_;
+    struct impl;
+    std::unique_ptr<impl> impl_;
 };
 
 // Runs the broker until SIGTERM or SIGINT, then drains requests in flight for up to

@@ -35,11 +35,9 @@ struct connection {
 
 } // namespace
 
-namespace detail {
-
-struct http_server_impl : std::enable_shared_from_this<http_server_impl> {
-    http_server_impl(net::io_context& io, server_config c, request_handler& h,
-                     std::shared_ptr<spdlog::logger> l, metrics& mt)
+struct http_server::impl : std::enable_shared_from_this<http_server::impl> {
+    impl(net::io_context& io, server_config c, request_handler& h, std::shared_ptr<spdlog::logger> l,
+         metrics& mt)
         : ioc(io), cfg(std::move(c)), handler(h), log(std::move(l)), m(mt), acceptor(net::make_strand(io)),
           drain_timer(acceptor.get_executor()), sweep_timer(acceptor.get_executor()) {}
 
@@ -147,16 +145,13 @@ struct http_server_impl : std::enable_shared_from_this<http_server_impl> {
     }
 };
 
-} // namespace detail
-
 namespace {
 
-using detail::http_server_impl;
-using impl_ptr = std::shared_ptr<http_server_impl>;
+using impl_ptr = std::shared_ptr<http_server::impl>;
 
 // Answers requests on one connection until it closes, the peer goes quiet or the server drains.
 template <class Stream>
-net::awaitable<void> serve_requests(http_server_impl& srv, Stream& stream, connection& conn) {
+net::awaitable<void> serve_requests(http_server::impl& srv, Stream& stream, connection& conn) {
     const auto& cfg = srv.cfg;
     session s(cfg, srv.handler, srv.m, *srv.log);
     bool first = true;
@@ -207,7 +202,7 @@ net::awaitable<void> serve_requests(http_server_impl& srv, Stream& stream, conne
 }
 
 template <class Stream>
-net::awaitable<void> close_gracefully(http_server_impl& srv, Stream& stream, connection& conn) {
+net::awaitable<void> close_gracefully(http_server::impl& srv, Stream& stream, connection& conn) {
     auto& socket = beast::get_lowest_layer(stream);
     if constexpr (!std::is_same_v<Stream, net::ip::tcp::socket>) {
         srv.arm(conn, std::chrono::seconds(1));
@@ -304,7 +299,7 @@ net::awaitable<void> accept_loop(impl_ptr srv) {
 
 http_server::http_server(net::io_context& ioc, server_config cfg, request_handler& handler,
                          std::shared_ptr<spdlog::logger> log, metrics& m)
-    : impl_(std::make_shared<http_server_impl>(ioc, std::move(cfg), handler, std::move(log), m)) {}
+    : impl_(std::make_shared<impl>(ioc, std::move(cfg), handler, std::move(log), m)) {}
 
 http_server::~http_server() {
     beast::error_code ignored;

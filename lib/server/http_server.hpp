@@ -17,12 +17,10 @@
 
 namespace token_broker {
 
-namespace detail {
-struct http_server_impl;
-}
-
 class http_server {
 public:
+    struct impl; // its state, defined in http_server.cpp alone
+
     // Nothing happens until start(). `handler`, `log` and `m` must outlive the server.
     http_server(net::io_context& ioc, server_config cfg, request_handler& handler,
                 std::shared_ptr<spdlog::logger> log, metrics& m);
@@ -47,7 +45,7 @@ public:
     std::size_t open_connections() const noexcept;
 
 private:
-    std::shared_ptr<detail::http_server_impl> impl_;
+    std::shared_ptr<impl> impl_;
 };
 
 } // namespace token_broker
