@@ -45,8 +45,12 @@ net::awaitable<void> round_trip(redis_fixture& f, redis_server& server) {
     if (wrong) {
         EXPECT_TRUE(wrong->is_error()) << wrong->text;
     }
+    // An empty command is refused here: Redis would answer nothing and the connection would be dropped.
+    auto empty = co_await c->exec(std::vector<std::string>());
+    EXPECT_FALSE(empty.has_value());
     auto ping = co_await c->exec(cmd("PING"));
     EXPECT_TRUE(ping.has_value() && ping->is_status("PONG"));
+    EXPECT_TRUE(c->up());
 }
 
 TEST(RedisConnection, RoundTripIncludingBinaryValues) {

@@ -1,5 +1,6 @@
 // The RESP layer alone, without a server: hiredis's reader behind redis::reader, fed the way a
 // socket feeds it (in pieces split anywhere), and the command formatter.
+#include "redis/link.hpp"
 #include "redis/protocol.hpp"
 
 #include <gtest/gtest.h>
@@ -165,6 +166,72 @@ TEST(RedisFormat, BinarySafe) {
     ASSERT_EQ((*back)->elements.size(), 4u);
     EXPECT_EQ((*back)->elements[2].text, value);
     EXPECT_EQ((*back)->elements[3].text, "");
+}
+
+// The handshake every connection starts with, and how its replies are judged (no server needed).
+TEST(RedisHandshake, CommandsFollowTheOptions) {
+    options o;
+    EXPECT_EQ(detail::handshake_commands(o), (std::vector<std::vector<std::string>>{{"PING"}}));
+    o.password = secret("pw");
+    o.db = 3;
+    EXPECT_EQ(detail::handshake_commands(o),
+              (std::vector<std::vector<std::string>>{{"AUTH", "pw"}, {"SELECT", "3"}, {"PING"}}));
+    o.user = "broker";
+    EXPECT_EQ(detail::handshake_commands(o).front(), (std::vector<std::string>{"AUTH", "broker", "pw"}));
+}
+
+reply status(std::string s) {
+    reply r;
+    r.type = reply::kind::status;
+    r.text = std::move(s);
+    return r;
+}
+
+reply error_reply(std::string s) {
+    reply r;
+    r.type = reply::kind::error;
+    r.text = std::move(s);
+    return r;
+}
+
+TEST(RedisHandshake, RepliesAreJudgedInOrder) {
+    options o;
+    o.password = secret("the-password");
+    o.db = 2;
+    EXPECT_FALSE(detail::handshake_refusal(o, {status("OK"), status("OK"), status("PONG")}).has_value());
+
+    auto auth = detail::handshake_refusal(
+        o, {error_reply("WRONGPASS invalid username-password pair"), status("OK"), status("PONG")});
+    ASSERT_TRUE(auth.has_value());
+    EXPECT_NE(auth->find("AUTH refused: WRONGPASS"), std::string::npos) << *auth;
+    EXPECT_EQ(auth->find("the-password"), std::string::npos) << *auth;
+
+    auto select = detail::handshake_refusal(
+        o, {status("OK"), error_reply("ERR DB index is out of range"), status("PONG")});
+    ASSERT_TRUE(select.has_value());
+    EXPECT_NE(select->find("SELECT refused"), std::string::npos) << *select;
+
+    auto odd = detail::handshake_refusal(o, {status("OK"), status("OK"), status("HELLO")});
+    ASSERT_TRUE(odd.has_value());
+    EXPECT_NE(odd->find("PONG"), std::string::npos) << *odd;
+
+    EXPECT_TRUE(detail::handshake_refusal(o, {status("OK")}).has_value()) << "too few replies";
+
+    options none;
+    auto noauth = detail::handshake_refusal(none, {error_reply("NOAUTH Authentication required.")});
+    ASSERT_TRUE(noauth.has_value());
+    EXPECT_NE(noauth->find("NOAUTH"), std::string::npos) << *noauth;
+}
+
+TEST(RedisBackoff, DoublesFrom100MsTo5s) {
+    using std::chrono::milliseconds;
+    EXPECT_EQ(detail::retry_delay(1), milliseconds(100));
+    EXPECT_EQ(detail::retry_delay(2), milliseconds(200));
+    EXPECT_EQ(detail::retry_delay(3), milliseconds(400));
+    EXPECT_EQ(detail::retry_delay(6), milliseconds(3200));
+    EXPECT_EQ(detail::retry_delay(7), milliseconds(5000));
+    EXPECT_EQ(detail::retry_delay(1000000), milliseconds(5000));
+    EXPECT_EQ(detail::retry_delay(0), milliseconds(100));
 }
 
 } // namespace

@@ -177,24 +177,27 @@ private:
         return out;
     }
 
-    // A port the kernel just handed out for loopback: very likely free. redis-server binds it itself,
-    // so another process may take it first; launch() then fails and another port is tried.
+    // A loopback port below Linux's ephemeral range (32768 and up), so that no client socket of this
+    // or another test takes it as its local port while the server is down (a connection to a closed
+    // port in that range can even connect to itself), and free now: bound and closed again here.
+    // redis-server binds it itself, so another process may still take it first; launch() then fails
+    // and another port is tried.
     static std::uint16_t candidate_port() {
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = 0;
-        socklen_t len = sizeof a;
-        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-            if (fd >= 0)
-                ::close(fd);
-            std::mt19937 random(std::random_device{}());
-            return static_cast<std::uint16_t>(20000 + random() % 30000);
+        static std::mt19937 random(std::random_device{}());
+        for (;;) {
+            const auto port = static_cast<std::uint16_t>(20000 + random() % 12000);
+            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+            if (fd < 0)
+                throw std::runtime_error("socket() failed");
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            a.sin_port = htons(port);
+            const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+            ::close(fd);
+            if (free)
+                return port;
         }
-        ::close(fd);
-        return ntohs(a.sin_port);
     }
 
     std::string log_path() const { return dir_ + "/redis.log"; }

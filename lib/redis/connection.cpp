@@ -185,6 +185,9 @@ net::awaitable<void> connection::write_queued(std::shared_ptr<session> s) {
 }
 
 net::awaitable<result<reply>> connection::exec(std::vector<std::string> args) {
+    // Redis answers nothing to an empty command: it would wait for its deadline and drop the connection.
+    if (args.empty())
+        co_return unavailable("an empty redis command");
     if (!up()) {
         if (metrics_)
             metrics_->redis_command(redis_command_result::error, 0.0);
