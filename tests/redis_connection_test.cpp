@@ -7,13 +7,16 @@
 #include "redis_test_support.hpp"
 #include "test_certs.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace token_broker::test {
@@ -87,6 +90,47 @@ TEST(RedisConnection, ConcurrentCommandsAnswerTheirOwnCallers) {
     redis_server server;
     redis_fixture f;
     f.run(pipelining(f, server));
+}
+
+// Callers on several threads (server.threads > 1), each on a strand of its own, share one connection.
+net::awaitable<void> echo_many(std::shared_ptr<redis::connection> c, int caller, std::atomic<int>& wrong,
+                               std::atomic<int>& done) {
+    for (int i = 0; i < 200; ++i) {
+        const std::string value = std::to_string(caller) + "/" + std::to_string(i);
+        auto r = co_await c->exec(cmd("ECHO", value));
+        if (!r || r->text != value)
+            ++wrong;
+    }
+    ++done;
+}
+
+TEST(RedisConnection, CallersOnSeveralThreads) {
+    redis_server server;
+    redis_fixture f;
+    auto c = redis::connection::create(f.ioc.get_executor(), server.client_options(), f.log);
+    c->start();
+    std::atomic<int> wrong{0};
+    std::atomic<int> done{0};
+    constexpr int callers = 8;
+    std::vector<std::thread> threads;
+    {
+        auto work = net::make_work_guard(f.ioc);
+        for (int t = 0; t < 4; ++t)
+            threads.emplace_back([&] { f.ioc.run_for(60s); });
+        const auto give_up = clock::now() + 30s;
+        while (!c->up() && clock::now() < give_up)
+            std::this_thread::sleep_for(10ms);
+        ASSERT_TRUE(c->up());
+        for (int i = 0; i < callers; ++i)
+            net::co_spawn(net::make_strand(f.ioc), echo_many(c, i, wrong, done), fail_on_exception);
+        while (done < callers && clock::now() < give_up + 30s)
+            std::this_thread::sleep_for(10ms);
+        c->stop();
+    }
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(done.load(), callers);
+    EXPECT_EQ(wrong.load(), 0);
 }
 
 net::awaitable<void> refused(redis_fixture& f, redis::options o, std::string expect_in_log) {
