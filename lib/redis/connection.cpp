@@ -11,7 +11,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <algorithm>
+#include <deque>
 #include <optional>
 
 namespace token_broker::redis {

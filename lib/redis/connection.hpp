@@ -13,7 +13,6 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -65,8 +64,9 @@ public:
     // Sends one command (binary-safe arguments) and completes with its reply. A Redis error reply
     // ("-ERR ...", "-NOSCRIPT ...") is a reply, not an error. Errors, all errc::cache_unavailable with
     // a message for the log: not connected (at once, no waiting); `args` empty; no reply within
-    // command_timeout (the connection is then dropped and made again); the connection broke or was stopped. A
-    // command that failed may still have been executed by Redis.
+    // command_timeout (the connection is then dropped and made again); the connection broke or was
+    // stopped. A command that failed may still have been executed by Redis. Keeps the connection
+    // alive while it runs.
     net::awaitable<result<reply>> exec(std::vector<std::string> args);
 
 private:
