@@ -142,7 +142,8 @@ oauth_access_token::fetch_own(shared_access_token_store::entry* entry) {
     const auto margin = std::min<std::chrono::seconds>(std::chrono::seconds{300}, lifetime / 5);
     if (entry != nullptr)
         *entry = {grant->token, requested_wall + lifetime - margin, requested_wall + lifetime};
-    co_return held{std::move(grant->token), requested_at + lifetime - margin, requested_at + lifetime, "Zoom"};
+    co_return held{std::move(grant->token), requested_at + lifetime - margin, requested_at + lifetime,
+                   "Zoom"};
 }
 
 net::awaitable<result<oauth_access_token::held>> oauth_access_token::fetch_alone(const std::string& why) {
@@ -172,7 +173,8 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
     if (std::exchange(first_fetch_, false) && !shared_->up()) {
         const auto give_up = clock_.steady_now() + wait_for_redis_;
         while (!shared_->up() && !stopped_ && clock_.steady_now() < give_up)
-            co_await poll_.wait_until(clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{20}));
+            co_await poll_.wait_until(
+                clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{20}));
     }
     const auto lock_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(request_timeout_) +
                           std::chrono::milliseconds{1000};
@@ -207,8 +209,9 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
             co_return own;
         }
         if (clock_.steady_now() >= give_up)
-            co_return make_error(errc::not_ready,
-                                 "Zoom OAuth: another replica holds the access-token lock and stored no token");
+            co_return make_error(
+                errc::not_ready,
+                "Zoom OAuth: another replica holds the access-token lock and stored no token");
         co_await poll_.wait_until(clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{100}));
     }
 }

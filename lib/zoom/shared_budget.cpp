@@ -70,7 +70,8 @@ const redis::script& block_script() {
 shared_upstream_budget::shared_upstream_budget(net::any_io_executor strand,
                                                std::shared_ptr<redis::connection> connection,
                                                std::string key_prefix, double requests_per_second,
-                                               zoom_clock clock, std::shared_ptr<spdlog::logger> log, metrics& m)
+                                               zoom_clock clock, std::shared_ptr<spdlog::logger> log,
+                                               metrics& m)
     : strand_(std::move(strand)), redis_(std::move(connection)), budget_key_(key_prefix + "zoom:budget"),
       block_key_(key_prefix + "zoom:block"), clock_(std::move(clock)), log_(std::move(log)), metrics_(m),
       local_(requests_per_second) {
@@ -86,12 +87,13 @@ net::awaitable<upstream_budget::reservation> shared_upstream_budget::reserve(clo
         co_return local_.reserve(now, deadline);
     }
     std::vector<std::string> keys{budget_key_};
-    std::vector<std::string> args{whole_microseconds(local_.interval()), whole_microseconds(local_.burst_window()),
+    std::vector<std::string> args{whole_microseconds(local_.interval()),
+                                  whole_microseconds(local_.burst_window()),
                                   whole_microseconds(deadline - now)};
     auto r = co_await gcra_script().run(*redis_, std::move(keys), std::move(args));
     if (!r || r->type != redis::reply::kind::array || r->elements.size() != 2 ||
-        r->elements[0].type != redis::reply::kind::integer || r->elements[1].type != redis::reply::kind::integer ||
-        r->elements[1].integer < 0) {
+        r->elements[0].type != redis::reply::kind::integer ||
+        r->elements[1].type != redis::reply::kind::integer || r->elements[1].integer < 0) {
         shared_state(false, failure_of(r));
         co_return local_.reserve(now, deadline);
     }
@@ -115,7 +117,8 @@ net::awaitable<void> shared_upstream_budget::block_until(clock::time_point now, 
                    failure_of(r));
 }
 
-net::awaitable<std::optional<std::chrono::seconds>> shared_upstream_budget::blocked_for(clock::time_point now) {
+net::awaitable<std::optional<std::chrono::seconds>>
+shared_upstream_budget::blocked_for(clock::time_point now) {
     if (auto known = block_.blocked_for(now))
         co_return known;
     if (!redis_->up())
@@ -125,8 +128,10 @@ net::awaitable<std::optional<std::chrono::seconds>> shared_upstream_budget::bloc
     if (!r || r->type != redis::reply::kind::integer) {
         log_->debug("the shared 429 block could not be read ({}); going by this replica's own",
                     failure_of(r));
-        co_return block_.blocked_for(now);
+        co_return block_.blocked_for(std::max(now, clock_.steady_now()));
     }
+    // The time now, not `now`: a publication learnt during the round trip counts from its arrival.
+    now = std::max(now, clock_.steady_now());
     if (r->integer > 0)
         learn(now, r->integer);
     co_return block_.blocked_for(now);

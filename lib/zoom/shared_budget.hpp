@@ -78,7 +78,7 @@ private:
     metrics& metrics_;
 
     // On the strand.
-    rate_limiter local_;          // the budget when Redis fails
+    rate_limiter local_;           // the budget when Redis fails
     local_rate_limit_block block_; // what this replica knows of the block: its own 429s and the learnt ones
     std::optional<bool> shared_;   // the last state logged
 };
