@@ -224,6 +224,7 @@ struct server {
     std::uint64_t connections_accepted = 0;
     std::uint64_t open_connections = 0;
     std::deque<std::string> received_targets;
+    std::deque<simulator::token_call> token_call_log;
 
     std::uint64_t next_connection_id = 0;
     std::unordered_map<std::uint64_t, std::weak_ptr<connection>> connections;
@@ -585,6 +586,9 @@ std::optional<fault> server::admit(const request& req, const classified_request&
     case route::user_token: {
         ++token_calls_total;
         ++token_calls_by_user[what.user];
+        token_call_log.push_back({what.user, std::chrono::steady_clock::now()});
+        if (token_call_log.size() > max_received_targets)
+            token_call_log.pop_front();
         if (auto it = user_faults.find(what.user); it != user_faults.end()) {
             f = take_fault(it->second);
             if (it->second.empty())
@@ -916,6 +920,11 @@ std::vector<std::string> simulator::received_targets() const {
     return {impl_->srv.received_targets.begin(), impl_->srv.received_targets.end()};
 }
 
+std::vector<simulator::token_call> simulator::token_call_log() const {
+    std::lock_guard lock(impl_->srv.mutex);
+    return {impl_->srv.token_call_log.begin(), impl_->srv.token_call_log.end()};
+}
+
 void simulator::reset_counters() {
     std::lock_guard lock(impl_->srv.mutex);
     impl_->srv.token_calls_by_user.clear();
@@ -923,6 +932,7 @@ void simulator::reset_counters() {
     impl_->srv.oauth_calls = 0;
     impl_->srv.connections_accepted = 0;
     impl_->srv.received_targets.clear();
+    impl_->srv.token_call_log.clear();
 }
 
 } // namespace zoom_sim

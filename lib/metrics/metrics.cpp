@@ -137,6 +137,11 @@ void metrics::enable_redis() {
         counter(r, "token_broker_shared_cache_hits_total", "Local cache misses answered from Redis");
     series->replica_waits = counter(r, "token_broker_replica_waits_total",
                                     "Requests that waited on another replica's Zoom fetch");
+    series->budget_shared = gauge(r, "token_broker_zoom_budget_shared",
+                                  "1 while the Zoom budget in force is the one shared through Redis, 0 while "
+                                  "this replica falls back to its own");
+    series->shared_budget_rejections = counter(r, "token_broker_shared_budget_rejections_total",
+                                               "Requests the Zoom budget shared by the replicas refused");
     redis_ = std::move(series);
 }
 
@@ -166,6 +171,16 @@ void metrics::shared_cache_hit() {
 void metrics::replica_wait() {
     if (redis_)
         redis_->replica_waits->Increment();
+}
+
+void metrics::shared_budget(bool shared) {
+    if (redis_)
+        redis_->budget_shared->Set(shared ? 1 : 0);
+}
+
+void metrics::shared_budget_rejected() {
+    if (redis_)
+        redis_->shared_budget_rejections->Increment();
 }
 
 } // namespace token_broker

@@ -75,6 +75,11 @@ public:
     void shared_cache_hit();
     // A request that waited on another replica's Zoom fetch.
     void replica_wait();
+    // Whether the Zoom budget in force is the one shared through Redis (1) or this replica's own (0,
+    // the fallback while Redis fails).
+    void shared_budget(bool shared);
+    // A request the shared Zoom budget refused (also counted by rate_limit_rejected()).
+    void shared_budget_rejected();
 
 private:
     prometheus::Counter& requests_series(route r, unsigned status);
@@ -106,6 +111,8 @@ private:
         prometheus::Counter* undecryptable;
         prometheus::Counter* shared_hits;
         prometheus::Counter* replica_waits;
+        prometheus::Gauge* budget_shared;
+        prometheus::Counter* shared_budget_rejections;
     };
     std::unique_ptr<redis_series> redis_;
 

@@ -10,6 +10,8 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <utility>
+
 namespace token_broker {
 namespace {
 
@@ -23,10 +25,13 @@ broker_error stopped_error() {
 
 oauth_access_token::oauth_access_token(net::any_io_executor strand, std::shared_ptr<https_pool> pool,
                                        endpoint_url endpoint, const zoom_config& cfg,
-                                       std::shared_ptr<spdlog::logger> log, metrics& m, zoom_clock clock)
+                                       std::shared_ptr<spdlog::logger> log, metrics& m, zoom_clock clock,
+                                       std::shared_ptr<shared_access_token_store> shared,
+                                       std::chrono::milliseconds wait_for_redis)
     : strand_(std::move(strand)), pool_(std::move(pool)), endpoint_(std::move(endpoint)),
       client_id_(cfg.client_id), client_secret_(cfg.client_secret), account_id_(cfg.account_id),
-      request_timeout_(cfg.request_timeout), log_(std::move(log)), metrics_(m), clock_(std::move(clock)) {}
+      request_timeout_(cfg.request_timeout), log_(std::move(log)), metrics_(m), clock_(std::move(clock)),
+      shared_(std::move(shared)), wait_for_redis_(wait_for_redis) {}
 
 void oauth_access_token::start() {
     set_not_ready("waiting for the first Zoom access token");
@@ -40,6 +45,7 @@ void oauth_access_token::stop() {
     stopped_ = true;
     changed_.cancel_all();
     wakeup_.cancel_all();
+    poll_.cancel_all();
 }
 
 readiness oauth_access_token::ready() const {
@@ -79,6 +85,7 @@ void oauth_access_token::rejected(const secret& token, std::string_view why) {
     if (!token_ || *token_ != token)
         return; // replaced already
     token_.reset();
+    rejected_ = token;
     pending_ = true;
     set_not_ready("Zoom refused the access token (" + std::string(why) + "); fetching a new one");
     wakeup_.notify_all();
@@ -90,8 +97,7 @@ net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_acce
     unsigned failures = 0;
     while (!stopped_) {
         pending_ = true;
-        const auto requested_at = clock_.steady_now();
-        auto grant = co_await request_access_token();
+        auto grant = co_await obtain();
         pending_ = false;
         if (stopped_)
             break;
@@ -99,14 +105,16 @@ net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_acce
         if (grant) {
             failures = 0;
             failure_.clear();
-            const auto lifetime = grant->expires_in;
-            const auto margin = std::min<std::chrono::seconds>(std::chrono::seconds{300}, lifetime / 5);
+            const auto now = clock_.steady_now();
+            if (rejected_ && *rejected_ != grant->token)
+                rejected_.reset();
             token_ = std::move(grant->token);
-            expires_ = requested_at + lifetime;
-            next = requested_at + lifetime - margin;
+            expires_ = grant->expires;
+            next = grant->renew;
             set_ready(expires_);
-            log_->info("Zoom access token obtained, valid for {} s, renewed in {} s", lifetime.count(),
-                       (lifetime - margin).count());
+            log_->info("Zoom access token obtained from {}, valid for {} s, renewed in {} s", grant->from,
+                       std::chrono::duration_cast<std::chrono::seconds>(expires_ - now).count(),
+                       std::chrono::duration_cast<std::chrono::seconds>(next - now).count());
         } else {
             ++failures;
             failure_ = grant.error().message;
@@ -122,6 +130,91 @@ net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_acce
         co_await wakeup_.wait_until(clock_.timer_expiry(next));
     }
     changed_.cancel_all();
+}
+
+net::awaitable<result<oauth_access_token::held>>
+oauth_access_token::fetch_own(shared_access_token_store::entry* entry) {
+    const auto requested_at = clock_.steady_now();
+    const auto requested_wall = clock_.wall_now();
+    auto grant = co_await request_access_token();
+    if (!grant)
+        co_return grant.error();
+    const auto lifetime = grant->expires_in;
+    const auto margin = std::min<std::chrono::seconds>(std::chrono::seconds{300}, lifetime / 5);
+    if (entry != nullptr)
+        *entry = {grant->token, requested_wall + lifetime - margin, requested_wall + lifetime};
+    co_return held{std::move(grant->token), requested_at + lifetime - margin, requested_at + lifetime,
+                   "Zoom"};
+}
+
+net::awaitable<result<oauth_access_token::held>> oauth_access_token::fetch_alone(const std::string& why) {
+    log_->info("the shared Zoom access token is out of reach ({}): this replica fetches its own", why);
+    co_return co_await fetch_own();
+}
+
+bool oauth_access_token::usable(const shared_access_token_store::entry& e) const {
+    return (!rejected_ || *rejected_ != e.token) && clock_.wall_now() < e.renew_at;
+}
+
+oauth_access_token::held oauth_access_token::adopt(const shared_access_token_store::entry& e) const {
+    const auto now = clock_.steady_now();
+    const auto wall_now = clock_.wall_now();
+    const auto left = [&](std::chrono::system_clock::time_point t) {
+        return now + std::chrono::duration_cast<steady::duration>(t - wall_now);
+    };
+    return held{e.token, left(e.renew_at), left(e.expires_at), "Redis (shared by the replicas)"};
+}
+
+// With the shared store: take the shared token when it is good; else fetch under the lock (reading
+// again once it is held, for another replica may just have stored one); else wait for the replica
+// that holds the lock, polling every 100 ms, up to the lock's lifetime twice over.
+net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
+    if (!shared_)
+        co_return co_await fetch_own();
+    if (std::exchange(first_fetch_, false) && !shared_->up()) {
+        const auto give_up = clock_.steady_now() + wait_for_redis_;
+        while (!shared_->up() && !stopped_ && clock_.steady_now() < give_up)
+            co_await poll_.wait_until(
+                clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{20}));
+    }
+    const auto lock_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(request_timeout_) +
+                          std::chrono::milliseconds{1000};
+    const auto give_up = clock_.steady_now() + 2 * lock_ttl;
+    for (;;) {
+        if (stopped_)
+            co_return stopped_error();
+        auto found = co_await shared_->read(clock_.wall_now());
+        if (!found)
+            co_return co_await fetch_alone(found.error().message);
+        if (*found && usable(**found))
+            co_return adopt(**found);
+        auto lock = co_await shared_->lock(lock_ttl);
+        if (!lock)
+            co_return co_await fetch_alone(lock.error().message);
+        if (*lock) {
+            auto again = co_await shared_->read(clock_.wall_now());
+            if (again && *again && usable(**again)) {
+                co_await shared_->unlock(**lock);
+                co_return adopt(**again);
+            }
+            shared_access_token_store::entry entry;
+            auto own = co_await fetch_own(&entry);
+            if (own && !stopped_) {
+                auto stored = co_await shared_->write(entry, clock_.wall_now());
+                if (!stored)
+                    log_->warn("the new Zoom access token could not be shared through Redis ({}): the other "
+                               "replicas fetch their own",
+                               stored.error().message);
+            }
+            co_await shared_->unlock(**lock);
+            co_return own;
+        }
+        if (clock_.steady_now() >= give_up)
+            co_return make_error(
+                errc::not_ready,
+                "Zoom OAuth: another replica holds the access-token lock and stored no token");
+        co_await poll_.wait_until(clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{100}));
+    }
 }
 
 net::awaitable<result<oauth_grant>> oauth_access_token::request_access_token() {

@@ -1,11 +1,15 @@
 // The S2S OAuth keeper of the access token (CONTRACT.md section 5): one fetch at a time, the first
 // as soon as it starts, renewed at expires_in - min(300 s, expires_in / 5), and after a failure
-// tried again after 1 s, 2 s, 4 s ... up to 60 s.
+// tried again after 1 s, 2 s, 4 s ... up to 60 s. With a shared_access_token_store (section 7) the
+// token is one for every replica: a valid shared token is used without an OAuth call, and a fetch
+// (first, renewal, or after Zoom rejected the shared token) is made by one replica under the lock
+// while the others wait for its result; when Redis fails, the keeper fetches its own.
 #pragma once
 
 #include "config/config.hpp"
 #include "zoom/access_token.hpp"
 #include "zoom/https_pool.hpp"
+#include "zoom/shared_access_token.hpp"
 #include "zoom/wait_queue.hpp"
 #include "zoom/zoom_clock.hpp"
 #include "zoom/zoom_protocol.hpp"
@@ -28,9 +32,12 @@ class oauth_access_token final : public access_token_source,
 public:
     // Does no I/O until start(). `pool` reaches `endpoint`'s origin; `cfg` gives the credentials and
     // the request timeout; `m` must outlive the keeper's coroutines.
+    // `shared`, when given, is the token shared by the replicas; at the first fetch the keeper waits
+    // up to `wait_for_redis` for its connection to come up before fetching alone.
     oauth_access_token(net::any_io_executor strand, std::shared_ptr<https_pool> pool, endpoint_url endpoint,
                        const zoom_config& cfg, std::shared_ptr<spdlog::logger> log, metrics& m,
-                       zoom_clock clock);
+                       zoom_clock clock, std::shared_ptr<shared_access_token_store> shared = nullptr,
+                       std::chrono::milliseconds wait_for_redis = std::chrono::milliseconds{0});
 
     void start() override;
     void stop() override;
@@ -46,7 +53,22 @@ public:
 private:
     using steady = std::chrono::steady_clock;
 
+    // A token in hand, with when to renew it and when it expires (this process's steady time).
+    struct held {
+        secret token;
+        steady::time_point renew;
+        steady::time_point expires;
+        const char* from; // for the log: "Zoom" or "Redis"
+    };
+
     net::awaitable<void> refresh_loop(std::shared_ptr<oauth_access_token> self);
+    // The next token: the shared one, or one fetched (and shared) under the lock, or this process's own.
+    net::awaitable<result<held>> obtain();
+    // One OAuth fetch for this process; `entry`, when given, receives it as the replicas share it.
+    net::awaitable<result<held>> fetch_own(shared_access_token_store::entry* entry = nullptr);
+    net::awaitable<result<held>> fetch_alone(const std::string& why);
+    held adopt(const shared_access_token_store::entry& e) const;
+    bool usable(const shared_access_token_store::entry& e) const;
     net::awaitable<result<oauth_grant>> request_access_token();
 
     void set_ready(steady::time_point until);
@@ -78,6 +100,13 @@ private:
     std::string failure_;  // why the last fetch failed
     wait_queue changed_;   // callers waiting for a token
     wait_queue wakeup_;    // the loop, sleeping until the next renewal
+
+    // Sharing with the other replicas (on the strand).
+    const std::shared_ptr<shared_access_token_store> shared_;
+    const std::chrono::milliseconds wait_for_redis_;
+    bool first_fetch_ = true;
+    std::optional<secret> rejected_; // the last token Zoom refused: never taken from Redis again
+    wait_queue poll_;                // the loop, waiting for another replica's fetch
 };
 
 } // namespace token_broker

@@ -5,8 +5,10 @@
 #include "zoom/backoff.hpp"
 #include "zoom/https_pool.hpp"
 #include "zoom/oauth_access_token.hpp"
-#include "zoom/rate_limit_block.hpp"
 #include "zoom/rate_limiter.hpp"
+#include "zoom/shared_access_token.hpp"
+#include "zoom/shared_budget.hpp"
+#include "zoom/upstream_budget.hpp"
 #include "zoom/wait_queue.hpp"
 #include "zoom/zoom_protocol.hpp"
 
@@ -43,15 +45,23 @@ broker_error blocked_error(std::chrono::seconds left) {
 class zoom_client::impl : public std::enable_shared_from_this<impl> {
 public:
     impl(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log, metrics& m,
-         zoom_clock clock)
+         std::optional<zoom_shared> shared, zoom_clock clock)
         : strand_(net::make_strand(std::move(ex))), cfg_(cfg), log_(std::move(log)), metrics_(m),
           clock_(std::move(clock)), api_(parse_endpoint_url(cfg.api_base_url, "zoom.api_base_url")),
           oauth_(parse_endpoint_url(cfg.oauth_token_url, "zoom.oauth_token_url")),
-          budget_(std::make_unique<rate_limiter>(cfg.requests_per_second)),
-          block_(std::make_unique<local_rate_limit_block>()),
           retry_backoff_({milliseconds{100}, milliseconds{2000}, jitter_kind::full}) {
         if (!log_)
             throw std::invalid_argument("zoom_client: a logger is required");
+        if (shared && (!shared->connection || !shared->sealer))
+            throw std::invalid_argument("zoom_client: sharing through Redis needs a connection and a sealer");
+        if (shared) {
+            shared_budget_ =
+                std::make_shared<shared_upstream_budget>(strand_, shared->connection, shared->key_prefix,
+                                                         cfg_.requests_per_second, clock_, log_, metrics_);
+            budget_ = shared_budget_;
+        } else {
+            budget_ = std::make_shared<local_upstream_budget>(cfg_.requests_per_second);
+        }
         // A CA file that cannot be loaded is reported by start(), as before any I/O.
         std::shared_ptr<ssl::context> tls;
         try {
@@ -67,10 +77,15 @@ public:
                               ? api_pool_
                               : std::make_shared<https_pool>(strand_, tls, oauth_.where, opts, metrics_);
         }
-        if (cfg_.uses_oauth())
+        if (cfg_.uses_oauth()) {
+            std::shared_ptr<shared_access_token_store> store;
+            if (shared)
+                store = std::make_shared<shared_access_token_store>(
+                    shared->connection, shared->sealer, shared->key_prefix, cfg_.account_id, log_, metrics_);
             keeper_ = std::make_shared<oauth_access_token>(strand_, oauth_pool_, oauth_, cfg_, log_, metrics_,
-                                                           clock_);
-        else
+                                                           clock_, std::move(store),
+                                                           shared ? shared->wait_for_redis : milliseconds{0});
+        } else
             keeper_ = std::make_shared<fixed_access_token>(secret(cfg_.access_token));
     }
 
@@ -122,6 +137,22 @@ public:
         co_return e;
     }
 
+    std::vector<std::string> redis_channels() const {
+        if (!shared_budget_)
+            return {};
+        return {shared_budget_->block_channel()};
+    }
+
+    void on_redis_message(std::string_view channel, std::string_view message) {
+        if (shared_budget_ && channel == shared_budget_->block_channel())
+            shared_budget_->on_block_published(message);
+    }
+
+    void on_redis_subscribed() {
+        if (shared_budget_)
+            shared_budget_->on_subscribed();
+    }
+
     net::strand<net::any_io_executor> strand_;
 
 private:
@@ -139,7 +170,10 @@ private:
         const std::string target = token_request_target(api_.path, q);
         const std::string_view path = target_path(target);
 
-        if (auto blocked = block_->blocked_for(clock_.steady_now()))
+        const auto blocked = co_await budget_->blocked_for(clock_.steady_now());
+        if (stopped_)
+            co_return stopped_error();
+        if (blocked)
             co_return blocked_error(*blocked);
 
         std::optional<secret> refused; // the access token Zoom rejected (401/124), once
@@ -202,7 +236,7 @@ private:
                     co_return stopped_error();
                 break;
             case verdict::rate_limited:
-                co_return rate_limited(*res, std::move(answer));
+                co_return co_await rate_limited(*res, std::move(answer));
             case verdict::access_token_rejected:
                 if (refused)
                     break; // a renewed token was rejected too
@@ -217,10 +251,13 @@ private:
 
     // Waits for this request's turn in the budget. The error to answer with when it gets none.
     net::awaitable<std::optional<broker_error>> wait_for_turn(steady::time_point deadline) {
-        const auto now = clock_.steady_now();
-        if (auto blocked = block_->blocked_for(now))
+        auto now = clock_.steady_now();
+        if (const auto blocked = co_await budget_->blocked_for(now))
             co_return blocked_error(*blocked);
-        const auto turn = budget_->reserve(now, deadline);
+        now = clock_.steady_now();
+        const auto turn = co_await budget_->reserve(now, deadline);
+        if (stopped_)
+            co_return stopped_error();
         if (!turn.granted) {
             metrics_.rate_limit_rejected();
             co_return rate_limited_error("the broker's budget of requests to Zoom is spent",
@@ -231,7 +268,7 @@ private:
             if (!co_await sleep_until(turn.go))
                 co_return stopped_error();
             // A 429 may have arrived meanwhile.
-            if (auto blocked = block_->blocked_for(clock_.steady_now()))
+            if (const auto blocked = co_await budget_->blocked_for(clock_.steady_now()))
                 co_return blocked_error(*blocked);
         }
         co_return std::nullopt;
@@ -251,18 +288,19 @@ private:
         co_return res;
     }
 
-    // A 429: blocks every call until its Retry-After (capped) has passed.
-    broker_error rate_limited(const https_response& res, token_answer answer) {
+    // A 429: blocks every call (of every replica, when they share the budget) until its Retry-After
+    // (capped) has passed.
+    net::awaitable<broker_error> rate_limited(const https_response& res, token_answer answer) {
         const auto now = clock_.steady_now();
         if (answer.block_capped)
             log_->warn("Zoom's Retry-After \"{}\" asks for more than {} s: not calling Zoom for {} s, then "
                        "trying again; x-zm-trackingid={}",
                        printable(res[http::field::retry_after]), max_rate_limit_block.count(),
                        max_rate_limit_block.count(), printable(res["x-zm-trackingid"]));
-        block_->block_until(now + std::chrono::ceil<steady::duration>(answer.block));
+        co_await budget_->block_until(now, now + std::chrono::ceil<steady::duration>(answer.block));
         broker_error e = std::move(answer.value).error();
-        e.retry_after = block_->blocked_for(now).value_or(std::chrono::seconds{1});
-        return e;
+        e.retry_after = (co_await budget_->blocked_for(now)).value_or(std::chrono::seconds{1});
+        co_return e;
     }
 
     void log_warning(const https_response& res, std::string_view path, const token_answer& a) const {
@@ -309,15 +347,32 @@ private:
     std::shared_ptr<https_pool> api_pool_;
     std::shared_ptr<https_pool> oauth_pool_;
     std::shared_ptr<access_token_source> keeper_;
-    std::unique_ptr<request_budget> budget_;
-    std::unique_ptr<rate_limit_block> block_;
+    std::shared_ptr<upstream_budget> budget_;
+    std::shared_ptr<shared_upstream_budget> shared_budget_; // the same as budget_, when shared through Redis
     backoff retry_backoff_;
     wait_queue sleepers_; // budget waits and retry backoffs
 };
 
 zoom_client::zoom_client(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log,
                          metrics& m, zoom_clock clock)
-    : impl_(std::make_shared<impl>(std::move(ex), cfg, std::move(log), m, std::move(clock))) {}
+    : impl_(std::make_shared<impl>(std::move(ex), cfg, std::move(log), m, std::nullopt, std::move(clock))) {}
+
+zoom_client::zoom_client(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log,
+                         metrics& m, zoom_shared shared, zoom_clock clock)
+    : impl_(std::make_shared<impl>(std::move(ex), cfg, std::move(log), m, std::move(shared),
+                                   std::move(clock))) {}
+
+std::vector<std::string> zoom_client::redis_channels() const {
+    return impl_->redis_channels();
+}
+
+void zoom_client::on_redis_message(std::string_view channel, std::string_view message) {
+    impl_->on_redis_message(channel, message);
+}
+
+void zoom_client::on_redis_subscribed() {
+    impl_->on_redis_subscribed();
+}
 
 zoom_client::~zoom_client() {
     stop();

@@ -14,12 +14,32 @@
 
 #include <spdlog/logger.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace token_broker {
 
 class metrics;
+
+namespace redis {
+class connection;
+class sealer;
+} // namespace redis
+
+// What replicas share through Redis (CONTRACT.md section 7): the Zoom account's budget of
+// zoom.requests_per_second, the block a Zoom 429 leaves and the S2S access token. Each falls back
+// to this process's own while Redis fails, and returns to the shared one when Redis is back.
+struct zoom_shared {
+    std::shared_ptr<redis::connection> connection; // required; started (and stopped) by the caller
+    std::shared_ptr<const redis::sealer> sealer;   // required; seals the shared access token
+    std::string key_prefix = "token-broker:";      // redis.key_prefix: every key and channel starts with it
+    // How long a replica that starts waits for `connection` to come up before it fetches an access
+    // token on its own (so that it finds the one the other replicas share).
+    std::chrono::milliseconds wait_for_redis{1000};
+};
 
 // What the token service needs from Zoom. Implemented by zoom_client; tests may fake it.
 class token_source {
@@ -88,6 +108,13 @@ public:
     zoom_client(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log,
                 metrics& m, zoom_clock clock = {});
 
+    // The same, sharing the budget, the 429 block and the access token with every replica that
+    // names the same Redis and key prefix (CONTRACT.md section 7). `m` should have had
+    // enable_redis() called, for the shared-budget metrics. Throws std::invalid_argument as above,
+    // and when `shared` lacks its connection or sealer.
+    zoom_client(net::any_io_executor ex, const zoom_config& cfg, std::shared_ptr<spdlog::logger> log,
+                metrics& m, zoom_shared shared, zoom_clock clock = {});
+
     // Calls stop(). Operations still in progress end with not_ready; their state stays alive until
     // they do.
     ~zoom_client();
@@ -113,6 +140,13 @@ public:
     // stopped. Otherwise the reason, e.g. "Zoom OAuth failed:
     // invalid_client: Invalid client_id or client_secret". Thread-safe, never blocks on I/O.
     readiness ready() const override;
+
+    // The Redis channels the broker's redis::subscriber must listen to for this client (none
+    // without Redis), and what it delivers there: pass every message and every (re)subscription on,
+    // so that a 429 seen by another replica blocks this one at once. Any thread.
+    std::vector<std::string> redis_channels() const;
+    void on_redis_message(std::string_view channel, std::string_view message);
+    void on_redis_subscribed();
 
 private:
     class impl;

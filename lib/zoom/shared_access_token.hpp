@@ -1,0 +1,75 @@
+// The S2S access token shared by every replica through Redis (CONTRACT.md section 7): one token for
+// all, sealed (redis::sealer) under a key named by a keyed hash of the account id, with the wall-clock
+// times at which it is to be renewed and at which it expires; Redis expires the key with the token.
+// A replica that needs a token fetches one only under a lock (SET NX PX with a random value,
+// released by compare-and-delete), so one OAuth call serves every replica. The keeper that uses this
+// store is oauth_access_token.
+#pragma once
+
+#include "core/error.hpp"
+#include "core/net.hpp"
+#include "core/secret.hpp"
+
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace token_broker {
+
+class metrics;
+
+namespace redis {
+class connection;
+class sealer;
+} // namespace redis
+
+class shared_access_token_store {
+public:
+    using wall = std::chrono::system_clock;
+
+    struct entry {
+        secret token;
+        wall::time_point renew_at;   // when a replica is to fetch the next one
+        wall::time_point expires_at; // when Zoom stops taking it
+    };
+
+    // Keys start with `key_prefix`; `account_id` names the token (hashed, never in clear). `m` counts
+    // values that do not decrypt.
+    shared_access_token_store(std::shared_ptr<redis::connection> connection,
+                              std::shared_ptr<const redis::sealer> sealer, const std::string& key_prefix,
+                              const std::string& account_id, std::shared_ptr<spdlog::logger> log, metrics& m);
+
+    bool up() const noexcept;
+
+    // The shared token: nullopt when there is none (absent, expired by `now`, unreadable: logged and
+    // counted); errc::cache_unavailable when Redis fails.
+    net::awaitable<result<std::optional<entry>>> read(wall::time_point now) const;
+
+    // Stores `e`, to expire with the token.
+    net::awaitable<result<void>> write(const entry& e, wall::time_point now) const;
+
+    // Takes the fetch lock for `ttl`: the lock's value when taken (for unlock), nullopt when another
+    // replica holds it; errc::cache_unavailable when Redis fails.
+    net::awaitable<result<std::optional<std::string>>> lock(std::chrono::milliseconds ttl) const;
+
+    // Releases the lock if it is still `value` (compare-and-delete); failures are ignored (it expires).
+    net::awaitable<void> unlock(const std::string& value) const;
+
+    const std::string& key() const noexcept { return key_; }
+
+private:
+    std::optional<entry> open(const std::string& name, const std::string& sealed, wall::time_point now) const;
+
+    const std::shared_ptr<redis::connection> redis_;
+    const std::shared_ptr<const redis::sealer> sealer_;
+    const std::string key_;
+    const std::optional<std::string> previous_key_;
+    const std::string lock_key_;
+    const std::shared_ptr<spdlog::logger> log_;
+    metrics& metrics_;
+};
+
+} // namespace token_broker
