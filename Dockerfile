@@ -12,7 +12,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         cmake ninja-build g++ pkg-config ca-certificates \
         libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-program-options1.81-dev \
-        libssl-dev libspdlog-dev prometheus-cpp-dev \
+        libssl-dev libspdlog-dev prometheus-cpp-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the programs are built from, so that edits elsewhere keep the compiled layer cached.
@@ -30,7 +30,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates libssl3 libboost-json1.81.0 libboost-url1.81.0 libboost-program-options1.81.0 \
-        libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 \
+        libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 token-broker \
  && useradd --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \

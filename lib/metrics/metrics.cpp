@@ -110,3 +110,62 @@ void metrics::upstream_request(upstream_endpoint e, const std::string& code, dou
 }
 
 } // namespace token_broker
+
+namespace token_broker {
+
+void metrics::enable_redis() {
+    if (redis_)
+        return;
+    auto& r = *registry_;
+    auto series = std::make_unique<redis_series>();
+    series->up = gauge(r, "token_broker_redis_up", "1 while the Redis connection works");
+    auto& commands = prometheus::BuildCounter()
+                         .Name("token_broker_redis_commands_total")
+                         .Help("Redis commands, by outcome")
+                         .Register(r);
+    series->commands = {&commands.Add({{"result", "ok"}}), &commands.Add({{"result", "error"}}),
+                        &commands.Add({{"result", "timeout"}})};
+    series->duration = &prometheus::BuildHistogram()
+                            .Name("token_broker_redis_command_duration_seconds")
+                            .Help("Duration of Redis commands, from sending to the reply")
+                            .Register(r)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1});
+    series->undecryptable = counter(r, "token_broker_redis_undecryptable_values_total",
+                                    "Values read from Redis that did not decrypt (treated as absent)");
+    series->shared_hits =
+        counter(r, "token_broker_shared_cache_hits_total", "Local cache misses answered from Redis");
+    series->replica_waits = counter(r, "token_broker_replica_waits_total",
+                                    "Requests that waited on another replica's Zoom fetch");
+    redis_ = std::move(series);
+}
+
+void metrics::redis_up(bool up) {
+    if (redis_)
+        redis_->up->Set(up ? 1 : 0);
+}
+
+void metrics::redis_command(redis_command_result r, double seconds) {
+    if (!redis_)
+        return;
+    redis_->commands[static_cast<std::size_t>(r)]->Increment();
+    if (seconds > 0) // a command refused at once (no connection) took no time worth a sample
+        redis_->duration->Observe(seconds);
+}
+
+void metrics::redis_undecryptable() {
+    if (redis_)
+        redis_->undecryptable->Increment();
+}
+
+void metrics::shared_cache_hit() {
+    if (redis_)
+        redis_->shared_hits->Increment();
+}
+
+void metrics::replica_wait() {
+    if (redis_)
+        redis_->replica_waits->Increment();
+}
+
+} // namespace token_broker

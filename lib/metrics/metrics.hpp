@@ -22,6 +22,10 @@ namespace token_broker {
 // The Zoom endpoints upstream requests are counted under.
 enum class upstream_endpoint { token, oauth };
 
+// How a Redis command ended (token_broker_redis_commands_total's `result`): a reply (ok), a Redis
+// error reply or no usable connection (error), or no reply within command_timeout_ms (timeout).
+enum class redis_command_result { ok, error, timeout };
+
 class metrics {
 public:
     metrics();
@@ -59,6 +63,19 @@ public:
     void connection_rejected() { connections_rejected_->Increment(); }
     void upstream_connection_opened() { upstream_connections_->Increment(); }
 
+    // The Redis metrics of CONTRACT.md section 3, absent from /metrics until enable_redis() is called
+    // (once, before the metrics are used from several threads). Before that the redis_* and
+    // shared/replica calls below do nothing.
+    void enable_redis();
+    void redis_up(bool up);
+    void redis_command(redis_command_result r, double seconds);
+    // A value read from Redis that did not decrypt under either key: treated as absent.
+    void redis_undecryptable();
+    // A local miss answered from Redis (a token another replica fetched).
+    void shared_cache_hit();
+    // A request that waited on another replica's Zoom fetch.
+    void replica_wait();
+
 private:
     prometheus::Counter& requests_series(route r, unsigned status);
 
@@ -81,6 +98,16 @@ private:
     prometheus::Counter* connections_total_;
     prometheus::Counter* connections_rejected_;
     prometheus::Counter* upstream_connections_;
+
+    struct redis_series {
+        prometheus::Gauge* up;
+        std::array<prometheus::Counter*, 3> commands; // by redis_command_result
+        prometheus::Histogram* duration;
+        prometheus::Counter* undecryptable;
+        prometheus::Counter* shared_hits;
+        prometheus::Counter* replica_waits;
+    };
+    std::unique_ptr<redis_series> redis_;
 
     // Request counters by route and status (100..599), created on first use.
     static constexpr std::size_t status_slots = 500;

@@ -1,0 +1,224 @@
+#include "redis/connection.hpp"
+
+#include "core/spawn.hpp"
+#include "metrics/metrics.hpp"
+#include "redis/link.hpp"
+#include "redis/protocol.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <optional>
+
+namespace token_broker::redis {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+result<reply> unavailable(std::string message) {
+    return make_error(errc::cache_unavailable, std::move(message));
+}
+
+} // namespace
+
+struct connection::pending {
+    explicit pending(net::any_io_executor ex) : wake(ex) {}
+    net::steady_timer wake;               // expires at the command's deadline; cancelled on completion
+    std::optional<result<reply>> outcome; // set once
+};
+
+struct connection::session {
+    session(net::any_io_executor ex, std::shared_ptr<ssl::context> tls)
+        : link(std::make_shared<detail::link>(ex, std::move(tls))) {}
+    std::shared_ptr<detail::link> link;
+    std::deque<std::shared_ptr<pending>> waiting; // written (or queued), in the order Redis answers
+    std::string queued;                           // formatted commands not yet written
+    bool writing = false;
+    bool open = false;   // the handshake was accepted
+    bool closed = false; // dropped: no more commands
+    std::string reason;  // why it was dropped
+};
+
+std::shared_ptr<connection> connection::create(net::any_io_executor ex, options o,
+                                               std::shared_ptr<spdlog::logger> log, metrics* m) {
+    return std::shared_ptr<connection>(new connection(std::move(ex), std::move(o), std::move(log), m));
+}
+
+connection::connection(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log, metrics* m)
+    : strand_(net::make_strand(ex)), opts_(std::move(o)), log_(std::move(log)), metrics_(m),
+      tls_(opts_.tls ? detail::make_tls_context(opts_.ca_file) : nullptr),
+      where_((opts_.tls ? "rediss://" : "redis://") + opts_.host + ":" + std::to_string(opts_.port)),
+      backoff_(strand_) {}
+
+connection::~connection() = default;
+
+void connection::on_state(std::function<void(bool up)> f) {
+    on_state_ = std::move(f);
+}
+
+void connection::start() {
+    net::dispatch(strand_, [self = shared_from_this()] {
+        if (self->started_ || self->stopped_)
+            return;
+        self->started_ = true;
+        net::co_spawn(self->strand_, run(self), log_escaped_exception(self->log_, "redis connection"));
+    });
+}
+
+void connection::stop() {
+    stopped_ = true;
+    net::dispatch(strand_, [self = shared_from_this()] {
+        self->backoff_.cancel();
+        if (self->current_)
+            self->drop(*self->current_, "redis connection stopped");
+    });
+}
+
+void connection::set_state(bool up, const std::string& reason) {
+    const bool changed = up != up_.load();
+    up_ = up;
+    if (metrics_)
+        metrics_->redis_up(up);
+    if (up && changed)
+        log_->info("redis at {} is up", where_);
+    else if (!up && (changed || !reported_))
+        log_->warn("redis at {} is down: {}; carrying on without it and reconnecting in the background",
+                   where_, reason);
+    else if (!up)
+        log_->debug("redis at {} still down: {}", where_, reason);
+    reported_ = true;
+    if (changed && on_state_)
+        on_state_(up);
+}
+
+void connection::drop(session& s, const std::string& reason) {
+    if (s.closed)
+        return;
+    s.closed = true;
+    s.reason = reason;
+    s.link->close();
+    for (auto& p : s.waiting) {
+        if (!p->outcome) {
+            p->outcome = unavailable(reason);
+            p->wake.cancel();
+        }
+    }
+    s.waiting.clear();
+    if (s.open && up_)
+        set_state(false, reason);
+}
+
+net::awaitable<void> connection::run(std::shared_ptr<connection> self) {
+    unsigned failures = 0;
+    while (!self->stopped_) {
+        auto s = std::make_shared<session>(self->strand_, self->tls_);
+        self->current_ = s;
+        auto refused = co_await s->link->open(self->opts_);
+        if (self->stopped_ || s->closed)
+            break;
+        std::string reason;
+        if (!refused) {
+            failures = 0;
+            s->open = true;
+            self->set_state(true, {});
+            co_await self->read_replies(s);
+            reason = s->reason;
+        } else {
+            reason = *refused;
+            self->drop(*s, reason);
+            self->set_state(false, reason);
+        }
+        self->current_.reset();
+        if (self->stopped_)
+            break;
+        self->backoff_.expires_after(detail::retry_delay(++failures));
+        co_await self->backoff_.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    self->current_.reset();
+    self->up_ = false;
+}
+
+net::awaitable<void> connection::read_replies(std::shared_ptr<session> s) {
+    while (!s->closed) {
+        auto r = co_await s->link->read_reply();
+        if (s->closed)
+            break;
+        if (!r) {
+            drop(*s, r.error().message);
+            break;
+        }
+        if (s->waiting.empty()) {
+            drop(*s, "redis sent a reply to no command");
+            break;
+        }
+        auto p = std::move(s->waiting.front());
+        s->waiting.pop_front();
+        if (!p->outcome) {
+            p->outcome = std::move(r);
+            p->wake.cancel();
+        }
+    }
+}
+
+void connection::flush(const std::shared_ptr<session>& s) {
+    if (s->writing || s->closed || s->queued.empty())
+        return;
+    s->writing = true;
+    net::co_spawn(strand_, write_queued(s), log_escaped_exception(log_, "redis write"));
+}
+
+net::awaitable<void> connection::write_queued(std::shared_ptr<session> s) {
+    std::string sending;
+    while (!s->closed && !s->queued.empty()) {
+        sending.clear();
+        std::swap(sending, s->queued);
+        if (auto ec = co_await s->link->write(sending)) {
+            drop(*s, "cannot write to redis: " + ec.message());
+            break;
+        }
+    }
+    s->writing = false;
+}
+
+net::awaitable<result<reply>> connection::exec(std::vector<std::string> args) {
+    if (!up()) {
+        if (metrics_)
+            metrics_->redis_command(redis_command_result::error, 0.0);
+        co_return unavailable("redis is not connected");
+    }
+    auto self = shared_from_this();
+    co_return co_await net::co_spawn(strand_, self->exec_on_strand(std::move(args)), net::use_awaitable);
+}
+
+net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string> args) {
+    const auto started = clock::now();
+    auto s = current_;
+    if (!s || !s->open || s->closed) {
+        if (metrics_)
+            metrics_->redis_command(redis_command_result::error, 0.0);
+        co_return unavailable("redis is not connected");
+    }
+    auto p = std::make_shared<pending>(strand_);
+    p->wake.expires_at(started + opts_.command_timeout);
+    s->queued += format_command(std::span<const std::string>(args));
+    s->waiting.push_back(p);
+    flush(s);
+    co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
+    auto outcome = redis_command_result::ok;
+    if (!p->outcome) {
+        p->outcome = unavailable("redis did not answer within command_timeout_ms");
+        outcome = redis_command_result::timeout;
+        drop(*s, "a command took longer than command_timeout_ms");
+    } else if (!*p->outcome || (*p->outcome)->is_error()) {
+        outcome = redis_command_result::error;
+    }
+    if (metrics_)
+        metrics_->redis_command(outcome, std::chrono::duration<double>(clock::now() - started).count());
+    co_return std::move(*p->outcome);
+}
+
+} // namespace token_broker::redis

@@ -1,0 +1,101 @@
+// One pipelined connection to Redis (CONTRACT.md section 7): commands are written as they come and
+// Redis answers them in order, each within options::command_timeout. It connects and reconnects in
+// the background (backoff 100 ms doubling to 5 s) and never makes a caller wait for that: while it is
+// down, commands fail at once, and the broker carries on as a lone replica.
+#pragma once
+
+#include "core/error.hpp"
+#include "core/net.hpp"
+#include "redis/options.hpp"
+#include "redis/reply.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace token_broker {
+class metrics;
+}
+
+namespace token_broker::redis {
+
+namespace detail {
+class link;
+}
+
+// Owned by a std::shared_ptr. Its state lives on a strand of its own, so exec() may be awaited from
+// any executor, and completes on the awaiting coroutine's executor. The other members may be called
+// from any thread.
+class connection : public std::enable_shared_from_this<connection> {
+public:
+    // Does no I/O. `log` must not be null. `m`, when given, counts commands (outcome and duration)
+    // and shows token_broker_redis_up; it must have had enable_redis() called and outlive the
+    // connection. Throws std::runtime_error naming redis.ca_file when o.tls and it cannot be loaded.
+    static std::shared_ptr<connection> create(net::any_io_executor ex, options o,
+                                              std::shared_ptr<spdlog::logger> log, metrics* m = nullptr);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Starts connecting in the background: TCP or TLS (system store plus ca_file, host name verified),
+    // AUTH [user] password, SELECT db, PING; on any failure it retries with backoff (100 ms doubling
+    // to 5 s, back to 100 ms after a success). Logs one warning when Redis goes (with the reason, never
+    // the password) and one info line when it is back; retries in between are logged at debug.
+    // Call once.
+    void start();
+
+    // Closes the connection and stops reconnecting: commands waiting for a reply complete with an
+    // error, later ones fail at once. Call it before the last shared_ptr is dropped (the background
+    // loop keeps the connection alive until then). Idempotent.
+    void stop();
+
+    // Connected and the handshake accepted. A hint: the connection may break at any moment.
+    bool up() const noexcept { return up_.load(std::memory_order_acquire); }
+
+    // `f(up)` is called on every change of up() (on the connection's strand), e.g. to set a gauge or
+    // answer /readyz. Set it before start().
+    void on_state(std::function<void(bool up)> f);
+
+    // Sends one command (binary-safe arguments) and completes with its reply. A Redis error reply
+    // ("-ERR ...", "-NOSCRIPT ...") is a reply, not an error. Errors, all errc::cache_unavailable with
+    // a message for the log: not connected (at once, no waiting); no reply within command_timeout
+    // (the connection is then dropped and made again); the connection broke or was stopped. A command
+    // that failed may still have been executed by Redis.
+    net::awaitable<result<reply>> exec(std::vector<std::string> args);
+
+private:
+    struct pending;
+    struct session;
+
+    connection(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log, metrics* m);
+
+    static net::awaitable<void> run(std::shared_ptr<connection> self);
+    net::awaitable<void> read_replies(std::shared_ptr<session> s);
+    net::awaitable<void> write_queued(std::shared_ptr<session> s);
+    net::awaitable<result<reply>> exec_on_strand(std::vector<std::string> args);
+    void flush(const std::shared_ptr<session>& s);
+    void drop(session& s, const std::string& reason);
+    void set_state(bool up, const std::string& reason);
+
+    net::any_io_executor strand_;
+    options opts_;
+    std::shared_ptr<spdlog::logger> log_;
+    metrics* metrics_;
+    std::shared_ptr<ssl::context> tls_;
+    std::string where_;
+    net::steady_timer backoff_;
+    std::function<void(bool)> on_state_;
+    std::atomic<bool> up_{false};
+    std::atomic<bool> stopped_{false};
+    bool started_ = false;
+    bool reported_ = false;            // a state was logged at warning/info level already
+    std::shared_ptr<session> current_; // the session being opened or in use
+};
+
+} // namespace token_broker::redis

@@ -1,0 +1,207 @@
+#include "redis/link.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace token_broker::redis::detail {
+namespace {
+
+using clock = std::chrono::steady_clock;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+result<reply> connection_error(const beast::error_code& ec) {
+    if (ec == net::error::eof || ec == ssl::error::stream_truncated)
+        return make_error(errc::cache_unavailable, "redis closed the connection");
+    if (ec == net::error::operation_aborted)
+        return make_error(errc::cache_unavailable, "redis connection closed");
+    return make_error(errc::cache_unavailable, "redis connection failed: " + ec.message());
+}
+
+} // namespace
+
+std::vector<std::vector<std::string>> handshake_commands(const options& o) {
+    std::vector<std::vector<std::string>> out;
+    if (!o.password.empty()) {
+        if (o.user.empty())
+            out.push_back({"AUTH", o.password.reveal()});
+        else
+            out.push_back({"AUTH", o.user, o.password.reveal()});
+    }
+    if (o.db != 0)
+        out.push_back({"SELECT", std::to_string(o.db)});
+    out.push_back({"PING"});
+    return out;
+}
+
+std::optional<std::string> handshake_refusal(const options& o, const std::vector<reply>& replies) {
+    std::size_t i = 0;
+    auto next_error = [&](const char* what) -> std::optional<std::string> {
+        if (i >= replies.size())
+            return std::string("no answer to ") + what;
+        const reply& r = replies[i++];
+        if (r.is_error())
+            return std::string(what) + " refused: " + r.text;
+        return std::nullopt;
+    };
+    if (!o.password.empty())
+        if (auto e = next_error("AUTH"))
+            return e;
+    if (o.db != 0)
+        if (auto e = next_error("SELECT"))
+            return e;
+    if (auto e = next_error("PING"))
+        return e;
+    if (!replies[i - 1].is_status("PONG"))
+        return std::string("PING answered with something else than PONG");
+    return std::nullopt;
+}
+
+std::chrono::milliseconds retry_delay(unsigned failures) noexcept {
+    constexpr std::chrono::milliseconds first{100}, last{5000};
+    std::chrono::milliseconds d = first;
+    for (unsigned i = 1; i < failures && d < last; ++i)
+        d *= 2;
+    return std::min(d, last);
+}
+
+std::shared_ptr<ssl::context> make_tls_context(const std::string& ca_file) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+    ctx->set_verify_mode(ssl::verify_peer);
+    ctx->set_default_verify_paths();
+    if (!ca_file.empty()) {
+        beast::error_code ec;
+        ctx->load_verify_file(ca_file, ec);
+        if (ec)
+            throw std::runtime_error("redis.ca_file: cannot load " + ca_file + ": " + ec.message());
+    }
+    return ctx;
+}
+
+link::link(net::any_io_executor ex, std::shared_ptr<ssl::context> tls)
+    : ex_(ex), tls_context_(std::move(tls)), resolver_(ex), resolve_deadline_(ex) {
+    if (tls_context_)
+        tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls_context_);
+    else
+        plain_ = std::make_unique<beast::tcp_stream>(ex);
+}
+
+beast::tcp_stream& link::tcp() {
+    return tls_ ? beast::get_lowest_layer(*tls_) : *plain_;
+}
+
+net::awaitable<std::optional<std::string>> link::open(const options& o) {
+    const auto deadline = clock::now() + o.connect_timeout;
+    const std::string where = o.host + ":" + std::to_string(o.port);
+
+    // The resolver has no deadline of its own: a timer cancels it.
+    resolve_deadline_.expires_at(deadline);
+    resolve_deadline_.async_wait([weak = weak_from_this()](const beast::error_code& ec) {
+        if (auto self = weak.lock(); self && !ec)
+            self->resolver_.cancel();
+    });
+    auto [resolve_ec, endpoints] =
+        co_await resolver_.async_resolve(o.host, std::to_string(o.port), use_tuple);
+    resolve_deadline_.cancel();
+    if (closed_)
+        co_return "connection closed";
+    if (resolve_ec == net::error::operation_aborted)
+        co_return "cannot resolve " + o.host + " within connect_timeout_ms";
+    if (resolve_ec)
+        co_return "cannot resolve " + o.host + ": " + resolve_ec.message();
+
+    tcp().expires_at(deadline);
+    auto [connect_ec, endpoint] = co_await tcp().async_connect(endpoints, use_tuple);
+    if (connect_ec == beast::error::timeout)
+        co_return "cannot connect to " + where + " within connect_timeout_ms";
+    if (connect_ec)
+        co_return "cannot connect to " + where + ": " + connect_ec.message();
+    tcp().socket().set_option(net::ip::tcp::no_delay(true));
+
+    if (tls_) {
+        // SNI is for host names only (RFC 6066); the certificate is checked against the name either way.
+        beast::error_code address_ec;
+        net::ip::make_address(o.host, address_ec);
+        if (address_ec && !SSL_set_tlsext_host_name(tls_->native_handle(), o.host.c_str()))
+            co_return std::string("cannot set the TLS server name");
+        tls_->set_verify_mode(ssl::verify_peer);
+        tls_->set_verify_callback(ssl::host_name_verification(o.host));
+        tcp().expires_at(deadline);
+        auto [handshake_ec] = co_await tls_->async_handshake(ssl::stream_base::client, use_tuple);
+        if (handshake_ec == beast::error::timeout)
+            co_return "no TLS handshake with " + where + " within connect_timeout_ms";
+        if (handshake_ec) {
+            std::string message = "TLS handshake with " + where + " failed: " + handshake_ec.message();
+            const long verify = SSL_get_verify_result(tls_->native_handle());
+            if (verify != X509_V_OK)
+                message += std::string(": ") + X509_verify_cert_error_string(verify);
+            co_return message;
+        }
+    }
+
+    const auto commands = handshake_commands(o);
+    std::string bytes;
+    for (const auto& c : commands)
+        bytes += format_command(std::span<const std::string>(c));
+    tcp().expires_at(deadline);
+    if (auto ec = co_await write(bytes))
+        co_return ec == beast::error::timeout ? "cannot write to " + where + " within connect_timeout_ms"
+                                              : "cannot write to " + where + ": " + ec.message();
+    std::vector<reply> replies;
+    while (replies.size() < commands.size()) {
+        auto r = co_await read_reply();
+        if (!r) {
+            if (clock::now() >= deadline)
+                co_return std::string("no answer to AUTH/SELECT/PING within connect_timeout_ms");
+            co_return r.error().message;
+        }
+        replies.push_back(std::move(*r));
+    }
+    if (auto refused = handshake_refusal(o, replies))
+        co_return *refused;
+    tcp().expires_never();
+    co_return std::nullopt;
+}
+
+net::awaitable<result<reply>> link::read_reply() {
+    for (;;) {
+        auto next = reader_.take();
+        if (!next)
+            co_return next.error();
+        if (next->has_value())
+            co_return std::move(**next);
+        auto [ec, n] = tls_ ? co_await tls_->async_read_some(net::buffer(buffer_), use_tuple)
+                            : co_await plain_->async_read_some(net::buffer(buffer_), use_tuple);
+        if (ec)
+            co_return connection_error(ec);
+        reader_.feed(std::string_view(buffer_.data(), n));
+    }
+}
+
+net::awaitable<beast::error_code> link::write(std::string_view bytes) {
+    auto [ec, n] = tls_ ? co_await net::async_write(*tls_, net::buffer(bytes), use_tuple)
+                        : co_await net::async_write(*plain_, net::buffer(bytes), use_tuple);
+    co_return ec;
+}
+
+void link::close() {
+    if (closed_)
+        return;
+    closed_ = true;
+    resolver_.cancel();
+    resolve_deadline_.cancel();
+    beast::error_code ignored;
+    tcp().socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+    tcp().close();
+}
+
+} // namespace token_broker::redis::detail

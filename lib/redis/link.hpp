@@ -1,0 +1,75 @@
+// One socket to Redis, plain TCP or TLS, with the handshake every connection starts with (AUTH,
+// SELECT, PING) and replies read through a redis::reader. Used by connection and subscriber; not a
+// public interface of the module. Not thread-safe: used on one strand.
+#pragma once
+
+#include "core/error.hpp"
+#include "core/net.hpp"
+#include "redis/options.hpp"
+#include "redis/protocol.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace token_broker::redis::detail {
+
+// The commands a new connection sends before it is used: AUTH [user] password when a password is
+// set, SELECT db when db is not 0, and PING (so that a server wanting a password it was not given
+// says NOAUTH now rather than on the first real command).
+std::vector<std::vector<std::string>> handshake_commands(const options& o);
+
+// Why the handshake's replies (one per handshake command, in order) refuse the connection, or
+// nullopt when they accept it. Never quotes the password.
+std::optional<std::string> handshake_refusal(const options& o, const std::vector<reply>& replies);
+
+// The wait before reconnecting after `failures` consecutive failures (1 for the first): 100 ms,
+// doubling to at most 5 s (CONTRACT.md section 7).
+std::chrono::milliseconds retry_delay(unsigned failures) noexcept;
+
+// A TLS client context for rediss://: TLS 1.2 at least, peers verified against the system store plus
+// `ca_file` when not empty. Throws std::runtime_error naming redis.ca_file when it cannot be loaded.
+std::shared_ptr<ssl::context> make_tls_context(const std::string& ca_file);
+
+class link : public std::enable_shared_from_this<link> {
+public:
+    // `tls` null: plain TCP. Does no I/O.
+    link(net::any_io_executor ex, std::shared_ptr<ssl::context> tls);
+
+    // Resolves, connects, handshakes TLS and sends the handshake commands, all within
+    // o.connect_timeout. nullopt when the connection is ready for commands, else why not (for a log
+    // line; never holds the password).
+    net::awaitable<std::optional<std::string>> open(const options& o);
+
+    // The next reply; an error (errc::cache_unavailable) when the connection ended, failed, or sent
+    // bytes that are not RESP. After an error the link is unusable.
+    net::awaitable<result<reply>> read_reply();
+
+    // Writes all of `bytes`; the error, if any.
+    net::awaitable<beast::error_code> write(std::string_view bytes);
+
+    // Closes the socket: operations in progress end with an error. Idempotent.
+    void close();
+
+private:
+    beast::tcp_stream& tcp();
+
+    net::any_io_executor ex_;
+    std::shared_ptr<ssl::context> tls_context_;
+    net::ip::tcp::resolver resolver_;
+    net::steady_timer resolve_deadline_;
+    std::unique_ptr<beast::tcp_stream> plain_;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
+    reader reader_;
+    std::array<char, 16 * 1024> buffer_{};
+    bool closed_ = false;
+};
+
+} // namespace token_broker::redis::detail

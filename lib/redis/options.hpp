@@ -1,0 +1,24 @@
+// Where and how to reach Redis (CONTRACT.md section 7: redis.url, password, ca_file and timeouts).
+#pragma once
+
+#include "core/secret.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace token_broker::redis {
+
+struct options {
+    bool tls = false;               // rediss://: TLS 1.2+, chain and host name verified, never off
+    std::string host = "127.0.0.1"; // a DNS name or an IP literal: to connect to and to verify
+    std::uint16_t port = 6379;
+    int db = 0;                                      // SELECT db when not 0
+    std::string user;                                // AUTH user password when not empty (Redis 6 ACL users)
+    secret password;                                 // AUTH password when not empty
+    std::string ca_file;                             // PEM trusted besides the system store (rediss:// only)
+    std::chrono::milliseconds connect_timeout{1000}; // resolve + TCP + TLS + AUTH/SELECT, together
+    std::chrono::milliseconds command_timeout{250};  // each command, from exec() to its reply
+};
+
+} // namespace token_broker::redis

@@ -1,0 +1,52 @@
+// RESP without sockets: hiredis's reply reader and command formatter (CONTRACT.md section 7: the
+// bytes go over the broker's own Asio streams, plain or TLS; hiredis does only the byte-level work).
+#pragma once
+
+#include "core/error.hpp"
+#include "redis/reply.hpp"
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+struct redisReader;
+
+namespace token_broker::redis {
+
+// The request bytes of one command, each argument sent as a bulk string with its length, so that
+// any byte (NUL included) may be in an argument. Throws std::bad_alloc when hiredis cannot allocate.
+std::string format_command(std::span<const std::string_view> args);
+std::string format_command(std::span<const std::string> args);
+
+// Turns bytes from a Redis server into replies, in the order they were sent. One per connection.
+// A protocol error (bytes that are not RESP, nesting deeper than hiredis's limit) is permanent: the
+// reader answers errors from then on and the connection must be dropped; a new connection gets a
+// new reader. Not thread-safe; movable, not copyable.
+class reader {
+public:
+    reader();
+    ~reader();
+    reader(reader&&) noexcept;
+    reader& operator=(reader&&) noexcept;
+
+    // Adds bytes received. False when the reader is in error (see error()).
+    bool feed(std::string_view bytes);
+
+    // The next complete reply; nullopt when more bytes are needed; an error (errc::cache_unavailable,
+    // "redis protocol error: ...") when the bytes are not RESP, then and on every later call.
+    // A Redis error reply ("-ERR ...") is a reply, not an error.
+    result<std::optional<reply>> take();
+
+    // True after a protocol error.
+    bool failed() const noexcept { return !error_.empty(); }
+    // The protocol error, empty when there was none.
+    const std::string& error() const noexcept { return error_; }
+
+private:
+    redisReader* r_ = nullptr;
+    std::string error_;
+};
+
+} // namespace token_broker::redis

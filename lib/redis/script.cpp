@@ -1,0 +1,39 @@
+#include "redis/script.hpp"
+
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+namespace token_broker::redis {
+
+script::script(std::string lua) : lua_(std::move(lua)) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (EVP_Digest(lua_.data(), lua_.size(), digest, &size, EVP_sha1(), nullptr) != 1)
+        throw std::runtime_error("SHA-1 of a Redis script failed");
+    static constexpr char hex[] = "0123456789abcdef";
+    sha1_.reserve(2 * size);
+    for (unsigned int i = 0; i < size; ++i) {
+        sha1_ += hex[digest[i] >> 4];
+        sha1_ += hex[digest[i] & 0xf];
+    }
+}
+
+net::awaitable<result<reply>> script::run(connection& c, std::vector<std::string> keys,
+                                          std::vector<std::string> args) const {
+    std::vector<std::string> command;
+    command.reserve(3 + keys.size() + args.size());
+    command.push_back("EVALSHA");
+    command.push_back(sha1_);
+    command.push_back(std::to_string(keys.size()));
+    command.insert(command.end(), keys.begin(), keys.end());
+    command.insert(command.end(), args.begin(), args.end());
+    auto r = co_await c.exec(command);
+    if (!r || !r->is_error() || !r->text.starts_with("NOSCRIPT"))
+        co_return r;
+    command[0] = "EVAL";
+    command[1] = lua_;
+    co_return co_await c.exec(std::move(command));
+}
+
+} // namespace token_broker::redis

@@ -1,0 +1,77 @@
+// A second connection to Redis, in SUBSCRIBE mode (CONTRACT.md section 7: waiters on another
+// replica's fetch are woken by a publication; forgetting a user reaches every replica). It connects,
+// subscribes and re-subscribes after every break by itself, like connection (backoff 100 ms doubling
+// to 5 s). Publications are at-most-once: one sent while the subscription was down is lost, which is
+// why on_subscribed is called after every (re)subscription, so that callers check the state again.
+#pragma once
+
+#include "core/net.hpp"
+#include "redis/options.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace token_broker::redis {
+
+namespace detail {
+class link;
+}
+
+// Owned by a std::shared_ptr; its state lives on a strand of its own, where the callbacks are called
+// (callers that share state with other threads must synchronise). start() and stop() may be called
+// from any thread.
+class subscriber : public std::enable_shared_from_this<subscriber> {
+public:
+    using message_handler = std::function<void(std::string_view channel, std::string_view message)>;
+
+    // Does no I/O. `channels` must not be empty; `log` must not be null. Throws std::runtime_error
+    // naming redis.ca_file when o.tls and it cannot be loaded.
+    static std::shared_ptr<subscriber> create(net::any_io_executor ex, options o,
+                                              std::shared_ptr<spdlog::logger> log,
+                                              std::vector<std::string> channels, message_handler on_message,
+                                              std::function<void()> on_subscribed);
+    ~subscriber();
+    subscriber(const subscriber&) = delete;
+    subscriber& operator=(const subscriber&) = delete;
+
+    // Connects and subscribes in the background; on_subscribed() once Redis confirmed every channel,
+    // again after every reconnection. Its state changes are logged at debug level only: the command
+    // connection logs the warning that Redis went (one warning, not two). Call once.
+    void start();
+    // Closes the subscription and stops reconnecting; no callback is called after it has run on the
+    // strand. Call before the last shared_ptr is dropped. Idempotent.
+    void stop();
+    // Subscribed to every channel now. A hint.
+    bool up() const noexcept { return up_.load(std::memory_order_acquire); }
+
+private:
+    subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log,
+               std::vector<std::string> channels, message_handler on_message,
+               std::function<void()> on_subscribed);
+    static net::awaitable<void> run(std::shared_ptr<subscriber> self);
+    // Subscribes on `l` and delivers messages until the link fails; the reason.
+    net::awaitable<std::string> listen(detail::link& l);
+
+    net::any_io_executor strand_;
+    options opts_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::vector<std::string> channels_;
+    message_handler on_message_;
+    std::function<void()> on_subscribed_;
+    std::shared_ptr<ssl::context> tls_;
+    std::string where_;
+    net::steady_timer backoff_;
+    std::atomic<bool> up_{false};
+    std::atomic<bool> stopped_{false};
+    bool started_ = false;
+    std::shared_ptr<detail::link> current_;
+};
+
+} // namespace token_broker::redis

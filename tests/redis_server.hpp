@@ -1,0 +1,282 @@
+// A real redis-server for a test: started on a loopback port with its own temporary directory, no
+// persistence and a password; stopped (and its directory removed) when the object goes. It can be
+// stopped and started again on the same port (outage tests), and serve TLS only (rediss:// tests).
+// Header-only, for every test that needs Redis.
+#pragma once
+
+#include "redis/options.hpp"
+#include "redis/reply.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <optional>
+#include <random>
+#include <signal.h>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace token_broker::test {
+
+// The files of a TLS-only server: its certificate and key, and the CA its clients trust.
+struct redis_tls_files {
+    std::string cert_file;
+    std::string key_file;
+    std::string ca_file;
+};
+
+class redis_server {
+public:
+    // Starts the server (throws std::runtime_error when it does not answer within the startup bound).
+    explicit redis_server(std::optional<redis_tls_files> tls = std::nullopt,
+                          std::string password = "redis-test-password")
+        : tls_(std::move(tls)), password_(std::move(password)) {
+        std::string pattern = (std::filesystem::temp_directory_path() / "token-broker-redis-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) == nullptr)
+            throw std::runtime_error("cannot make a temporary directory for redis-server");
+        dir_ = pattern;
+        for (int attempt = 0;; ++attempt) {
+            port_ = candidate_port();
+            if (launch())
+                break;
+            if (attempt == 20)
+                throw std::runtime_error("redis-server did not start: " + log_text());
+        }
+    }
+
+    ~redis_server() {
+        kill_now();
+        std::error_code ignored;
+        std::filesystem::remove_all(dir_, ignored);
+    }
+    redis_server(const redis_server&) = delete;
+    redis_server& operator=(const redis_server&) = delete;
+
+    std::uint16_t port() const noexcept { return port_; }
+    const std::string& password() const noexcept { return password_; }
+    bool running() const noexcept { return pid_ > 0; }
+
+    // Options for a client of this server: 127.0.0.1, its port and password (and TLS with its CA).
+    redis::options client_options() const {
+        redis::options o;
+        o.host = "127.0.0.1";
+        o.port = port_;
+        o.password = secret(password_);
+        if (tls_) {
+            o.tls = true;
+            o.ca_file = tls_->ca_file;
+        }
+        // Generous for a loaded machine: the tests that need a short one set it themselves.
+        o.connect_timeout = std::chrono::milliseconds(5000);
+        o.command_timeout = std::chrono::milliseconds(5000);
+        return o;
+    }
+
+    // Stops the server (SIGTERM, then waits for it to exit). Connections to it break.
+    void stop() {
+        if (pid_ <= 0)
+            return;
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+    }
+
+    // Starts it again on the same port, empty (nothing is saved). Throws when it cannot.
+    void restart() {
+        stop();
+        for (int attempt = 0; attempt < 50; ++attempt) {
+            if (launch())
+                return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the port may be in use a moment
+        }
+        throw std::runtime_error("redis-server did not start again on port " + std::to_string(port_) + ": " +
+                                 log_text());
+    }
+
+    // One command on a new plain connection (hiredis's blocking client), authenticated; the reply.
+    // Throws std::runtime_error when the server cannot be reached. Not for a TLS-only server.
+    redis::reply command(const std::vector<std::string>& args) const {
+        if (tls_)
+            throw std::logic_error("redis_server::command: a TLS-only server has no plain port");
+        timeval tv{5, 0};
+        redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+        if (c == nullptr || c->err != 0) {
+            std::string why = c != nullptr ? c->errstr : "out of memory";
+            if (c != nullptr)
+                redisFree(c);
+            throw std::runtime_error("cannot connect to redis-server: " + why);
+        }
+        redisSetTimeout(c, tv);
+        auto run = [&](const std::vector<std::string>& a) {
+            std::vector<const char*> argv;
+            std::vector<std::size_t> lens;
+            for (const auto& s : a) {
+                argv.push_back(s.data());
+                lens.push_back(s.size());
+            }
+            auto* r = static_cast<redisReply*>(
+                redisCommandArgv(c, static_cast<int>(a.size()), argv.data(), lens.data()));
+            if (r == nullptr) {
+                std::string why = c->errstr;
+                redisFree(c);
+                throw std::runtime_error("redis-server did not answer: " + why);
+            }
+            redis::reply out = copy(*r);
+            freeReplyObject(r);
+            return out;
+        };
+        redis::reply auth = run({"AUTH", password_});
+        if (auth.is_error()) {
+            redisFree(c);
+            throw std::runtime_error("redis-server refused AUTH: " + auth.text);
+        }
+        redis::reply out = run(args);
+        redisFree(c);
+        return out;
+    }
+
+private:
+    static redis::reply copy(const redisReply& r) {
+        redis::reply out;
+        switch (r.type) {
+        case REDIS_REPLY_STATUS:
+            out.type = redis::reply::kind::status;
+            out.text.assign(r.str, r.len);
+            break;
+        case REDIS_REPLY_ERROR:
+            out.type = redis::reply::kind::error;
+            out.text.assign(r.str, r.len);
+            break;
+        case REDIS_REPLY_STRING:
+            out.type = redis::reply::kind::string;
+            out.text.assign(r.str, r.len);
+            break;
+        case REDIS_REPLY_INTEGER:
+            out.type = redis::reply::kind::integer;
+            out.integer = r.integer;
+            break;
+        case REDIS_REPLY_ARRAY:
+            out.type = redis::reply::kind::array;
+            for (std::size_t i = 0; i < r.elements; ++i)
+                out.elements.push_back(copy(*r.element[i]));
+            break;
+        default:
+            break;
+        }
+        return out;
+    }
+
+    // A port the kernel just handed out for loopback: very likely free. redis-server binds it itself,
+    // so another process may take it first; launch() then fails and another port is tried.
+    static std::uint16_t candidate_port() {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = 0;
+        socklen_t len = sizeof a;
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+            if (fd >= 0)
+                ::close(fd);
+            std::mt19937 random(std::random_device{}());
+            return static_cast<std::uint16_t>(20000 + random() % 30000);
+        }
+        ::close(fd);
+        return ntohs(a.sin_port);
+    }
+
+    std::string log_path() const { return dir_ + "/redis.log"; }
+
+    std::string log_text() const {
+        std::ifstream in(log_path());
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+
+    // Starts redis-server on port_ and waits until it is ready; false when it exited (port taken) or
+    // was not ready within the bound (it is then killed).
+    bool launch() {
+        std::error_code ignored;
+        std::filesystem::remove(log_path(), ignored);
+        const std::string port = std::to_string(port_);
+        std::vector<std::string> args{"redis-server",
+                                      "--bind",
+                                      "127.0.0.1",
+                                      "--save",
+                                      "",
+                                      "--appendonly",
+                                      "no",
+                                      "--dir",
+                                      dir_,
+                                      "--logfile",
+                                      log_path(),
+                                      "--requirepass",
+                                      password_,
+                                      "--daemonize",
+                                      "no",
+                                      "--enable-debug-command",
+                                      "local"};
+        if (tls_) {
+            args.insert(args.end(), {"--port", "0", "--tls-port", port, "--tls-cert-file", tls_->cert_file,
+                                     "--tls-key-file", tls_->key_file, "--tls-ca-cert-file", tls_->ca_file,
+                                     "--tls-auth-clients", "no"});
+        } else {
+            args.insert(args.end(), {"--port", port});
+        }
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        const pid_t pid = ::fork();
+        if (pid < 0)
+            throw std::runtime_error("fork failed");
+        if (pid == 0) {
+            ::execvp("redis-server", argv.data());
+            ::_exit(127);
+        }
+        pid_ = pid;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (std::chrono::steady_clock::now() < deadline) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return false;
+            }
+            if (log_text().find("Ready to accept connections") != std::string::npos)
+                return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        kill_now();
+        return false;
+    }
+
+    void kill_now() {
+        if (pid_ <= 0)
+            return;
+        ::kill(pid_, SIGKILL);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+    }
+
+    std::optional<redis_tls_files> tls_;
+    std::string password_;
+    std::string dir_;
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+};
+
+} // namespace token_broker::test
