@@ -17,7 +17,7 @@ struct token_service::fetch_outcome {
     std::optional<broker_error> error;
     secret prefix; // the answer up to "expires_in":
     time_point expires_at;
-    bool stale = false;
+    answer_source source = answer_source::fresh; // fresh from Zoom, cached from the shared tier, or stale
 };
 
 struct token_service::flight_waiter {
@@ -80,11 +80,18 @@ void token_service::ticket::abandon() noexcept {
 }
 
 token_service::token_service(net::any_io_executor ex, token_source& zoom, const cache_config& cfg, metrics& m,
-                             std::shared_ptr<spdlog::logger> log, wall_clock now)
+                             std::shared_ptr<spdlog::logger> log, wall_clock now, shared_tokens* shared)
     : executor_(std::move(ex)), zoom_(zoom), metrics_(m), log_(std::move(log)), now_(std::move(now)),
-      cache_(cfg.max_entries, cfg.refresh_margin), unknown_users_(cfg.max_entries, cfg.negative_ttl) {}
+      refresh_margin_(cfg.refresh_margin), shared_(shared), cache_(cfg.max_entries, cfg.refresh_margin),
+      unknown_users_(cfg.max_entries, cfg.negative_ttl) {
+    if (shared_)
+        shared_->listen({[this](std::string_view user_id) { forget(user_id); }, [this] { forget_all(); }});
+}
 
-token_service::~token_service() = default;
+token_service::~token_service() {
+    if (shared_)
+        shared_->listen({});
+}
 
 broker_error token_service::unknown_user_error() {
     broker_error e = make_error(errc::user_not_found, "Zoom says this user does not exist (remembered)");
@@ -138,7 +145,7 @@ token_service::lookup token_service::look_up(const token_query& q, std::string& 
         metrics_.background_refresh();
         token_query refresh_query{q.user_id, q.type, q.ttl, std::nullopt};
         cache_key owned = refresh->key;
-        net::co_spawn(executor_, fetch(std::move(owned), std::move(refresh_query), std::move(refresh)),
+        net::co_spawn(executor_, fetch(std::move(owned), std::move(refresh_query), std::move(refresh), true),
                       log_escaped_exception(log_, "a background refresh failed unexpectedly"));
     }
     return found;
@@ -153,17 +160,16 @@ net::awaitable<result<answer_source>> token_service::complete(const token_query&
     if (leads) {
         // A named key, not a temporary: gcc 12 destroys brace-initialised coroutine arguments twice.
         cache_key owned{q.user_id, q.type, q.ttl};
-        o = co_await fetch(std::move(owned), q, std::move(f));
+        o = co_await fetch(std::move(owned), q, std::move(f), false);
     } else {
         o = co_await wait(std::move(f));
     }
     if (o->error)
         co_return *o->error;
-    if (o->stale)
+    if (o->source == answer_source::stale)
         metrics_.stale_served();
-    const auto source = o->stale ? answer_source::stale : answer_source::fresh;
-    render_answer(o->prefix, o->expires_at, now_(), source, body);
-    co_return source;
+    render_answer(o->prefix, o->expires_at, now_(), o->source, body);
+    co_return o->source;
 }
 
 net::awaitable<result<answer_source>> token_service::answer(const token_query& q, std::string& body) {
@@ -180,38 +186,72 @@ net::awaitable<result<answer_source>> token_service::answer(const token_query& q
 }
 
 net::awaitable<std::shared_ptr<const token_service::fetch_outcome>>
-token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f) {
+token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bool refresh) {
+    // What was fetched: a token and when, or an error; from the shared tier or from Zoom.
+    shared_entry got;
+    bool from_shared = false;
+    std::optional<shared_tokens::lease> held;
     result<secret> r = make_error(errc::internal_error, "internal error");
     try {
-        r = co_await zoom_.fetch_token(q);
+        const bool shared = shared_ && q.type != token_type::onbehalf;
+        if (shared) {
+            auto c = co_await shared_->acquire(key, refresh);
+            if (c.what == shared_tokens::claim::kind::found) {
+                from_shared = true;
+                got = std::move(c.entry);
+            }
+            held = std::move(c.held);
+        }
+        if (!from_shared) {
+            r = co_await zoom_.fetch_token(q);
+            const auto fetched_at = now_();
+            if (r) {
+                got.what = shared_entry::kind::token;
+                got.token = std::move(*r);
+                got.fetched_at = fetched_at;
+                got.expires_at = token_expiry(got.token.reveal(), key.type, key.ttl, fetched_at);
+            } else {
+                got.what = r.error().code == errc::user_not_found ? shared_entry::kind::unknown_user
+                                                                  : shared_entry::kind::error;
+                got.error = r.error();
+            }
+        } else if (got.what == shared_entry::kind::unknown_user) {
+            got.error = unknown_user_error();
+        }
     } catch (const std::exception& e) {
         // A bug below: still answer every waiter rather than leave them hanging.
         log_->error("fetching a token failed unexpectedly: {}", e.what());
+        got.what = shared_entry::kind::error;
+        got.error = make_error(errc::internal_error, "internal error");
     }
     const auto now = now_();
     auto o = std::make_shared<fetch_outcome>();
     std::vector<flight_waiter> waiters;
     std::size_t entries = 0;
+    bool forgotten = false;
     {
         std::lock_guard lock(mutex_);
-        const bool cacheable = f && !f->forgotten;
-        if (r) {
-            o->expires_at = token_expiry(r->reveal(), key.type, key.ttl, now);
-            o->prefix = secret(render_answer_prefix(r->reveal(), key.type, key.user_id, o->expires_at));
+        forgotten = f && f->forgotten;
+        const bool cacheable = f && !forgotten;
+        if (got.what == shared_entry::kind::token) {
+            o->expires_at = got.expires_at;
+            o->prefix =
+                secret(render_answer_prefix(got.token.reveal(), key.type, key.user_id, o->expires_at));
+            o->source = from_shared ? answer_source::cached : answer_source::fresh;
             if (cacheable)
-                cache_.put(key, o->prefix, now, o->expires_at);
+                cache_.put(key, o->prefix, got.fetched_at, o->expires_at);
         } else {
-            if (r.error().code == errc::user_not_found && (cacheable || !f))
+            if (got.what == shared_entry::kind::unknown_user && (cacheable || !f))
                 unknown_users_.remember(key.user_id, now);
-            if (serve_stale_on(r.error().code) && q.type != token_type::onbehalf && !(f && f->forgotten)) {
+            if (serve_stale_on(got.error.code) && q.type != token_type::onbehalf && !forgotten) {
                 if (const auto* old = cache_.find_stale(key, now)) {
                     o->prefix = old->token;
                     o->expires_at = old->expires_at;
-                    o->stale = true;
+                    o->source = answer_source::stale;
                 }
             }
-            if (!o->stale)
-                o->error = r.error();
+            if (o->source != answer_source::stale)
+                o->error = got.error;
         }
         if (f)
             waiters = land_locked(*f, o);
@@ -220,6 +260,13 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f) {
     metrics_.cache_entries(entries);
     for (auto& w : waiters)
         resume(std::move(w), o);
+    // The other replicas learn the result after this one's waiters have it. A result fetched after
+    // a DELETE is not shared, as it is not cached, nor is a bug's; the lock is released all the same.
+    if (shared_ && q.type != token_type::onbehalf && !from_shared) {
+        const bool share =
+            !forgotten && !(got.what == shared_entry::kind::error && got.error.code == errc::internal_error);
+        co_await shared_->store(key, std::move(held), share ? &got : nullptr);
+    }
     co_return o;
 }
 
@@ -272,6 +319,24 @@ std::size_t token_service::forget(std::string_view user_id) {
     }
     metrics_.cache_entries(entries);
     return dropped;
+}
+
+void token_service::forget_all() {
+    {
+        std::lock_guard lock(mutex_);
+        cache_.clear();
+        unknown_users_.clear();
+        for (auto& [key, f] : flights_)
+            f->forgotten = true;
+    }
+    metrics_.cache_entries(0);
+}
+
+net::awaitable<result<void>> token_service::forget_everywhere(std::string user_id) {
+    forget(user_id);
+    if (!shared_)
+        co_return result<void>();
+    co_return co_await shared_->forget(std::move(user_id));
 }
 
 std::size_t token_service::size() const {

@@ -5,8 +5,13 @@
 // A request looks at the cache once (look_up): a hit is answered there and then, without suspending;
 // a miss leaves with a ticket, its place in the single flight of its key taken under the same lock,
 // and complete() turns the ticket into the answer.
+//
+// With a shared tier (section 7, shared_tokens.hpp) a local miss's leader asks it before Zoom: a
+// token another replica fetched is answered "cached"; a fetch under way on another replica is waited
+// for. Local hits and local followers never reach it; onbehalf queries never do.
 #pragma once
 
+#include "cache/shared_tokens.hpp"
 #include "cache/token_answer.hpp"
 #include "cache/token_cache.hpp"
 #include "config/config.hpp"
@@ -59,11 +64,12 @@ public:
     };
 
     // `zoom`, `m` and `log` must outlive the service. `ex` runs the background refreshes. `now` is
-    // the wall clock (replaced in tests).
+    // the wall clock (replaced in tests). `shared`: the shared tier, or null for none (a lone
+    // replica); when set it must outlive the service, which listens to it for forgotten users.
     token_service(
         net::any_io_executor ex, token_source& zoom, const cache_config& cfg, metrics& m,
-        std::shared_ptr<spdlog::logger> log,
-        wall_clock now = [] { return std::chrono::system_clock::now(); });
+        std::shared_ptr<spdlog::logger> log, wall_clock now = [] { return std::chrono::system_clock::now(); },
+        shared_tokens* shared = nullptr);
     ~token_service();
     token_service(const token_service&) = delete;
     token_service& operator=(const token_service&) = delete;
@@ -88,10 +94,18 @@ public:
     // The error of a remembered unknown user: user_not_found with Zoom's code 1001.
     static broker_error unknown_user_error();
 
-    // Forgets every cached token of `user_id` (all types and ttls) and its negative entry. Fetches
-    // under way still answer their waiters, but their result is not cached. Returns how many entries
-    // were dropped. Thread-safe.
+    // Forgets every cached token of `user_id` (all types and ttls) and its negative entry, in this
+    // process. Fetches under way still answer their waiters, but their result is not cached (nor
+    // shared). Returns how many entries were dropped. Thread-safe.
     std::size_t forget(std::string_view user_id);
+
+    // True with a shared tier: a DELETE then goes through forget_everywhere().
+    bool shares() const noexcept { return shared_ != nullptr; }
+
+    // DELETE with a shared tier: forget() here, then removes the user's shared entries and has every
+    // replica forget the user. cache_unavailable when the shared tier cannot confirm that (the local
+    // copies are gone all the same). Without a shared tier: forget() and success. Thread-safe.
+    net::awaitable<result<void>> forget_everywhere(std::string user_id);
 
     std::size_t size() const;
 
@@ -99,8 +113,12 @@ public:
     struct fetch_outcome;
 
 private:
+    // A flight's fetch (a miss's, or a background refresh with `refresh`): from the shared tier when
+    // there is one and it has the answer, else from Zoom; lands `f` (null for onbehalf).
     net::awaitable<std::shared_ptr<const fetch_outcome>> fetch(cache_key key, token_query q,
-                                                               std::shared_ptr<flight> f);
+                                                               std::shared_ptr<flight> f, bool refresh);
+    // Forgets every local entry (the shared tier may have missed invalidations).
+    void forget_all();
     net::awaitable<std::shared_ptr<const fetch_outcome>> wait(std::shared_ptr<flight> f);
     // Ends flight `f` with `o`: no longer joinable, its waiters handed back to be resumed. With
     // mutex_ held.
@@ -113,6 +131,8 @@ private:
     metrics& metrics_;
     std::shared_ptr<spdlog::logger> log_;
     wall_clock now_;
+    std::chrono::seconds refresh_margin_;
+    shared_tokens* shared_;
 
     mutable std::mutex mutex_; // guards the members below
     token_cache cache_;

@@ -129,6 +129,8 @@ bool token_endpoint::answer(const request& req, connection_context& ctx, respons
     }
     if (is_delete) {
         tokens_.forget(p.query.user_id);
+        if (tokens_.shares())
+            return false; // every replica must forget too: complete() waits for the shared tier
         res.status = 204;
         audit(req, res.status, p.key_name, p.query.user_id, type, "delete", {});
         return true;
@@ -167,6 +169,16 @@ net::awaitable<void> token_endpoint::complete(const request& req, connection_con
         co_return;
     }
     auto& p = ctx.pending;
+    if (req.method == http::verb::delete_) {
+        auto forgotten = co_await tokens_.forget_everywhere(p.query.user_id);
+        if (forgotten)
+            res.status = 204;
+        else
+            set_error(res, forgotten.error());
+        audit(req, res.status, p.key_name, p.query.user_id, "all", "delete",
+              forgotten ? std::string_view() : code_name(forgotten.error().code));
+        co_return;
+    }
     const auto type = to_string(p.query.type);
     auto answered = co_await tokens_.complete(p.query, std::move(p.ticket), res.body);
     if (!answered) {

@@ -35,8 +35,9 @@ public:
     // Replaces the caller keys (SIGHUP). Thread-safe; requests under way keep the keys they started with.
     void replace_keys(std::shared_ptr<const authenticator> keys);
 
-    // Authentication, validation, authorization, DELETE and the cache: all but waiting for a fetch,
-    // which is left in ctx.pending for complete().
+    // Authentication, validation, authorization, DELETE and the cache: all but waiting for a fetch
+    // (or, with a shared tier, for a DELETE to reach every replica), which is left in ctx.pending
+    // for complete().
     bool answer(const request& req, connection_context& ctx, response& res) override;
     net::awaitable<void> complete(const request& req, connection_context& ctx, response& res) override;
 

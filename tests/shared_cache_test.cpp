@@ -1,0 +1,494 @@
+// Replicas sharing one cache through Redis (CONTRACT.md section 7): several token services in one
+// process, each with its own Zoom client and its own Redis connections, against one real
+// redis-server (tests/redis_server.hpp) and one Zoom simulator over real TLS.
+#include "cache/shared_redis.hpp"
+#include "cache/token_service.hpp"
+#include "redis_server.hpp"
+#include "zoom/zoom_client.hpp"
+#include "zoom_simulator.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <future>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace token_broker {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `condition` every 10 ms for at most `limit`.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 20s) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= give_up)
+            return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
+std::string hex_key(char fill) {
+    return std::string(32, fill);
+}
+
+// One answer of a token service.
+struct answer {
+    result<answer_source> r = make_error(errc::internal_error, "not answered");
+    std::string body;
+
+    boost::json::value json() const { return boost::json::parse(body); }
+    std::string token() const { return std::string(json().at("token").as_string()); }
+    bool cached() const { return json().at("cached").as_bool(); }
+};
+
+// A broker replica: its Zoom client, its shared tier and its token service.
+struct replica {
+    metrics m;
+    std::unique_ptr<zoom_client> zoom;
+    std::unique_ptr<shared_redis> shared;
+    std::unique_ptr<token_service> tokens;
+
+    // True when /metrics has the line `metric_line` (e.g. "token_broker_replica_waits_total 1").
+    bool counts(std::string_view metric_line) const {
+        return ("\n" + m.serialize()).find("\n" + std::string(metric_line) + "\n") != std::string::npos;
+    }
+};
+
+struct SharedCache : ::testing::Test {
+    test::redis_server redis;
+    zoom_sim::simulator sim;
+    net::io_context ioc;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work{ioc.get_executor()};
+    std::vector<std::thread> threads;
+    std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
+    std::shared_ptr<spdlog::logger> log;
+    zoom_config zoom_cfg;
+    cache_config cache_cfg;
+    std::vector<std::unique_ptr<replica>> replicas;
+
+    SharedCache() {
+        auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*log_text);
+        log = std::make_shared<spdlog::logger>("shared-cache-test", sink);
+        log->set_level(spdlog::level::debug);
+        zoom_cfg.api_base_url = sim.base_url();
+        zoom_cfg.oauth_token_url = sim.oauth_url();
+        zoom_cfg.account_id = sim.settings().account_id;
+        zoom_cfg.client_id = sim.settings().client_id;
+        zoom_cfg.client_secret = sim.settings().client_secret;
+        zoom_cfg.ca_file = sim.ca_file();
+        zoom_cfg.request_timeout = 3000ms;
+        zoom_cfg.requests_per_second = 100000;
+    }
+
+    ~SharedCache() override {
+        for (auto& r : replicas) {
+            r->zoom->stop();
+            r->shared->stop();
+        }
+        work.reset();
+        for (auto& t : threads)
+            t.join();
+        for (auto& r : replicas)
+            r->tokens.reset();
+    }
+
+    redis::options redis_options(std::chrono::milliseconds command_timeout = 2000ms) const {
+        auto o = redis.client_options();
+        o.connect_timeout = 2000ms;
+        o.command_timeout = command_timeout;
+        return o;
+    }
+
+    shared_redis::settings shared_settings(char key = 'k', char previous = 0) const {
+        shared_redis::settings s;
+        s.key_prefix = "test-broker:";
+        s.encryption_key = secret(hex_key(key));
+        if (previous)
+            s.previous_encryption_key = secret(hex_key(previous));
+        s.request_timeout = zoom_cfg.request_timeout;
+        s.cache = cache_cfg;
+        return s;
+    }
+
+    // A started replica; call start_threads() once all are made.
+    replica& add_replica(shared_redis::settings s, redis::options o) {
+        auto r = std::make_unique<replica>();
+        r->m.enable_redis();
+        r->zoom = std::make_unique<zoom_client>(ioc.get_executor(), zoom_cfg, log, r->m);
+        r->shared = std::make_unique<shared_redis>(ioc.get_executor(), std::move(o), std::move(s), r->m, log);
+        r->tokens = std::make_unique<token_service>(
+            ioc.get_executor(), *r->zoom, cache_cfg, r->m, log,
+            [] { return std::chrono::system_clock::now(); }, r->shared.get());
+        r->zoom->start();
+        r->shared->start();
+        replicas.push_back(std::move(r));
+        return *replicas.back();
+    }
+    replica& add_replica() { return add_replica(shared_settings(), redis_options()); }
+
+    // Runs the io_context on two threads and waits until every replica has a Zoom access token and
+    // a Redis connection.
+    void start_threads() {
+        for (int i = 0; i < 2; ++i)
+            threads.emplace_back([this] { ioc.run(); });
+        for (auto& r : replicas) {
+            ASSERT_TRUE(eventually([&] { return r->zoom->ready().ready; }))
+                << "a Zoom client never got ready";
+            ASSERT_TRUE(eventually([&] { return r->shared->up(); })) << "a replica never reached Redis";
+        }
+    }
+
+    static net::awaitable<void> run_one(token_service* s, token_query q, std::shared_ptr<answer> a) {
+        a->r = co_await s->answer(q, a->body);
+    }
+
+    // Starts an answer on the io_context.
+    std::future<std::shared_ptr<answer>> start(replica& r, std::string user,
+                                               token_type type = token_type::zak) {
+        auto a = std::make_shared<answer>();
+        auto done = std::make_shared<std::promise<std::shared_ptr<answer>>>();
+        auto f = done->get_future();
+        // A named query, not a braced temporary: gcc 12 destroys those twice as coroutine arguments.
+        token_query q{std::move(user), type, std::nullopt, std::nullopt};
+        net::co_spawn(ioc, run_one(r.tokens.get(), std::move(q), a), [a, done](std::exception_ptr e) {
+            if (e)
+                done->set_exception(e);
+            else
+                done->set_value(a);
+        });
+        return f;
+    }
+
+    std::shared_ptr<answer> get(replica& r, std::string user, token_type type = token_type::zak) {
+        auto f = start(r, std::move(user), type);
+        if (f.wait_for(60s) != std::future_status::ready)
+            throw std::runtime_error("no answer within 60 s");
+        return f.get();
+    }
+
+    // True when the replica answers `user` from its own memory, without any I/O.
+    static bool local_hit(replica& r, const std::string& user) {
+        std::string body;
+        token_service::ticket t;
+        return r.tokens->look_up(token_query{user, token_type::zak, std::nullopt, std::nullopt}, body, t) ==
+               token_service::lookup::hit;
+    }
+
+    net::awaitable<result<void>> forget_on(replica& r, std::string user) {
+        co_return co_await r.tokens->forget_everywhere(std::move(user));
+    }
+    result<void> forget(replica& r, std::string user) {
+        auto f = net::co_spawn(ioc, forget_on(r, std::move(user)), net::use_future);
+        if (f.wait_for(60s) != std::future_status::ready)
+            throw std::runtime_error("DELETE did not finish within 60 s");
+        return f.get();
+    }
+
+    // Every key in Redis, and every value (strings, set members).
+    std::vector<std::string> redis_contents() const {
+        std::vector<std::string> out;
+        auto keys = redis.command({"KEYS", "*"});
+        for (const auto& k : keys.elements) {
+            out.push_back(k.text);
+            auto type = redis.command({"TYPE", k.text}).text;
+            if (type == "string") {
+                out.push_back(redis.command({"GET", k.text}).text);
+            } else if (type == "set") {
+                for (const auto& m : redis.command({"SMEMBERS", k.text}).elements)
+                    out.push_back(m.text);
+            } else {
+                out.push_back("unexpected type " + type + " of a key");
+            }
+        }
+        return out;
+    }
+};
+
+TEST_F(SharedCache, NinetyConcurrentRequestsOverThreeReplicasMakeOneZoomCall) {
+    auto& a = add_replica();
+    auto& b = add_replica();
+    auto& c = add_replica();
+    start_threads();
+    sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 1000ms, .times = -1}, "slow@example.com");
+    std::vector<std::future<std::shared_ptr<answer>>> pending;
+    for (int i = 0; i < 30; ++i)
+        for (auto* r : {&a, &b, &c})
+            pending.push_back(start(*r, "slow@example.com"));
+    std::set<std::string> tokens;
+    int fresh = 0;
+    for (auto& f : pending) {
+        ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+        auto ans = f.get();
+        ASSERT_TRUE(ans->r) << ans->r.error().message;
+        tokens.insert(ans->token());
+        fresh += ans->cached() ? 0 : 1;
+    }
+    EXPECT_EQ(sim.token_calls("slow@example.com"), 1u);
+    EXPECT_EQ(tokens.size(), 1u);
+    // The fetching replica's own requests are fresh; the other two answered from Redis (cached).
+    EXPECT_EQ(fresh, 30);
+    int shared_hits = 0, waits = 0;
+    for (auto* r : {&a, &b, &c}) {
+        shared_hits += r->counts("token_broker_shared_cache_hits_total 1") ? 1 : 0;
+        waits += r->counts("token_broker_replica_waits_total 1") ? 1 : 0;
+    }
+    EXPECT_EQ(shared_hits, 2);
+    EXPECT_EQ(waits, 2);
+}
+
+TEST_F(SharedCache, ATokenFetchedByOneIsServedByAnotherFromRedisWithoutAZoomCall) {
+    auto& a = add_replica();
+    auto& b = add_replica();
+    start_threads();
+    auto first = get(a, "jdoe@example.com");
+    ASSERT_TRUE(first->r);
+    EXPECT_FALSE(first->cached());
+    auto second = get(b, "jdoe@example.com");
+    ASSERT_TRUE(second->r) << second->r.error().message;
+    EXPECT_TRUE(second->cached());
+    EXPECT_EQ(*second->r, answer_source::cached);
+    EXPECT_EQ(second->token(), first->token());
+    EXPECT_EQ(second->json().at("expires_at"), first->json().at("expires_at"));
+    EXPECT_EQ(sim.token_calls("jdoe@example.com"), 1u);
+    // B keeps its own copy now: the next answer is a local hit, without Redis.
+    EXPECT_TRUE(local_hit(b, "jdoe@example.com"));
+    // onbehalf is never shared: each replica fetches its own.
+    ASSERT_TRUE(get(a, "jdoe@example.com", token_type::onbehalf)->r);
+    ASSERT_TRUE(get(b, "jdoe@example.com", token_type::onbehalf)->r);
+    EXPECT_EQ(sim.token_calls("jdoe@example.com"), 3u);
+}
+
+TEST_F(SharedCache, AnUnknownUserCostsOneZoomCallForAll) {
+    auto& a = add_replica();
+    auto& b = add_replica();
+    auto& c = add_replica();
+    start_threads();
+    sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 300ms, .times = -1}, "unknown-slow");
+    std::vector<std::future<std::shared_ptr<answer>>> pending;
+    for (int i = 0; i < 10; ++i)
+        for (auto* r : {&a, &b, &c})
+            pending.push_back(start(*r, "unknown-slow"));
+    for (auto& f : pending) {
+        ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+        auto ans = f.get();
+        ASSERT_FALSE(ans->r);
+        EXPECT_EQ(ans->r.error().code, errc::user_not_found);
+    }
+    EXPECT_EQ(sim.token_calls("unknown-slow"), 1u);
+    // And later, on a replica that never asked: still no Zoom call.
+    auto& d = add_replica();
+    ASSERT_TRUE(eventually([&] { return d.zoom->ready().ready && d.shared->up(); }));
+    auto later = get(d, "unknown-slow");
+    ASSERT_FALSE(later->r);
+    EXPECT_EQ(later->r.error().code, errc::user_not_found);
+    EXPECT_EQ(sim.token_calls("unknown-slow"), 1u);
+}
+
+TEST_F(SharedCache, AFailedFetchReachesTheWaitingReplicasAsTheSameError) {
+    zoom_cfg.request_timeout = 1000ms;
+    auto& a = add_replica();
+    auto& b = add_replica();
+    start_threads();
+    sim.inject({.what = zoom_sim::fault::kind::hang, .times = -1}, "stuck");
+    auto on_a = start(a, "stuck");
+    ASSERT_TRUE(eventually([&] { return sim.token_calls("stuck") == 1; }));
+    auto on_b = start(b, "stuck");
+    for (auto* f : {&on_a, &on_b}) {
+        ASSERT_EQ(f->wait_for(60s), std::future_status::ready);
+        auto ans = f->get();
+        ASSERT_FALSE(ans->r);
+        EXPECT_EQ(ans->r.error().code, errc::upstream_timeout);
+    }
+    EXPECT_EQ(sim.token_calls("stuck"), 1u);
+}
+
+TEST_F(SharedCache, DeleteOnOneReplicaMakesEveryReplicaFetchAFreshToken) {
+    auto& a = add_replica();
+    auto& b = add_replica();
+    auto& c = add_replica();
+    start_threads();
+    ASSERT_TRUE(get(a, "leaver")->r);
+    ASSERT_TRUE(get(b, "leaver")->cached());
+    ASSERT_TRUE(get(c, "leaver")->cached());
+    ASSERT_TRUE(local_hit(b, "leaver") && local_hit(c, "leaver"));
+    ASSERT_EQ(sim.token_calls("leaver"), 1u);
+
+    auto deleted = forget(a, "leaver");
+    ASSERT_TRUE(deleted) << deleted.error().message;
+    EXPECT_FALSE(local_hit(a, "leaver"));
+    EXPECT_TRUE(eventually([&] { return !local_hit(b, "leaver") && !local_hit(c, "leaver"); }))
+        << "the other replicas kept their copies";
+
+    auto on_b = get(b, "leaver");
+    ASSERT_TRUE(on_b->r);
+    EXPECT_FALSE(on_b->cached());
+    // (The simulator's token can be byte-identical within one second: the Zoom call count is the proof.)
+    EXPECT_EQ(sim.token_calls("leaver"), 2u);
+    auto on_c = get(c, "leaver");
+    EXPECT_EQ(on_c->token(), on_b->token());
+    EXPECT_EQ(sim.token_calls("leaver"), 2u);
+}
+
+TEST_F(SharedCache, RedisHoldsNoUserIdTokenOrSecretInClear) {
+    auto& a = add_replica();
+    auto& b = add_replica();
+    start_threads();
+    const std::vector<std::string> users{"alice@example.com", "bob@example.com", "unknown-carol@example.com"};
+    std::vector<std::string> tokens;
+    for (const auto& u : users) {
+        auto first = get(a, u);
+        auto second = get(b, u);
+        if (first->r)
+            tokens.push_back(first->token());
+        if (second->r)
+            tokens.push_back(second->token());
+    }
+    ASSERT_TRUE(get(a, "ttl-user@example.com")->r);
+    ASSERT_EQ(tokens.size(), 4u);
+    auto contents = redis_contents();
+    ASSERT_GE(contents.size(), 6u); // at least two token entries, an unknown user, the sets
+    std::vector<std::string> forbidden = users;
+    forbidden.push_back("ttl-user@example.com");
+    forbidden.push_back("example.com");
+    forbidden.insert(forbidden.end(), tokens.begin(), tokens.end());
+    for (const auto& t : tokens)
+        forbidden.push_back(t.substr(t.rfind('.') + 1)); // the signature alone
+    for (const auto& t : sim.issued_access_tokens())
+        forbidden.push_back(t);
+    forbidden.push_back(sim.settings().client_secret);
+    forbidden.push_back(hex_key('k'));
+    for (const auto& text : contents)
+        for (const auto& f : forbidden)
+            EXPECT_EQ(text.find(f), std::string::npos) << "Redis holds \"" << f << "\" in clear";
+    for (const auto& key : redis.command({"KEYS", "*"}).elements)
+        EXPECT_TRUE(key.text.starts_with("test-broker:")) << key.text;
+}
+
+TEST_F(SharedCache, AValueUnderAnotherKeyOrTamperedWithIsAMissNotAnError) {
+    auto& writer = add_replica(shared_settings('o'), redis_options()); // another encryption key
+    auto& a = add_replica();
+    auto& b = add_replica();
+    start_threads();
+    const cache_key key{"moved@example.com", token_type::zak, std::nullopt};
+    ASSERT_TRUE(get(writer, "moved@example.com")->r);
+    // The other key's value, put where this key's replicas look: it does not open.
+    const auto theirs = writer.shared->names_of(key).entry;
+    const auto ours = a.shared->names_of(key).entry;
+    ASSERT_NE(theirs, ours);
+    auto value = redis.command({"GET", theirs});
+    ASSERT_EQ(value.type, redis::reply::kind::string);
+    ASSERT_TRUE(redis.command({"SET", ours, value.text, "PX", "600000"}).is_status("OK"));
+    auto on_a = get(a, "moved@example.com");
+    ASSERT_TRUE(on_a->r) << on_a->r.error().message;
+    EXPECT_FALSE(on_a->cached());
+    EXPECT_EQ(sim.token_calls("moved@example.com"), 2u);
+    EXPECT_TRUE(a.counts("token_broker_redis_undecryptable_values_total 1"));
+
+    // A's own value, one byte flipped: B does not serve it either.
+    auto sealed = redis.command({"GET", ours});
+    ASSERT_EQ(sealed.type, redis::reply::kind::string);
+    sealed.text[sealed.text.size() / 2] ^= 0x01;
+    ASSERT_TRUE(redis.command({"SET", ours, sealed.text, "PX", "600000"}).is_status("OK"));
+    auto on_b = get(b, "moved@example.com");
+    ASSERT_TRUE(on_b->r) << on_b->r.error().message;
+    EXPECT_FALSE(on_b->cached());
+    EXPECT_EQ(sim.token_calls("moved@example.com"), 3u);
+    EXPECT_TRUE(b.counts("token_broker_redis_undecryptable_values_total 1"));
+}
+
+TEST_F(SharedCache, AfterARotationTheOldKeysEntriesAreStillServed) {
+    auto& before = add_replica(shared_settings('o'), redis_options());
+    auto& after = add_replica(shared_settings('n', 'o'), redis_options());
+    start_threads();
+    const auto first = get(before, "rotated@example.com");
+    ASSERT_TRUE(first->r);
+    auto second = get(after, "rotated@example.com");
+    ASSERT_TRUE(second->r) << second->r.error().message;
+    EXPECT_TRUE(second->cached());
+    EXPECT_EQ(second->token(), first->token());
+    EXPECT_EQ(sim.token_calls("rotated@example.com"), 1u);
+    // DELETE with the new key removes what the old one wrote too.
+    ASSERT_TRUE(forget(after, "rotated@example.com"));
+    for (const auto& text : redis_contents())
+        EXPECT_EQ(
+            text.find(before.shared->names_of({"rotated@example.com", token_type::zak, std::nullopt}).entry),
+            std::string::npos);
+}
+
+TEST_F(SharedCache, WhileRedisIsDownEveryReplicaAnswersAloneAndDeleteIsUnavailable) {
+    auto& a = add_replica(shared_settings(), redis_options(250ms));
+    auto& b = add_replica(shared_settings(), redis_options(250ms));
+    start_threads();
+    ASSERT_TRUE(get(a, "before@example.com")->r);
+    ASSERT_TRUE(get(b, "before@example.com")->cached());
+
+    redis.stop();
+    ASSERT_TRUE(eventually([&] { return !a.shared->up() && !b.shared->up(); }));
+    // Hits from memory, misses from Zoom, each replica on its own.
+    auto hit = get(a, "before@example.com");
+    ASSERT_TRUE(hit->r);
+    EXPECT_TRUE(hit->cached());
+    auto miss_a = get(a, "during@example.com");
+    ASSERT_TRUE(miss_a->r) << miss_a->r.error().message;
+    EXPECT_FALSE(miss_a->cached());
+    auto miss_b = get(b, "during@example.com");
+    ASSERT_TRUE(miss_b->r) << miss_b->r.error().message;
+    EXPECT_FALSE(miss_b->cached());
+    EXPECT_EQ(sim.token_calls("during@example.com"), 2u);
+    auto deleted = forget(a, "before@example.com");
+    ASSERT_FALSE(deleted);
+    EXPECT_EQ(deleted.error().code, errc::cache_unavailable);
+    EXPECT_FALSE(local_hit(a, "before@example.com")) << "this replica forgets all the same";
+    EXPECT_TRUE(a.counts("token_broker_redis_up 0"));
+
+    redis.restart();
+    ASSERT_TRUE(eventually([&] { return a.shared->up() && b.shared->up(); })) << "no reconnection";
+    ASSERT_TRUE(eventually([&] { return a.counts("token_broker_redis_up 1"); }));
+    auto again_a = get(a, "after@example.com");
+    ASSERT_TRUE(again_a->r);
+    EXPECT_FALSE(again_a->cached());
+    auto again_b = get(b, "after@example.com");
+    ASSERT_TRUE(again_b->r);
+    EXPECT_TRUE(again_b->cached());
+    EXPECT_EQ(again_b->token(), again_a->token());
+    EXPECT_EQ(sim.token_calls("after@example.com"), 1u);
+    EXPECT_TRUE(forget(b, "after@example.com"));
+}
+
+TEST_F(SharedCache, ALockLeftByADeadReplicaHoldsTheOthersUpUntilItExpiresThenOneFetches) {
+    zoom_cfg.request_timeout = 2000ms;
+    auto& a = add_replica();
+    auto& b = add_replica();
+    start_threads();
+    const cache_key key{"orphan@example.com", token_type::zak, std::nullopt};
+    // A replica that took the lock and died: the lock lives request_timeout + 1 s, never released.
+    const auto taken = std::chrono::steady_clock::now();
+    ASSERT_TRUE(redis.command({"SET", a.shared->names_of(key).lock, "dead-replica", "NX", "PX", "3000"})
+                    .is_status("OK"));
+    auto on_a = start(a, "orphan@example.com");
+    auto on_b = start(b, "orphan@example.com");
+    // While the lock lives, nobody calls Zoom.
+    while (redis.command({"PTTL", a.shared->names_of(key).lock}).integer > 100) {
+        EXPECT_EQ(sim.token_calls("orphan@example.com"), 0u);
+        std::this_thread::sleep_for(20ms);
+    }
+    for (auto* f : {&on_a, &on_b}) {
+        ASSERT_EQ(f->wait_for(60s), std::future_status::ready);
+        auto ans = f->get();
+        ASSERT_TRUE(ans->r) << ans->r.error().message;
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - taken, 2900ms);
+    EXPECT_EQ(sim.token_calls("orphan@example.com"), 1u) << "one of them fetched, the other waited on it";
+}
+
+} // namespace
+} // namespace token_broker
