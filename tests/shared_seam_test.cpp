@@ -2,6 +2,7 @@
 // Zoom with a fake clock: what reaches the tier (a local leader's miss, nothing else), and what the
 // service does with each of its answers. No sockets, no Redis.
 #include "cache/token_service.hpp"
+#include "core/base64.hpp"
 #include "server_harness.hpp"
 #include "test_support.hpp"
 
@@ -26,7 +27,7 @@ const auto rethrow = [](std::exception_ptr e) {
 };
 
 std::string make_jwt(std::int64_t exp, std::string_view salt) {
-    const auto b64url = testing::base64url_encode;
+    const auto b64url = base64url_encode;
     return b64url(R"({"alg":"HS256","typ":"JWT"})") + "." +
            b64url(R"({"uid":")" + std::string(salt) + R"(","exp":)" + std::to_string(exp) + "}") + ".c2ln";
 }

@@ -1,8 +1,12 @@
 #include "app/application.hpp"
 
 #include "auth/auth.hpp"
+#include "cache/shared_redis.hpp"
 #include "cache/token_service.hpp"
 #include "metrics/metrics.hpp"
+#include "redis/connection.hpp"
+#include "redis/sealed.hpp"
+#include "redis/subscriber.hpp"
 #include "server/http_server.hpp"
 #include "server/router.hpp"
 #include "server/token_endpoint.hpp"
@@ -19,18 +23,103 @@
 
 namespace token_broker {
 
+namespace {
+
+// The connection settings of the redis block (config.hpp) for the Redis client layer.
+redis::options redis_options(const redis_config& r) {
+    redis::options o;
+    o.tls = r.tls;
+    o.host = r.host;
+    o.port = r.port;
+    o.db = r.db;
+    o.user = r.user;
+    o.password = r.password;
+    o.ca_file = r.ca_file;
+    o.connect_timeout = r.connect_timeout;
+    o.command_timeout = r.command_timeout;
+    return o;
+}
+
+} // namespace
+
+// With redis.url, two Redis users share the replicas' state (CONTRACT.md section 7): the token
+// service's shared tier (shared_redis: its own command connection and subscription) and the Zoom
+// client's shared budget, 429 block and access token (zoom_shared: a command connection and a
+// subscription to the client's channels). Without it, neither exists and each process is alone.
 struct application::impl {
     impl(config c, std::shared_ptr<spdlog::logger> l)
         : cfg(std::move(c)), log(std::move(l)), ioc(static_cast<int>(cfg.server.threads)),
-          zoom(ioc.get_executor(), cfg.zoom, log, m), tokens(ioc.get_executor(), zoom, cfg.cache, m, log),
+          zoom_redis(make_zoom_redis()), zoom(make_zoom()), shared_tier(make_shared_tier()),
+          tokens(
+              ioc.get_executor(), *zoom, cfg.cache, m, log, [] { return std::chrono::system_clock::now(); },
+              shared_tier.get()),
           endpoint(tokens, std::make_shared<const authenticator>(cfg.auth.keys), cfg.log.format, log,
                    cfg.zoom.request_timeout),
           routes(
               m, [this] { return readiness(); }, &endpoint),
-          server(ioc, cfg.server, routes, log, m), flush_timer(ioc), signals(ioc), reload_signal(ioc) {}
+          server(ioc, cfg.server, routes, log, m), flush_timer(ioc), signals(ioc), reload_signal(ioc) {
+        if (shared_tier)
+            routes.report_redis([this] { return shared_tier->up(); });
+    }
+
+    std::shared_ptr<redis::connection> make_zoom_redis() {
+        if (!cfg.redis.enabled())
+            return nullptr;
+        m.enable_redis();
+        return redis::connection::create(ioc.get_executor(), redis_options(cfg.redis), log, &m);
+    }
+
+    std::unique_ptr<zoom_client> make_zoom() {
+        if (!zoom_redis)
+            return std::make_unique<zoom_client>(ioc.get_executor(), cfg.zoom, log, m);
+        zoom_shared shared;
+        shared.connection = zoom_redis;
+        shared.sealer = std::make_shared<const redis::sealer>(cfg.redis.encryption_key,
+                                                              cfg.redis.previous_encryption_key);
+        shared.key_prefix = cfg.redis.key_prefix;
+        shared.wait_for_redis = cfg.redis.connect_timeout;
+        auto client = std::make_unique<zoom_client>(ioc.get_executor(), cfg.zoom, log, m, std::move(shared));
+        zoom_client* z = client.get();
+        zoom_subscription = redis::subscriber::create(
+            ioc.get_executor(), redis_options(cfg.redis), log, z->redis_channels(),
+            [z](std::string_view channel, std::string_view message) {
+                z->on_redis_message(channel, message);
+            },
+            [z] { z->on_redis_subscribed(); });
+        return client;
+    }
+
+    std::unique_ptr<shared_redis> make_shared_tier() {
+        if (!cfg.redis.enabled())
+            return nullptr;
+        shared_redis::settings s;
+        s.key_prefix = cfg.redis.key_prefix;
+        s.encryption_key = cfg.redis.encryption_key;
+        s.previous_encryption_key = cfg.redis.previous_encryption_key;
+        s.request_timeout = cfg.zoom.request_timeout;
+        s.cache = cfg.cache;
+        return std::make_unique<shared_redis>(ioc.get_executor(), redis_options(cfg.redis), std::move(s), m,
+                                              log);
+    }
+
+    void start_redis() {
+        if (!shared_tier)
+            return;
+        zoom_redis->start();
+        zoom_subscription->start();
+        shared_tier->start();
+    }
+
+    void stop_redis() {
+        if (!shared_tier)
+            return;
+        shared_tier->stop();
+        zoom_subscription->stop();
+        zoom_redis->stop();
+    }
 
     std::optional<std::string> readiness() const {
-        auto r = zoom.ready();
+        auto r = zoom->ready();
         if (r.ready)
             return std::nullopt;
         return r.reason;
@@ -82,7 +171,8 @@ struct application::impl {
             signals.cancel(ignored);
             reload_signal.cancel(ignored);
             flush_timer.cancel();
-            zoom.stop();
+            zoom->stop();
+            stop_redis();
             ioc.stop();
         });
     }
@@ -91,7 +181,10 @@ struct application::impl {
     std::shared_ptr<spdlog::logger> log;
     metrics m;
     net::io_context ioc;
-    zoom_client zoom;
+    std::shared_ptr<redis::connection> zoom_redis;        // null without redis.url
+    std::shared_ptr<redis::subscriber> zoom_subscription; // null without redis.url
+    std::unique_ptr<zoom_client> zoom;
+    std::unique_ptr<shared_redis> shared_tier; // null without redis.url
     token_service tokens;
     token_endpoint endpoint;
     router routes;
@@ -116,7 +209,11 @@ void application::start() {
     p.log->info("token-broker {} listening on {}://{}:{} with {} thread(s) and {} caller key(s); Zoom at {}",
                 TOKEN_BROKER_VERSION, p.cfg.server.tls.enabled() ? "https" : "http", p.cfg.server.address,
                 port(), p.cfg.server.threads, p.cfg.auth.keys.size(), p.cfg.zoom.api_base_url);
-    p.zoom.start();
+    if (p.cfg.redis.enabled())
+        p.log->info("sharing the cache and the Zoom budget through Redis at {} (prefix {})", p.cfg.redis.url,
+                    p.cfg.redis.key_prefix);
+    p.start_redis();
+    p.zoom->start();
     p.schedule_log_flush();
 }
 

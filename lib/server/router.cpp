@@ -59,6 +59,10 @@ bool router::answer(const request& req, connection_context& ctx, response& res) 
                 res.body = R"({"status":"ready"})";
             else
                 set_error(res, errc::not_ready, *reason);
+            if (redis_up_) { // the object's last member
+                res.body.pop_back();
+                res.body += redis_up_() ? R"(,"redis":"up"})" : R"(,"redis":"down"})";
+            }
         }
     } else if (path == "/metrics") {
         if (probe(route::metrics)) {

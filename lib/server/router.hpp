@@ -24,6 +24,10 @@ public:
     // answered 503 not_ready. All references must outlive the router.
     router(metrics& m, readiness_check ready, request_handler* token_route);
 
+    // With Redis configured: whether it is up now, which /readyz's body says ("redis": "up" or
+    // "down") without changing its status (CONTRACT.md section 3). Call before serving.
+    void report_redis(std::function<bool()> up) { redis_up_ = std::move(up); }
+
     bool answer(const request& req, connection_context& ctx, response& res) override;
 
     // Only the token route ever leaves work to complete: handed straight to it.
@@ -32,6 +36,7 @@ public:
 private:
     metrics& metrics_;
     readiness_check ready_;
+    std::function<bool()> redis_up_;
     request_handler* token_route_;
 };
 
