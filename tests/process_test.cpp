@@ -2,6 +2,7 @@
 // drains requests in flight and exits 0) and its exit status for a port it cannot bind.
 #include "auth/auth.hpp"
 #include "broker_harness.hpp"
+#include "redis_server.hpp"
 #include "test_support.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -39,32 +40,41 @@ std::string read_file(const std::filesystem::path& p) {
 // broker itself holds the port from then on (no "find a free port, close it, reuse it" race).
 class broker_process {
 public:
-    static std::unique_ptr<broker_process> start(const zoom_sim::simulator& sim) {
+    // `extra`: more top-level configuration blocks (a "redis" block, say).
+    static std::unique_ptr<broker_process> start(const zoom_sim::simulator& sim,
+                                                 const boost::json::object& extra = {}) {
+        static int started = 0;
         for (int attempt = 0; attempt < 20; ++attempt) {
-            const auto port = static_cast<std::uint16_t>(20000 + (::getpid() * 7 + attempt * 131) % 30000);
-            auto p = std::make_unique<broker_process>(sim, port);
+            const auto port = static_cast<std::uint16_t>(
+                20000 + (::getpid() * 7 + (started++) * 61 + attempt * 131) % 30000);
+            auto p = std::make_unique<broker_process>(sim, port, extra);
             if (p->wait_port() == port)
                 return p;
         }
         throw std::runtime_error("no port could be bound");
     }
 
-    broker_process(const zoom_sim::simulator& sim, std::uint16_t port) {
-        dir_ =
-            std::filesystem::temp_directory_path() / ("token-broker-process-" + std::to_string(::getpid()));
+    broker_process(const zoom_sim::simulator& sim, std::uint16_t port,
+                   const boost::json::object& extra = {}) {
+        // One directory per broker: a test may run several at once.
+        dir_ = std::filesystem::temp_directory_path() /
+               ("token-broker-process-" + std::to_string(::getpid()) + "-" + std::to_string(port));
         std::filesystem::create_directories(dir_);
         keys_file_ = dir_ / "keys.json";
         write_keys("first", "first-key-0123456789");
-        const auto cfg = boost::json::serialize(
-            boost::json::object{{"server", boost::json::object{{"port", port}, {"drain_timeout_ms", 5000}}},
-                                {"zoom",
-                                 {{"api_base_url", sim.base_url()},
-                                  {"oauth_token_url", sim.oauth_url()},
-                                  {"account_id", sim.settings().account_id},
-                                  {"client_id", sim.settings().client_id},
-                                  {"client_secret", sim.settings().client_secret},
-                                  {"ca_file", sim.ca_file()}}},
-                                {"auth", {{"keys_file", keys_file_.string()}}}});
+        boost::json::object cfg_object{
+            {"server", boost::json::object{{"port", port}, {"drain_timeout_ms", 5000}}},
+            {"zoom",
+             {{"api_base_url", sim.base_url()},
+              {"oauth_token_url", sim.oauth_url()},
+              {"account_id", sim.settings().account_id},
+              {"client_id", sim.settings().client_id},
+              {"client_secret", sim.settings().client_secret},
+              {"ca_file", sim.ca_file()}}},
+            {"auth", {{"keys_file", keys_file_.string()}}}};
+        for (const auto& [k, v] : extra)
+            cfg_object[k] = v;
+        const auto cfg = boost::json::serialize(cfg_object);
         std::ofstream(dir_ / "config.json") << cfg;
         const std::string config_path = (dir_ / "config.json").string();
         const std::string out = (dir_ / "stdout.log").string();
@@ -195,6 +205,47 @@ TEST(Process, APortThatCannotBeBoundExitsOne) {
     broker_process broker(sim, taken.local_endpoint().port());
     EXPECT_EQ(broker.wait_exit(5s), 1);
     EXPECT_NE(broker.output().find("cannot listen"), std::string::npos) << broker.output();
+}
+
+// Two broker processes naming one Redis (CONTRACT.md section 7) behave as one broker: one OAuth
+// call for both, a token fetched by one is served by the other as cached without a Zoom call, and a
+// DELETE on one makes the other fetch anew. The wiring of the process, not only the library.
+TEST(Process, TwoReplicasShareOneRedis) {
+    zoom_sim::simulator sim;
+    test::redis_server redis;
+    const boost::json::object extra{{"redis",
+                                     {{"url", "redis://127.0.0.1:" + std::to_string(redis.port())},
+                                      {"password", redis.password()},
+                                      {"encryption_key", std::string(64, 'a')}}}};
+    auto a = broker_process::start(sim, extra);
+    auto b = broker_process::start(sim, extra);
+    ASSERT_TRUE(a && b);
+    const std::uint16_t ports[] = {a->wait_port(), b->wait_port()};
+    for (auto port : ports) {
+        EXPECT_TRUE(eventually([&] {
+            return client(port).get("/readyz").body() == R"({"status":"ready","redis":"up"})";
+        })) << client(port).get("/readyz").body();
+    }
+    EXPECT_EQ(sim.oauth_calls(), 1u) << "the second replica takes the access token the first put in Redis";
+
+    const std::string auth = "Authorization: Bearer first-key-0123456789\r\n";
+    const auto first = client(ports[0]).get("/token/alice@example.com", auth);
+    ASSERT_EQ(first.result_int(), 200) << first.body();
+    EXPECT_NE(first.body().find(R"("cached":false)"), std::string::npos) << first.body();
+    const auto second = client(ports[1]).get("/token/alice@example.com", auth);
+    ASSERT_EQ(second.result_int(), 200) << second.body();
+    EXPECT_NE(second.body().find(R"("cached":true)"), std::string::npos) << second.body();
+    EXPECT_EQ(sim.token_calls("alice@example.com"), 1u);
+
+    client del(ports[1]);
+    del.send("DELETE /token/alice@example.com HTTP/1.1\r\nHost: localhost\r\n" + auth + "\r\n");
+    EXPECT_EQ(del.read().result_int(), 204);
+    // The other replica hears of the DELETE through Redis and drops its own copy.
+    EXPECT_TRUE(eventually([&] {
+        const auto r = client(ports[0]).get("/token/alice@example.com", auth);
+        return r.result_int() == 200 && sim.token_calls("alice@example.com") == 2;
+    }));
+    EXPECT_EQ(sim.oauth_calls(), 1u);
 }
 
 } // namespace
