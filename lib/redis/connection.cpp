@@ -1,6 +1,7 @@
 #include "redis/connection.hpp"
 
 #include "core/spawn.hpp"
+#include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/link.hpp"
 #include "redis/protocol.hpp"
@@ -50,7 +51,7 @@ std::shared_ptr<connection> connection::create(net::any_io_executor ex, options 
 
 connection::connection(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log, metrics* m)
     : strand_(net::make_strand(ex)), opts_(std::move(o)), log_(std::move(log)), metrics_(m),
-      tls_(opts_.tls ? detail::make_tls_context(opts_.ca_file) : nullptr),
+      tls_(opts_.tls ? make_tls_client_context(opts_.ca_file, "redis.ca_file") : nullptr),
       where_((opts_.tls ? "rediss://" : "redis://") + opts_.host + ":" + std::to_string(opts_.port)),
       backoff_(strand_) {}
 

@@ -72,21 +72,6 @@ std::chrono::milliseconds retry_delay(unsigned failures) noexcept {
     return std::min(d, last);
 }
 
-std::shared_ptr<ssl::context> make_tls_context(const std::string& ca_file) {
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-    ctx->set_verify_mode(ssl::verify_peer);
-    ctx->set_default_verify_paths();
-    if (!ca_file.empty()) {
-        beast::error_code ec;
-        ctx->load_verify_file(ca_file, ec);
-        if (ec)
-            throw std::runtime_error("redis.ca_file: cannot load " + ca_file + ": " + ec.message());
-    }
-    return ctx;
-}
-
 link::link(net::any_io_executor ex, std::shared_ptr<ssl::context> tls)
     : ex_(ex), tls_context_(std::move(tls)), resolver_(ex), resolve_deadline_(ex) {
     if (tls_context_)

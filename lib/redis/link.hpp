@@ -34,10 +34,6 @@ std::optional<std::string> handshake_refusal(const options& o, const std::vector
 // doubling to at most 5 s (CONTRACT.md section 7).
 std::chrono::milliseconds retry_delay(unsigned failures) noexcept;
 
-// A TLS client context for rediss://: TLS 1.2 at least, peers verified against the system store plus
-// `ca_file` when not empty. Throws std::runtime_error naming redis.ca_file when it cannot be loaded.
-std::shared_ptr<ssl::context> make_tls_context(const std::string& ca_file);
-
 class link : public std::enable_shared_from_this<link> {
 public:
     // `tls` null: plain TCP. Does no I/O.

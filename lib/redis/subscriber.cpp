@@ -1,6 +1,7 @@
 #include "redis/subscriber.hpp"
 
 #include "core/spawn.hpp"
+#include "core/tls_client.hpp"
 #include "redis/link.hpp"
 #include "redis/protocol.hpp"
 
@@ -32,7 +33,7 @@ subscriber::subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlo
     : strand_(net::make_strand(ex)), opts_(std::move(o)), log_(std::move(log)),
       channels_(std::move(channels)), on_message_(std::move(on_message)),
       on_subscribed_(std::move(on_subscribed)),
-      tls_(opts_.tls ? detail::make_tls_context(opts_.ca_file) : nullptr),
+      tls_(opts_.tls ? make_tls_client_context(opts_.ca_file, "redis.ca_file") : nullptr),
       where_((opts_.tls ? "rediss://" : "redis://") + opts_.host + ":" + std::to_string(opts_.port)),
       backoff_(strand_) {}
 

@@ -24,21 +24,6 @@ void throw_exception_from_error(const transport_error& e, const boost::source_lo
     boost::throw_exception(std::runtime_error(e.message), loc);
 }
 
-std::shared_ptr<ssl::context> make_tls_client_context(const std::string& ca_file) {
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-    ctx->set_verify_mode(ssl::verify_peer);
-    ctx->set_default_verify_paths();
-    if (!ca_file.empty()) {
-        beast::error_code ec;
-        ctx->load_verify_file(ca_file, ec);
-        if (ec)
-            throw std::runtime_error("zoom.ca_file: cannot load " + ca_file + ": " + ec.message());
-    }
-    return ctx;
-}
-
 struct https_pool::connection {
     connection(net::any_io_executor ex, ssl::context& ctx) : stream(ex, ctx) {}
 

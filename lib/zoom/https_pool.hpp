@@ -58,11 +58,6 @@ using https_request = http::request<http::string_body>;
 using https_response = http::response<http::string_body>;
 using exchange_result = boost::system::result<https_response, transport_error>;
 
-// A TLS client context: TLS 1.2 at least, peers verified against the system's default store plus,
-// when `ca_file` is not empty, the PEM certificates it holds. Throws std::runtime_error naming the
-// file when it cannot be loaded.
-std::shared_ptr<ssl::context> make_tls_client_context(const std::string& ca_file);
-
 // Not thread-safe: every member function is called on the strand given to the constructor, where the
 // connections' handlers also run. Always owned by a std::shared_ptr (exchanges keep the pool alive).
 class https_pool : public std::enable_shared_from_this<https_pool> {

@@ -1,6 +1,7 @@
 #include "zoom/zoom_client.hpp"
 
 #include "core/target_path.hpp"
+#include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
 #include "zoom/backoff.hpp"
 #include "zoom/https_pool.hpp"
@@ -65,7 +66,7 @@ public:
         // A CA file that cannot be loaded is reported by start(), as before any I/O.
         std::shared_ptr<ssl::context> tls;
         try {
-            tls = make_tls_client_context(cfg_.ca_file);
+            tls = make_tls_client_context(cfg_.ca_file, "zoom.ca_file");
         } catch (const std::runtime_error&) {
             tls_error_ = std::current_exception();
         }
