@@ -3,6 +3,7 @@
 // redis-server (tests/redis_server.hpp) and one Zoom simulator over real TLS.
 #include "cache/shared_redis.hpp"
 #include "cache/token_service.hpp"
+#include "redis/subscriber.hpp"
 #include "redis_server.hpp"
 #include "zoom/zoom_client.hpp"
 #include "zoom_simulator.hpp"
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <atomic>
 #include <future>
 #include <set>
 #include <sstream>
@@ -54,7 +56,9 @@ struct answer {
 struct replica {
     metrics m;
     std::unique_ptr<zoom_client> zoom;
+    std::shared_ptr<redis::connection> commands;
     std::unique_ptr<shared_redis> shared;
+    std::shared_ptr<redis::subscriber> subscription;
     std::unique_ptr<token_service> tokens;
 
     // True when /metrics has the line `metric_line` (e.g. "token_broker_replica_waits_total 1").
@@ -93,6 +97,8 @@ struct SharedCache : ::testing::Test {
         for (auto& r : replicas) {
             r->zoom->stop();
             r->shared->stop();
+            r->subscription->stop();
+            r->commands->stop();
         }
         work.reset();
         for (auto& t : threads)
@@ -124,11 +130,21 @@ struct SharedCache : ::testing::Test {
         auto r = std::make_unique<replica>();
         r->m.enable_redis();
         r->zoom = std::make_unique<zoom_client>(ioc.get_executor(), zoom_cfg, log, r->m);
-        r->shared = std::make_unique<shared_redis>(ioc.get_executor(), std::move(o), std::move(s), r->m, log);
+        r->commands = redis::connection::create(ioc.get_executor(), o, log, &r->m);
+        r->shared = std::make_unique<shared_redis>(ioc.get_executor(), r->commands, std::move(s), r->m, log);
+        shared_redis* tier = r->shared.get();
+        r->subscription = redis::subscriber::create(
+            ioc.get_executor(), std::move(o), log, tier->channels(),
+            [tier](std::string_view channel, std::string_view message) {
+                tier->on_message(channel, message);
+            },
+            [tier] { tier->on_subscribed(); });
         r->tokens = std::make_unique<token_service>(
             ioc.get_executor(), *r->zoom, cache_cfg, r->m, log,
             [] { return std::chrono::system_clock::now(); }, r->shared.get());
         r->zoom->start();
+        r->commands->start();
+        r->subscription->start();
         r->shared->start();
         replicas.push_back(std::move(r));
         return *replicas.back();
@@ -324,9 +340,10 @@ TEST_F(SharedCache, DeleteOnOneReplicaMakesEveryReplicaFetchAFreshToken) {
 
     auto deleted = forget(a, "leaver");
     ASSERT_TRUE(deleted) << deleted.error().message;
+    // The 204 comes once every replica has said it forgot: no waiting for them afterwards.
     EXPECT_FALSE(local_hit(a, "leaver"));
-    EXPECT_TRUE(eventually([&] { return !local_hit(b, "leaver") && !local_hit(c, "leaver"); }))
-        << "the other replicas kept their copies";
+    EXPECT_FALSE(local_hit(b, "leaver")) << "the DELETE was answered before this replica forgot";
+    EXPECT_FALSE(local_hit(c, "leaver")) << "the DELETE was answered before this replica forgot";
 
     auto on_b = get(b, "leaver");
     ASSERT_TRUE(on_b->r);
@@ -405,6 +422,38 @@ TEST_F(SharedCache, AValueUnderAnotherKeyOrTamperedWithIsAMissNotAnError) {
     EXPECT_TRUE(b.counts("token_broker_redis_undecryptable_values_total 1"));
 }
 
+// Something subscribed to the DELETE channel that never confirms (a replica whose command
+// connection is gone, say): the DELETE cannot be confirmed, so it is 503, after the confirmation
+// bound and not before; this replica has forgotten the user all the same.
+TEST_F(SharedCache, ADeleteThatAReplicaNeverConfirmsIsUnavailable) {
+    auto s = shared_settings();
+    s.forget_confirm_timeout = 500ms;
+    auto& a = add_replica(s, redis_options());
+    std::atomic<int> heard{0};
+    auto silent = redis::subscriber::create(
+        ioc.get_executor(), redis_options(), log, {"test-broker:forget"},
+        [&](std::string_view, std::string_view) { ++heard; }, [] {});
+    silent->start();
+    start_threads();
+    ASSERT_TRUE(eventually([&] {
+        return redis.command({"PUBSUB", "NUMSUB", "test-broker:forget"}).elements.size() == 2 &&
+               redis.command({"PUBSUB", "NUMSUB", "test-broker:forget"}).elements[1].integer == 2;
+    }));
+    ASSERT_TRUE(get(a, "unconfirmed@example.com")->r);
+
+    const auto started = std::chrono::steady_clock::now();
+    auto deleted = forget(a, "unconfirmed@example.com");
+    const auto took = std::chrono::steady_clock::now() - started;
+    silent->stop();
+    ASSERT_FALSE(deleted);
+    EXPECT_EQ(deleted.error().code, errc::cache_unavailable);
+    EXPECT_GE(took, 500ms);
+    EXPECT_EQ(heard.load(), 1);
+    EXPECT_FALSE(local_hit(a, "unconfirmed@example.com"));
+    log->flush();
+    EXPECT_NE(log_text->str().find("1 of 2 replicas confirmed"), std::string::npos) << log_text->str();
+}
+
 TEST_F(SharedCache, AfterARotationTheOldKeysEntriesAreStillServed) {
     auto& before = add_replica(shared_settings('o'), redis_options());
     auto& after = add_replica(shared_settings('n', 'o'), redis_options());
@@ -416,8 +465,14 @@ TEST_F(SharedCache, AfterARotationTheOldKeysEntriesAreStillServed) {
     EXPECT_TRUE(second->cached());
     EXPECT_EQ(second->token(), first->token());
     EXPECT_EQ(sim.token_calls("rotated@example.com"), 1u);
-    // DELETE with the new key removes what the old one wrote too.
+    // DELETE with the new key removes what the old one wrote too; the replica that has only the old
+    // key cannot read whom the DELETE is for, so it drops every local copy and says it did.
+    ASSERT_TRUE(get(before, "other@example.com")->r);
+    ASSERT_TRUE(local_hit(before, "rotated@example.com") && local_hit(before, "other@example.com"));
     ASSERT_TRUE(forget(after, "rotated@example.com"));
+    EXPECT_FALSE(local_hit(before, "rotated@example.com"));
+    EXPECT_FALSE(local_hit(before, "other@example.com"));
+    EXPECT_TRUE(before.counts("token_broker_redis_undecryptable_values_total 1"));
     for (const auto& text : redis_contents())
         EXPECT_EQ(
             text.find(before.shared->names_of({"rotated@example.com", token_type::zak, std::nullopt}).entry),

@@ -43,13 +43,15 @@ redis::options redis_options(const redis_config& r) {
 } // namespace
 
 // With redis.url, two Redis users share the replicas' state (CONTRACT.md section 7): the token
-// service's shared tier (shared_redis: its own command connection and subscription) and the Zoom
-// client's shared budget, 429 block and access token (zoom_shared: a command connection and a
-// subscription to the client's channels). Without it, neither exists and each process is alone.
+// service's shared tier (shared_redis) and the Zoom client's shared budget, 429 block and access
+// token. They share one pipelined command connection and one subscription, so a Redis that goes
+// away is noticed once, and a request meets at most one command_timeout_ms for it. Without a url,
+// none of this exists and each process is alone.
 struct application::impl {
     impl(config c, std::shared_ptr<spdlog::logger> l)
         : cfg(std::move(c)), log(std::move(l)), ioc(static_cast<int>(cfg.server.threads)),
-          zoom_redis(make_zoom_redis()), zoom(make_zoom()), shared_tier(make_shared_tier()),
+          redis_commands(make_redis_commands()), zoom(make_zoom()), shared_tier(make_shared_tier()),
+          redis_subscription(make_redis_subscription()),
           tokens(
               ioc.get_executor(), *zoom, cfg.cache, m, log, [] { return std::chrono::system_clock::now(); },
               shared_tier.get()),
@@ -62,7 +64,7 @@ struct application::impl {
             routes.report_redis([this] { return shared_tier->up(); });
     }
 
-    std::shared_ptr<redis::connection> make_zoom_redis() {
+    std::shared_ptr<redis::connection> make_redis_commands() {
         if (!cfg.redis.enabled())
             return nullptr;
         m.enable_redis();
@@ -70,27 +72,19 @@ struct application::impl {
     }
 
     std::unique_ptr<zoom_client> make_zoom() {
-        if (!zoom_redis)
+        if (!redis_commands)
             return std::make_unique<zoom_client>(ioc.get_executor(), cfg.zoom, log, m);
         zoom_shared shared;
-        shared.connection = zoom_redis;
+        shared.connection = redis_commands;
         shared.sealer = std::make_shared<const redis::sealer>(cfg.redis.encryption_key,
                                                               cfg.redis.previous_encryption_key);
         shared.key_prefix = cfg.redis.key_prefix;
         shared.wait_for_redis = cfg.redis.connect_timeout;
-        auto client = std::make_unique<zoom_client>(ioc.get_executor(), cfg.zoom, log, m, std::move(shared));
-        zoom_client* z = client.get();
-        zoom_subscription = redis::subscriber::create(
-            ioc.get_executor(), redis_options(cfg.redis), log, z->redis_channels(),
-            [z](std::string_view channel, std::string_view message) {
-                z->on_redis_message(channel, message);
-            },
-            [z] { z->on_redis_subscribed(); });
-        return client;
+        return std::make_unique<zoom_client>(ioc.get_executor(), cfg.zoom, log, m, std::move(shared));
     }
 
     std::unique_ptr<shared_redis> make_shared_tier() {
-        if (!cfg.redis.enabled())
+        if (!redis_commands)
             return nullptr;
         shared_redis::settings s;
         s.key_prefix = cfg.redis.key_prefix;
@@ -98,24 +92,46 @@ struct application::impl {
         s.previous_encryption_key = cfg.redis.previous_encryption_key;
         s.request_timeout = cfg.zoom.request_timeout;
         s.cache = cfg.cache;
-        return std::make_unique<shared_redis>(ioc.get_executor(), redis_options(cfg.redis), std::move(s), m,
-                                              log);
+        s.wait_for_redis = cfg.redis.connect_timeout;
+        s.forget_confirm_timeout = cfg.redis.command_timeout + std::chrono::milliseconds{1000};
+        return std::make_unique<shared_redis>(ioc.get_executor(), redis_commands, std::move(s), m, log);
+    }
+
+    // One subscription for both users: each ignores the other's channels.
+    std::shared_ptr<redis::subscriber> make_redis_subscription() {
+        if (!redis_commands)
+            return nullptr;
+        auto channels = shared_tier->channels();
+        for (auto& c : zoom->redis_channels())
+            channels.push_back(std::move(c));
+        zoom_client* z = zoom.get();
+        shared_redis* t = shared_tier.get();
+        return redis::subscriber::create(
+            ioc.get_executor(), redis_options(cfg.redis), log, std::move(channels),
+            [z, t](std::string_view channel, std::string_view message) {
+                t->on_message(channel, message);
+                z->on_redis_message(channel, message);
+            },
+            [z, t] {
+                t->on_subscribed();
+                z->on_redis_subscribed();
+            });
     }
 
     void start_redis() {
-        if (!shared_tier)
+        if (!redis_commands)
             return;
-        zoom_redis->start();
-        zoom_subscription->start();
+        redis_commands->start();
+        redis_subscription->start();
         shared_tier->start();
     }
 
     void stop_redis() {
-        if (!shared_tier)
+        if (!redis_commands)
             return;
         shared_tier->stop();
-        zoom_subscription->stop();
-        zoom_redis->stop();
+        redis_subscription->stop();
+        redis_commands->stop();
     }
 
     std::optional<std::string> readiness() const {
@@ -181,10 +197,10 @@ struct application::impl {
     std::shared_ptr<spdlog::logger> log;
     metrics m;
     net::io_context ioc;
-    std::shared_ptr<redis::connection> zoom_redis;        // null without redis.url
-    std::shared_ptr<redis::subscriber> zoom_subscription; // null without redis.url
+    std::shared_ptr<redis::connection> redis_commands; // null without redis.url
     std::unique_ptr<zoom_client> zoom;
-    std::unique_ptr<shared_redis> shared_tier; // null without redis.url
+    std::unique_ptr<shared_redis> shared_tier;             // null without redis.url
+    std::shared_ptr<redis::subscriber> redis_subscription; // null without redis.url
     token_service tokens;
     token_endpoint endpoint;
     router routes;

@@ -1,6 +1,8 @@
 #include "cache/shared_redis.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -139,6 +141,29 @@ private:
     std::unordered_multimap<std::string, std::shared_ptr<waiter>>::iterator it_;
 };
 
+// A DELETE's count of acknowledgements, entered under its nonce for as long as it lives.
+class shared_redis::acknowledgements {
+public:
+    acknowledgements(shared_redis& owner, const std::string& nonce)
+        : owner_(owner), count_(std::make_shared<std::atomic<long long>>(0)) {
+        std::lock_guard lock(owner_.acknowledgements_mutex_);
+        it_ = owner_.acknowledgements_.emplace(nonce, count_).first;
+    }
+    ~acknowledgements() {
+        std::lock_guard lock(owner_.acknowledgements_mutex_);
+        owner_.acknowledgements_.erase(it_);
+    }
+    acknowledgements(const acknowledgements&) = delete;
+    acknowledgements& operator=(const acknowledgements&) = delete;
+
+    long long received() const noexcept { return count_->load(std::memory_order_acquire); }
+
+private:
+    shared_redis& owner_;
+    std::shared_ptr<std::atomic<long long>> count_;
+    std::unordered_map<std::string, std::shared_ptr<std::atomic<long long>>>::iterator it_;
+};
+
 // What one look found.
 struct shared_redis::look {
     std::optional<shared_entry> entry; // the first usable value, in the order asked
@@ -147,20 +172,18 @@ struct shared_redis::look {
     std::string holder;                // else the value of the lock someone else holds, if any
 };
 
-shared_redis::shared_redis(net::any_io_executor ex, redis::options o, settings s, metrics& m,
-                           std::shared_ptr<spdlog::logger> log, wall_clock now)
-    : settings_(std::move(s)), metrics_(m), log_(std::move(log)), now_(std::move(now)),
-      sealer_(settings_.encryption_key, settings_.previous_encryption_key),
-      done_channel_(settings_.key_prefix + "done"), forget_channel_(settings_.key_prefix + "forget"),
-      look_script_(std::string(look_lua)), store_script_(std::string(store_lua)),
-      forget_script_(std::string(forget_lua)) {
+shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::connection> connection, settings s,
+                           metrics& m, std::shared_ptr<spdlog::logger> log, wall_clock now)
+    : executor_(std::move(ex)), settings_(std::move(s)), metrics_(m), log_(std::move(log)),
+      now_(std::move(now)), sealer_(settings_.encryption_key, settings_.previous_encryption_key),
+      connection_(std::move(connection)), done_channel_(settings_.key_prefix + "done"),
+      forget_channel_(settings_.key_prefix + "forget"),
+      forgotten_channel_(settings_.key_prefix + "forgotten"), look_script_(std::string(look_lua)),
+      store_script_(std::string(store_lua)), forget_script_(std::string(forget_lua)) {
+    if (!connection_)
+        throw std::invalid_argument("shared_redis needs a Redis connection");
     if (settings_.encryption_key.reveal().size() != 32)
         throw std::invalid_argument("redis.encryption_key must be 32 bytes");
-    connection_ = redis::connection::create(ex, o, log_, &metrics_);
-    subscriber_ = redis::subscriber::create(
-        ex, std::move(o), log_, {done_channel_, forget_channel_},
-        [this](std::string_view channel, std::string_view message) { on_message(channel, message); },
-        [this] { on_subscribed(); });
 }
 
 shared_redis::~shared_redis() {
@@ -168,17 +191,33 @@ shared_redis::~shared_redis() {
 }
 
 void shared_redis::start() {
-    connection_->start();
-    subscriber_->start();
+    wait_until_ = steady::now() + settings_.wait_for_redis;
 }
 
 void shared_redis::stop() {
-    connection_->stop();
-    subscriber_->stop();
+    stopped_.store(true, std::memory_order_release);
+}
+
+std::vector<std::string> shared_redis::channels() const {
+    return {done_channel_, forget_channel_, forgotten_channel_};
 }
 
 bool shared_redis::up() const noexcept {
     return connection_->up();
+}
+
+net::awaitable<bool> shared_redis::connected() {
+    if (connection_->up() || steady::now() >= wait_until_)
+        co_return connection_->up();
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (!connection_->up() && !stopped_.load(std::memory_order_acquire)) {
+        const auto now = steady::now();
+        if (now >= wait_until_)
+            break;
+        timer.expires_after(std::min<steady::duration>(10ms, wait_until_ - now));
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    co_return connection_->up();
 }
 
 void shared_redis::listen(listener l) {
@@ -272,7 +311,7 @@ shared_redis::look_once(const std::vector<std::string>& values, const std::strin
 
 net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key, bool for_refresh) {
     claim c; // fetch_alone unless Redis says otherwise
-    if (!connection_->up())
+    if (!co_await connected())
         co_return c;
     const auto names = names_of(key);
     std::vector<std::string> first{names.entry, names.unknown};
@@ -375,6 +414,7 @@ net::awaitable<void> shared_redis::store(const cache_key& key, std::optional<lea
 }
 
 net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
+    co_await connected(); // when it is not, the script below fails at once and says so
     const cache_key any{user_id, token_type::zak, std::nullopt};
     const auto names = names_of(any);
     std::vector<std::string> sets{names.index}, others{names.unknown};
@@ -384,14 +424,44 @@ net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
     }
     const auto set_count = std::to_string(sets.size());
     sets.insert(sets.end(), others.begin(), others.end());
-    std::vector<std::string> args{forget_channel_, sealer_.seal(forget_channel_, user_id), set_count};
+    // Each replica subscribed to P forget (this one included) drops its copies when the message
+    // comes, then acknowledges on P forgotten; PUBLISH says how many received it.
+    const auto nonce = random_lock_value();
+    acknowledgements counted(*this, nonce);
+    std::vector<std::string> args{
+        forget_channel_, nonce + ":" + sealer_.seal(forget_channel_ + ":" + nonce, user_id), set_count};
     auto r = co_await forget_script_.run(*connection_, std::move(sets), std::move(args));
+    const auto unconfirmed = [] {
+        return make_error(errc::cache_unavailable,
+                          "Redis cannot confirm that every replica forgot this user's tokens; try again");
+    };
     if (!r || r->type != redis::reply::kind::integer) {
         log_->warn("DELETE could not reach Redis: {}", describe(r));
-        co_return make_error(errc::cache_unavailable,
-                             "Redis cannot confirm that every replica forgot this user's tokens; try again");
+        co_return unconfirmed();
+    }
+    const auto receivers = r->integer;
+    net::steady_timer timer(co_await net::this_coro::executor);
+    const auto give_up = steady::now() + settings_.forget_confirm_timeout;
+    while (counted.received() < receivers) {
+        const auto now = steady::now();
+        if (now >= give_up) {
+            log_->warn("DELETE: {} of {} replicas confirmed within {} ms that they forgot the user",
+                       counted.received(), receivers, settings_.forget_confirm_timeout.count());
+            co_return unconfirmed();
+        }
+        timer.expires_after(std::min<steady::duration>(2ms, give_up - now));
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
     co_return result<void>();
+}
+
+// Holds what it uses (not the shared_redis), so it may finish after its owner is gone.
+net::awaitable<void> shared_redis::acknowledge(std::shared_ptr<redis::connection> connection,
+                                               std::shared_ptr<spdlog::logger> log,
+                                               std::vector<std::string> publish) {
+    auto r = co_await connection->exec(std::move(publish));
+    if (!r || r->is_error())
+        log->debug("acknowledging a DELETE failed: {}", describe(r));
 }
 
 void shared_redis::on_message(std::string_view channel, std::string_view message) {
@@ -407,18 +477,36 @@ void shared_redis::on_message(std::string_view channel, std::string_view message
             waiter::wake(w);
         return;
     }
-    if (channel != forget_channel_)
-        return;
-    auto user_id = sealer_.open(forget_channel_, message);
-    if (!user_id) {
-        metrics_.redis_undecryptable();
-        log_->warn("a DELETE published in Redis does not decrypt under the encryption key (or the "
-                   "previous one): ignored");
+    if (channel == forgotten_channel_) {
+        std::lock_guard lock(acknowledgements_mutex_);
+        if (auto it = acknowledgements_.find(std::string(message)); it != acknowledgements_.end())
+            it->second->fetch_add(1, std::memory_order_acq_rel);
         return;
     }
-    std::lock_guard lock(listener_mutex_);
-    if (listener_.user)
-        listener_.user(*user_id);
+    if (channel != forget_channel_)
+        return;
+    // The message: a 32-digit nonce in clear, ':', the user id sealed under the channel's name and
+    // the nonce. One that does not open (sealed under a key this replica does not have, during a
+    // rotation, or tampered with) makes it drop every local copy, since it cannot tell whose; it
+    // is acknowledged either way, so that the DELETE can be answered.
+    if (message.size() < 33 || message[32] != ':')
+        return;
+    const std::string nonce(message.substr(0, 32));
+    auto user_id = sealer_.open(forget_channel_ + ":" + nonce, message.substr(33));
+    {
+        std::lock_guard lock(listener_mutex_);
+        if (user_id && listener_.user) {
+            listener_.user(*user_id);
+        } else if (!user_id) {
+            metrics_.redis_undecryptable();
+            log_->warn("a DELETE published in Redis does not decrypt under the encryption key (or the "
+                       "previous one): dropping every local copy instead");
+            if (listener_.everyone)
+                listener_.everyone();
+        }
+    }
+    std::vector<std::string> publish{"PUBLISH", forgotten_channel_, nonce};
+    net::co_spawn(executor_, acknowledge(connection_, log_, std::move(publish)), net::detached);
 }
 
 void shared_redis::on_subscribed() {

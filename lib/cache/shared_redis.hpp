@@ -1,5 +1,6 @@
-// The shared tier in Redis (CONTRACT.md section 7): shared_tokens over one pipelined connection and
-// one subscription.
+// The shared tier in Redis (CONTRACT.md section 7): shared_tokens over a pipelined connection that
+// the replica's other Redis user (the Zoom client's shared budget) uses too, and the channels below
+// on the replica's one subscription.
 //
 // Keys, all starting with redis.key_prefix P, for a user whose HMAC-SHA256 (sealer::key_name, keyed
 // from the encryption key) is H; a cache key's type and ttl are not secret and follow in clear, so
@@ -10,8 +11,11 @@
 //   P u:H:unknown                 Zoom said the user does not exist (cache.negative_ttl_s)
 //   P u:H:keys                    the set of the user's token entries, for DELETE
 // Every value is sealed (AES-256-GCM, the key name as associated data). Channels: P done (a fetch
-// ended; the message is its entry's key name, waiters of that key re-read it) and P forget (a DELETE;
-// the message is the user id sealed with the channel name as associated data).
+// ended; the message is its entry's key name, waiters of that key re-read it), P forget (a DELETE;
+// the message is a random nonce, then the user id sealed with the channel name and the nonce as
+// associated data)
+// and P forgotten (a replica dropped its copies for the DELETE whose nonce is the message; the
+// DELETE answers 204 once as many replicas as PUBLISH reached have said so).
 //
 // Rotation: with a previous encryption key, reads look under the names of both keys (values under
 // either open), writes go under the current key's names, and DELETE removes both.
@@ -26,10 +30,10 @@
 #include "redis/connection.hpp"
 #include "redis/script.hpp"
 #include "redis/sealed.hpp"
-#include "redis/subscriber.hpp"
 
 #include <spdlog/logger.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -52,23 +56,38 @@ public:
         std::chrono::milliseconds poll_interval{150};
         // How long a failed fetch's error stays for the replicas that waited on it.
         std::chrono::milliseconds error_ttl{2000};
+        // redis.connect_timeout_ms: for this long after start(), a request that finds Redis not yet
+        // connected waits for the first connection instead of fetching alone, so a replica that has
+        // just started (a rolling restart) serves what the others cached instead of calling Zoom.
+        std::chrono::milliseconds wait_for_redis{0};
+        // How long a DELETE waits for every replica to confirm that it forgot the user, after Redis
+        // has told it how many replicas heard of it; then 503 cache_unavailable.
+        std::chrono::milliseconds forget_confirm_timeout{1000};
     };
 
-    // Does no I/O until start(). `m` must outlive this object and have had enable_redis() called.
-    // Throws std::invalid_argument when the encryption key is not 32 bytes, and what
-    // redis::connection::create throws (an unreadable ca_file).
+    // Does no I/O: `connection` is started and stopped by its owner, who also subscribes to
+    // channels() and passes on what arrives there (on_message, on_subscribed). `m` must outlive this
+    // object and have had enable_redis() called. Throws std::invalid_argument when the encryption
+    // key is not 32 bytes.
     shared_redis(
-        net::any_io_executor ex, redis::options o, settings s, metrics& m,
+        net::any_io_executor ex, std::shared_ptr<redis::connection> connection, settings s, metrics& m,
         std::shared_ptr<spdlog::logger> log,
         wall_clock now = [] { return std::chrono::system_clock::now(); });
     ~shared_redis() override;
     shared_redis(const shared_redis&) = delete;
     shared_redis& operator=(const shared_redis&) = delete;
 
-    // Connects the command connection and the subscription in the background (and reconnects them).
+    // Opens the start-up window of settings::wait_for_redis; call once, when the connection is
+    // started and before any acquire() or forget().
     void start();
-    // Closes both; commands under way fail, claims answer fetch_alone. Idempotent.
+    // Ends any wait for the connection; commands fail once the connection is stopped. Idempotent.
     void stop();
+
+    // The channels this tier listens to, and what the subscription delivers: every message (those
+    // of other channels are ignored) and every (re)subscription. Any thread.
+    std::vector<std::string> channels() const;
+    void on_message(std::string_view channel, std::string_view message);
+    void on_subscribed();
 
     net::awaitable<claim> acquire(const cache_key& key, bool for_refresh) override;
     net::awaitable<void> store(const cache_key& key, std::optional<lease> held,
@@ -86,6 +105,7 @@ public:
 private:
     struct waiter;
     class waiter_registration;
+    class acknowledgements;
     struct look;
 
     // The names of `key`'s Redis keys under the previous encryption key, during a rotation.
@@ -97,21 +117,32 @@ private:
                                                   const std::string& lock_key, const std::string& lock_value,
                                                   const std::string& accept_errors_of, bool for_refresh);
     std::optional<shared_entry> open_entry(const std::string& name, const std::string& sealed);
-    void on_message(std::string_view channel, std::string_view message);
-    void on_subscribed();
+    // Whether the command connection is up, after waiting for it while the start-up window of
+    // settings::wait_for_redis is open.
+    net::awaitable<bool> connected();
+    // Tells the replica whose DELETE carried a nonce that this one has forgotten the user
+    // (`publish`: PUBLISH P forgotten <nonce>).
+    static net::awaitable<void> acknowledge(std::shared_ptr<redis::connection> connection,
+                                            std::shared_ptr<spdlog::logger> log,
+                                            std::vector<std::string> publish);
 
+    net::any_io_executor executor_;
     settings settings_;
     metrics& metrics_;
     std::shared_ptr<spdlog::logger> log_;
     wall_clock now_;
     redis::sealer sealer_;
     std::shared_ptr<redis::connection> connection_;
-    std::shared_ptr<redis::subscriber> subscriber_;
-    std::string done_channel_, forget_channel_;
+    std::string done_channel_, forget_channel_, forgotten_channel_;
     redis::script look_script_, store_script_, forget_script_;
+    std::chrono::steady_clock::time_point wait_until_; // start() + settings::wait_for_redis
+    std::atomic<bool> stopped_{false};
 
     std::mutex waiters_mutex_;                                              // guards waiters_
     std::unordered_multimap<std::string, std::shared_ptr<waiter>> waiters_; // by entry key name
+
+    std::mutex acknowledgements_mutex_; // guards acknowledgements_
+    std::unordered_map<std::string, std::shared_ptr<std::atomic<long long>>> acknowledgements_; // by nonce
 
     std::mutex listener_mutex_; // held while the listener is called or replaced
     listener listener_;
