@@ -327,31 +327,6 @@ TEST(RedisConnection, NonsenseFromTheServerClosesTheConnection) {
     f.run(nonsense(f, acceptor));
 }
 
-// A TLS-only redis-server with a certificate for 127.0.0.1 and redis.test from a test CA.
-struct tls_setup {
-    tls_setup() {
-        std::string pattern =
-            (std::filesystem::temp_directory_path() / "token-broker-redis-tls-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr)
-            throw std::runtime_error("mkdtemp");
-        dir = pattern;
-        zoom_sim::test_ca ca("token-broker redis test CA");
-        auto leaf = ca.issue("redis.test", {"redis.test"}, {"127.0.0.1"});
-        zoom_sim::write_file(dir + "/ca.pem", ca.cert_pem());
-        zoom_sim::write_file(dir + "/cert.pem", leaf.cert);
-        zoom_sim::write_file(dir + "/key.pem", leaf.key);
-        zoom_sim::test_ca other("another CA");
-        zoom_sim::write_file(dir + "/other-ca.pem", other.cert_pem());
-        files = {dir + "/cert.pem", dir + "/key.pem", dir + "/ca.pem"};
-    }
-    ~tls_setup() {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-    }
-    std::string dir;
-    redis_tls_files files;
-};
-
 net::awaitable<void> tls_works(redis_fixture& f, redis_server& server) {
     auto c = f.connect(server.client_options());
     EXPECT_TRUE(co_await eventually([&] { return c->up(); })) << f.logs();
@@ -362,14 +337,14 @@ net::awaitable<void> tls_works(redis_fixture& f, redis_server& server) {
 }
 
 TEST(RedisTls, WorksWithTheTestCa) {
-    tls_setup tls;
+    redis_tls_setup tls;
     redis_server server(tls.files);
     redis_fixture f;
     f.run(tls_works(f, server));
 }
 
 TEST(RedisTls, WrongHostNameIsRefused) {
-    tls_setup tls;
+    redis_tls_setup tls;
     redis_server server(tls.files);
     redis_fixture f;
     auto o = server.client_options();
@@ -378,7 +353,7 @@ TEST(RedisTls, WrongHostNameIsRefused) {
 }
 
 TEST(RedisTls, UnknownCaIsRefused) {
-    tls_setup tls;
+    redis_tls_setup tls;
     redis_server server(tls.files);
     redis_fixture f;
     auto o = server.client_options();
@@ -387,7 +362,7 @@ TEST(RedisTls, UnknownCaIsRefused) {
 }
 
 TEST(RedisTls, PlainClientOnATlsPortIsNotUp) {
-    tls_setup tls;
+    redis_tls_setup tls;
     redis_server server(tls.files);
     redis_fixture f;
     auto o = server.client_options();

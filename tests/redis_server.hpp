@@ -1,11 +1,13 @@
 // A real redis-server for a test: started on a loopback port with its own temporary directory, no
 // persistence and a password; stopped (and its directory removed) when the object goes. It can be
-// stopped and started again on the same port (outage tests), and serve TLS only (rediss:// tests).
+// stopped and started again on the same port (outage tests), paused, and serve TLS only (rediss://
+// tests).
 // Header-only, for every test that needs Redis.
 #pragma once
 
 #include "redis/options.hpp"
 #include "redis/reply.hpp"
+#include "test_certs.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -82,10 +84,22 @@ public:
         return o;
     }
 
+    // Freezes the server (SIGSTOP): connections stay open, connecting still succeeds (the kernel
+    // accepts), but nothing is answered: Redis as slow as it gets. resume() (SIGCONT) ends it.
+    void pause() const {
+        if (pid_ > 0)
+            ::kill(pid_, SIGSTOP);
+    }
+    void resume() const {
+        if (pid_ > 0)
+            ::kill(pid_, SIGCONT);
+    }
+
     // Stops the server (SIGTERM, then waits for it to exit). Connections to it break.
     void stop() {
         if (pid_ <= 0)
             return;
+        ::kill(pid_, SIGCONT); // a paused server would not hear the SIGTERM
         ::kill(pid_, SIGTERM);
         int status = 0;
         ::waitpid(pid_, &status, 0);
@@ -280,6 +294,31 @@ private:
     std::string dir_;
     std::uint16_t port_ = 0;
     pid_t pid_ = -1;
+};
+
+// A TLS-only redis-server with a certificate for 127.0.0.1 and redis.test from a test CA.
+struct redis_tls_setup {
+    redis_tls_setup() {
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "token-broker-redis-tls-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) == nullptr)
+            throw std::runtime_error("mkdtemp");
+        dir = pattern;
+        zoom_sim::test_ca ca("token-broker redis test CA");
+        auto leaf = ca.issue("redis.test", {"redis.test"}, {"127.0.0.1"});
+        zoom_sim::write_file(dir + "/ca.pem", ca.cert_pem());
+        zoom_sim::write_file(dir + "/cert.pem", leaf.cert);
+        zoom_sim::write_file(dir + "/key.pem", leaf.key);
+        zoom_sim::test_ca other("another CA");
+        zoom_sim::write_file(dir + "/other-ca.pem", other.cert_pem());
+        files = {dir + "/cert.pem", dir + "/key.pem", dir + "/ca.pem"};
+    }
+    ~redis_tls_setup() {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+    }
+    std::string dir;
+    redis_tls_files files;
 };
 
 } // namespace token_broker::test

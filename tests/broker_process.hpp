@@ -1,0 +1,165 @@
+// The token-broker executable as a child process of a test, with its own configuration file,
+// caller keys file and captured output: for the tests of signals, exit statuses and replicas.
+#pragma once
+
+#include "auth/auth.hpp"
+#include "server_harness.hpp"
+#include "test_support.hpp"
+#include "zoom_simulator.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace token_broker::testing {
+
+using namespace std::chrono_literals;
+
+inline std::string keys_json(const std::string& name, const std::string& plain) {
+    return boost::json::serialize(boost::json::object{
+        {"keys", boost::json::array{{{"name", name}, {"sha256", hex(sha256(plain))}, {"users", {"*"}}}}}});
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The broker as a child process, its stdout in a file; killed at the end if still running.
+// The configuration insists on a real port, so start() tries ports until the broker binds one: the
+// broker itself holds the port from then on (no "find a free port, close it, reuse it" race).
+class broker_process {
+public:
+    // `extra`: more configuration: a block that the configuration has already ("zoom") is merged
+    // key by key, any other (a "redis" block, say) is added.
+    static std::unique_ptr<broker_process> start(const zoom_sim::simulator& sim,
+                                                 const boost::json::object& extra = {}) {
+        static int started = 0;
+        for (int attempt = 0; attempt < 20; ++attempt) {
+            const auto port = static_cast<std::uint16_t>(
+                20000 + (::getpid() * 7 + (started++) * 61 + attempt * 131) % 30000);
+            auto p = std::make_unique<broker_process>(sim, port, extra);
+            if (p->wait_port() == port)
+                return p;
+        }
+        throw std::runtime_error("no port could be bound");
+    }
+
+    broker_process(const zoom_sim::simulator& sim, std::uint16_t port,
+                   const boost::json::object& extra = {}) {
+        // One directory per broker: a test may run several at once.
+        dir_ = std::filesystem::temp_directory_path() /
+               ("token-broker-process-" + std::to_string(::getpid()) + "-" + std::to_string(port));
+        std::filesystem::create_directories(dir_);
+        keys_file_ = dir_ / "keys.json";
+        write_keys("first", "first-key-0123456789");
+        boost::json::object cfg_object{
+            {"server", boost::json::object{{"port", port}, {"drain_timeout_ms", 5000}}},
+            {"zoom",
+             {{"api_base_url", sim.base_url()},
+              {"oauth_token_url", sim.oauth_url()},
+              {"account_id", sim.settings().account_id},
+              {"client_id", sim.settings().client_id},
+              {"client_secret", sim.settings().client_secret},
+              {"ca_file", sim.ca_file()}}},
+            {"auth", {{"keys_file", keys_file_.string()}}}};
+        for (const auto& [k, v] : extra) {
+            auto* into = cfg_object.if_contains(k);
+            if (into && into->is_object() && v.is_object()) {
+                for (const auto& [kk, vv] : v.as_object())
+                    into->as_object()[kk] = vv;
+            } else {
+                cfg_object[k] = v;
+            }
+        }
+        const auto cfg = boost::json::serialize(cfg_object);
+        std::ofstream(dir_ / "config.json") << cfg;
+        const std::string config_path = (dir_ / "config.json").string();
+        const std::string out = (dir_ / "stdout.log").string();
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_adddup2(&actions, 1, 2);
+        std::vector<char*> argv{const_cast<char*>(TOKEN_BROKER_BINARY), const_cast<char*>("--config"),
+                                const_cast<char*>(config_path.c_str()), nullptr};
+        if (posix_spawn(&pid_, TOKEN_BROKER_BINARY, &actions, nullptr, argv.data(), environ) != 0)
+            throw std::runtime_error("cannot start the broker");
+        posix_spawn_file_actions_destroy(&actions);
+    }
+    ~broker_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        std::filesystem::remove_all(dir_);
+    }
+
+    void write_keys(const std::string& name, const std::string& plain) const {
+        std::ofstream(keys_file_) << keys_json(name, plain);
+    }
+    void write_raw_keys(const std::string& text) const { std::ofstream(keys_file_) << text; }
+    std::string output() const { return read_file(dir_ / "stdout.log"); }
+
+    // Waits for the "listening on" line and returns the port; 0 if the broker exits or never says.
+    std::uint16_t wait_port() {
+        static constexpr std::string_view marker = "listening on http://127.0.0.1:";
+        for (int i = 0; i < 500; ++i) {
+            const auto text = output();
+            if (auto at = text.find(marker); at != std::string::npos)
+                return static_cast<std::uint16_t>(std::stoi(text.substr(at + marker.size(), 5)));
+            int status = 0;
+            if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return 0;
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        return 0;
+    }
+
+    void signal(int sig) const { ::kill(pid_, sig); }
+
+    // The exit status, or -1 if it has not exited within `limit`.
+    int wait_exit(std::chrono::milliseconds limit) {
+        for (auto waited = 0ms; waited < limit; waited += 10ms) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        return -1;
+    }
+
+private:
+    std::filesystem::path dir_;
+    std::filesystem::path keys_file_;
+    pid_t pid_ = -1;
+};
+
+// Polls until `f` holds, every 10 ms, for up to `limit`.
+template <class F>
+bool eventually(F f, std::chrono::milliseconds limit = 5s) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    while (!f()) {
+        if (std::chrono::steady_clock::now() >= give_up)
+            return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
+} // namespace token_broker::testing
