@@ -101,7 +101,11 @@ private:
         std::string p;
         for (const frame& f : frames_) {
             if (!f.is_object) {
-                p += "[" + std::to_string(f.index) + "]";
+                // Appended piece by piece: `"[" + std::to_string(...)` makes GCC 12 at -O3 report a
+                // false -Wrestrict overlap (release preset).
+                p += '[';
+                p += std::to_string(f.index);
+                p += ']';
                 continue;
             }
             if (!p.empty())
