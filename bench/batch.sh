@@ -17,39 +17,25 @@ conns=("$@")
 duration=${DURATION:-10}
 users=${USERS:-50}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 sim_port=18543 broker_port=18180
-key=bench-caller-key-0123456789
-key_sha=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
+key=$bench_key
 
-taskset -c 1 "$build/sim/zoom-sim" --port "$sim_port" --cert-dir "$work/sim" --token-padding 200 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [[ -s $work/sim/ca.pem ]] && break; sleep 0.1; done
+start_sim "$build" "$sim_port" 1
 
 cat >"$work/broker.json" <<JSON
 {
   "server": { "address": "127.0.0.1", "port": $broker_port, "threads": 1, "max_connections": 20000 },
-  "zoom": {
-    "api_base_url": "https://localhost:$sim_port/v2", "oauth_token_url": "https://localhost:$sim_port/oauth/token",
-    "account_id": "sim-account", "client_id": "sim-client", "client_secret": "sim-secret",
-    "ca_file": "$work/sim/ca.pem", "requests_per_second": 1000
-  },
-  "auth": { "keys": [ { "name": "bench", "sha256": "$key_sha", "users": ["*"] } ] },
+  "zoom": $(zoom_block "$sim_port" '"requests_per_second": 1000'),
+  "auth": { "keys": [ { "name": "bench", "sha256": "$bench_key_sha", "users": ["*"] } ] },
   "log": { "level": "info", "format": "text" }
 }
 JSON
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 taskset -c 0 "$build/service/token-broker" --config "$work/broker.json" >"$work/broker.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null && break; sleep 0.1; done
+wait_ready "$broker_port"
 
 auth="Authorization: Bearer $key"
 items=""

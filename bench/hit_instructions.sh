@@ -6,46 +6,39 @@
 #
 #   bench/hit_instructions.sh BUILD_DIR [SECONDS]      (default 8 s of wrk -c8)
 #
-# Prints "instructions per hit: N (requests: R)". Needs valgrind, wrk and curl.
+# Prints "instructions per hit: N (requests: R)". Needs valgrind, wrk and curl. REDIS=1 runs the
+# broker with a redis block (its own redis-server), to show that a hit costs the same with Redis.
 set -euo pipefail
 
 build=${1:?usage: bench/hit_instructions.sh BUILD_DIR [SECONDS]}
 seconds=${2:-8}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [[ -n ${KEEP:-} ]] && echo "kept $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 sim_port=${SIM_PORT:-18543} broker_port=${BROKER_PORT:-18180}
 user=jdoe@example.com
-key=bench-caller-key-0123456789
-key_sha=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
+key=$bench_key
 
-"$build/sim/zoom-sim" --port "$sim_port" --cert-dir "$work/sim" --token-padding 200 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [[ -s $work/sim/ca.pem ]] && break; sleep 0.1; done
+start_sim "$build" "$sim_port"
 
+# REDIS=1: the broker shares its cache through a redis-server (a hit must not touch it).
+redis_member=""
+if [[ -n ${REDIS:-} ]]; then
+    start_redis 18391
+    redis_member=", \"redis\": $(redis_block 18391 "$(openssl rand -hex 32)")"
+fi
 cat >"$work/broker.json" <<JSON
 {
   "server": { "address": "127.0.0.1", "port": $broker_port, "threads": 1 },
-  "zoom": {
-    "api_base_url": "https://localhost:$sim_port/v2", "oauth_token_url": "https://localhost:$sim_port/oauth/token",
-    "account_id": "sim-account", "client_id": "sim-client", "client_secret": "sim-secret",
-    "ca_file": "$work/sim/ca.pem"
-  },
-  "auth": { "keys": [ { "name": "bench", "sha256": "$key_sha", "users": ["*"] } ] },
-  "log": { "level": "info", "format": "text" }
+  "zoom": $(zoom_block "$sim_port"),
+  "auth": { "keys": [ { "name": "bench", "sha256": "$bench_key_sha", "users": ["*"] } ] },
+  "log": { "level": "info", "format": "text" }$redis_member
 }
 JSON
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
     "$build/service/token-broker" --config "$work/broker.json" >"$work/broker.log" 2>"$work/valgrind.log" &
 broker_pid=$!
 pids+=("$broker_pid")
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null && break; sleep 0.1; done
+READY_TRIES=600 wait_ready "$broker_port"
 
 auth="Authorization: Bearer $key"
 curl -sf -H "$auth" "http://127.0.0.1:$broker_port/token/$user" >/dev/null # the miss that fills the cache

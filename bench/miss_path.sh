@@ -10,37 +10,22 @@ build=${1:?usage: bench/miss_path.sh BUILD_DIR [CONNECTIONS]}
 conns=${2:-64}
 duration=${DURATION:-10}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 sim_port=18444 broker_port=18082
-"$build/sim/zoom-sim" --port "$sim_port" --cert-dir "$work/sim" --token-padding 200 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [[ -s $work/sim/ca.pem ]] && break; sleep 0.1; done
+start_sim "$build" "$sim_port"
 
 cat >"$work/broker.json" <<JSON
 {
   "server": { "address": "127.0.0.1", "port": $broker_port, "threads": 1 },
-  "zoom": {
-    "api_base_url": "https://localhost:$sim_port/v2", "oauth_token_url": "https://localhost:$sim_port/oauth/token",
-    "account_id": "sim-account", "client_id": "sim-client", "client_secret": "sim-secret",
-    "ca_file": "$work/sim/ca.pem", "max_connections": 16, "requests_per_second": 100000
-  },
+  "zoom": $(zoom_block "$sim_port" '"max_connections": 16, "requests_per_second": 100000'),
   "cache": { "max_entries": 10000000 },
   "log": { "level": "info" }
 }
 JSON
 "$build/service/token-broker" --config "$work/broker.json" >"$work/broker.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null || { cat "$work/broker.log"; exit 1; }
+wait_ready "$broker_port"
 
 summary() { # name, wrk output
     printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$conns" "$(awk '/Requests\/sec/ {print $2}' <<<"$2")" \

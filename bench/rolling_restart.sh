@@ -11,44 +11,27 @@ set -euo pipefail
 build=${1:?usage: bench/rolling_restart.sh BUILD_DIR}
 users=${USERS:-10000}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-work=$(mktemp -d)
+source "$here/common.sh"
 declare -A pid
-others=()
-cleanup() {
-    for p in "${pid[@]}" "${others[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 sim_port=18446 redis_port=18380 ports=(18091 18092 18093)
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
-    --requirepass bench-redis-password >"$work/redis.log" 2>&1 &
-others+=($!)
-"$build/sim/zoom-sim" --port "$sim_port" --cert-dir "$work/sim" >"$work/sim.log" 2>&1 &
-others+=($!)
-for _ in $(seq 50); do [[ -s $work/sim/ca.pem ]] && break; sleep 0.1; done
+start_redis "$redis_port"
+start_sim "$build" "$sim_port"
 key=$(openssl rand -hex 32)
 
 start_broker() { # port
     cat >"$work/broker-$1.json" <<JSON
 {
   "server": { "address": "127.0.0.1", "port": $1, "threads": 1, "drain_timeout_ms": 2000 },
-  "zoom": {
-    "api_base_url": "https://localhost:$sim_port/v2", "oauth_token_url": "https://localhost:$sim_port/oauth/token",
-    "account_id": "sim-account", "client_id": "sim-client", "client_secret": "sim-secret",
-    "ca_file": "$work/sim/ca.pem", "max_connections": 16, "requests_per_second": 100000
-  },
-  "redis": { "url": "redis://127.0.0.1:$redis_port", "password": "bench-redis-password", "encryption_key": "$key" },
+  "zoom": $(zoom_block "$sim_port" '"max_connections": 16, "requests_per_second": 100000'),
+  "redis": $(redis_block "$redis_port" "$key"),
   "log": { "level": "warn" }
 }
 JSON
     "$build/service/token-broker" --config "$work/broker-$1.json" >>"$work/broker-$1.log" 2>&1 &
     pid[$1]=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/readyz" | grep -q '"redis":"up"' && return; sleep 0.1; done
-    echo "broker on $1 did not become ready" >&2
-    exit 1
+    pids+=($!)
+    wait_ready "$1" '"redis":"up"'
 }
 zoom_calls() { # port
     curl -sf "http://127.0.0.1:$1/metrics" |
@@ -57,16 +40,23 @@ zoom_calls() { # port
 
 for p in "${ports[@]}"; do start_broker "$p"; done
 # The fill: one round through the users on the first replica (each a Zoom call).
-USERS=$users wrk -t1 -c16 -d4s -s "$here/cycle_users.lua" "http://127.0.0.1:${ports[0]}" >/dev/null
-filled=$(zoom_calls "${ports[0]}")
+# Rounds of 4 s until every user has been fetched (a round starts again at the first user, whose
+# answers are then hits).
+filled=0
+for _ in $(seq 20); do
+    USERS=$users wrk -t1 -c16 -d4s -s "$here/cycle_users.lua" "http://127.0.0.1:${ports[0]}" >/dev/null
+    filled=$(zoom_calls "${ports[0]}")
+    ((filled >= users)) && break
+done
 echo "fill: $filled Zoom calls for $users users"
 
 # Steady traffic on every replica while each is restarted in turn.
+traffic=()
 i=0
 for p in "${ports[@]}"; do
     OFFSET=$((i * 3333)) USERS=$users wrk -t1 -c8 -d30s -s "$here/cycle_users.lua" "http://127.0.0.1:$p" \
         >"$work/wrk-$p.txt" 2>&1 &
-    others+=($!)
+    traffic+=($!)
     i=$((i + 1))
 done
 sleep 3
@@ -85,3 +75,8 @@ after=0
 for p in "${ports[@]}"; do after=$((after + $(zoom_calls "$p"))); done
 total=$((before_restart + after - filled))
 echo "Zoom calls after the fill, during the rolling restart: $total (for $users users whose tokens were all still valid)"
+wait "${traffic[@]}" # its 30 s
+for p in "${ports[@]}"; do
+    requests=$(awk '/requests in/ {print $1}' "$work/wrk-$p.txt")
+    echo "traffic on $p: $requests requests; $( (grep -E 'Non-2xx|Socket errors' "$work/wrk-$p.txt" || echo 'no errors') | tr '\n' ' ')"
+done

@@ -14,36 +14,20 @@ build=${1:?usage: bench/shared_hit.sh BUILD_DIR [CONNECTIONS]}
 conns=${2:-64}
 fill=${FILL:-20} duration=${DURATION:-5}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 sim_port=18445 redis_port=18379 a_port=18083 b_port=18084
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
-    --requirepass bench-redis-password >"$work/redis.log" 2>&1 &
-pids+=($!)
-"$build/sim/zoom-sim" --port "$sim_port" --cert-dir "$work/sim" --token-padding 200 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [[ -s $work/sim/ca.pem ]] && break; sleep 0.1; done
+start_redis "$redis_port"
+start_sim "$build" "$sim_port"
 
 key=$(openssl rand -hex 32)
 for port in $a_port $b_port; do
     cat >"$work/broker-$port.json" <<JSON
 {
   "server": { "address": "127.0.0.1", "port": $port, "threads": 1 },
-  "zoom": {
-    "api_base_url": "https://localhost:$sim_port/v2", "oauth_token_url": "https://localhost:$sim_port/oauth/token",
-    "account_id": "sim-account", "client_id": "sim-client", "client_secret": "sim-secret",
-    "ca_file": "$work/sim/ca.pem", "max_connections": 16, "requests_per_second": 100000
-  },
+  "zoom": $(zoom_block "$sim_port" '"max_connections": 16, "requests_per_second": 100000'),
   "cache": { "max_entries": 10000000 },
-  "redis": { "url": "redis://127.0.0.1:$redis_port", "password": "bench-redis-password", "encryption_key": "$key" },
+  "redis": $(redis_block "$redis_port" "$key"),
   "log": { "level": "info", "format": "text" }
 }
 JSON
@@ -51,7 +35,7 @@ JSON
     pids+=($!)
 done
 for port in $a_port $b_port; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" | grep -q '"redis":"up"' && break; sleep 0.1; done
+    wait_ready "$port" '"redis":"up"'
 done
 
 run_wrk() { # name port seconds

@@ -6,32 +6,20 @@ set -euo pipefail
 
 build=${1:?usage: bench/soak.sh BUILD_DIR [SECONDS]}
 seconds=${2:-30}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 sim_port=18445 broker_port=18083
-"$build/sim/zoom-sim" --port "$sim_port" --cert-dir "$work/sim" --token-padding 200 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [[ -s $work/sim/ca.pem ]] && break; sleep 0.1; done
+start_sim "$build" "$sim_port"
 cat >"$work/broker.json" <<JSON
 {
   "server": { "address": "127.0.0.1", "port": $broker_port },
-  "zoom": {
-    "api_base_url": "https://localhost:$sim_port/v2", "oauth_token_url": "https://localhost:$sim_port/oauth/token",
-    "account_id": "sim-account", "client_id": "sim-client", "client_secret": "sim-secret", "ca_file": "$work/sim/ca.pem"
-  }
+  "zoom": $(zoom_block "$sim_port")
 }
 JSON
 "$build/service/token-broker" --config "$work/broker.json" >"$work/broker.log" 2>&1 &
 broker=$!
 pids+=("$broker")
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null && break; sleep 0.1; done
+wait_ready "$broker_port"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$broker/status"; }
 # Warm up: the users of the run are all cached, and the buffers have grown.
