@@ -160,6 +160,25 @@ public:
         return out;
     }
 
+    // Every key and every value (strings, set members) the server holds; a key of another type
+    // appears as "unexpected type T of a key". Not for a TLS-only server.
+    std::vector<std::string> contents() const {
+        std::vector<std::string> out;
+        for (const auto& k : command({"KEYS", "*"}).elements) {
+            out.push_back(k.text);
+            const auto type = command({"TYPE", k.text}).text;
+            if (type == "string") {
+                out.push_back(command({"GET", k.text}).text);
+            } else if (type == "set") {
+                for (const auto& m : command({"SMEMBERS", k.text}).elements)
+                    out.push_back(m.text);
+            } else {
+                out.push_back("unexpected type " + type + " of a key");
+            }
+        }
+        return out;
+    }
+
 private:
     static redis::reply copy(const redisReply& r) {
         redis::reply out;

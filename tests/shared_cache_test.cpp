@@ -208,25 +208,6 @@ struct SharedCache : ::testing::Test {
             throw std::runtime_error("DELETE did not finish within 60 s");
         return f.get();
     }
-
-    // Every key in Redis, and every value (strings, set members).
-    std::vector<std::string> redis_contents() const {
-        std::vector<std::string> out;
-        auto keys = redis.command({"KEYS", "*"});
-        for (const auto& k : keys.elements) {
-            out.push_back(k.text);
-            auto type = redis.command({"TYPE", k.text}).text;
-            if (type == "string") {
-                out.push_back(redis.command({"GET", k.text}).text);
-            } else if (type == "set") {
-                for (const auto& m : redis.command({"SMEMBERS", k.text}).elements)
-                    out.push_back(m.text);
-            } else {
-                out.push_back("unexpected type " + type + " of a key");
-            }
-        }
-        return out;
-    }
 };
 
 TEST_F(SharedCache, NinetyConcurrentRequestsOverThreeReplicasMakeOneZoomCall) {
@@ -371,7 +352,7 @@ TEST_F(SharedCache, RedisHoldsNoUserIdTokenOrSecretInClear) {
     }
     ASSERT_TRUE(get(a, "ttl-user@example.com")->r);
     ASSERT_EQ(tokens.size(), 4u);
-    auto contents = redis_contents();
+    auto contents = redis.contents();
     ASSERT_GE(contents.size(), 6u); // at least two token entries, an unknown user, the sets
     std::vector<std::string> forbidden = users;
     forbidden.push_back("ttl-user@example.com");
@@ -473,7 +454,7 @@ TEST_F(SharedCache, AfterARotationTheOldKeysEntriesAreStillServed) {
     EXPECT_FALSE(local_hit(before, "rotated@example.com"));
     EXPECT_FALSE(local_hit(before, "other@example.com"));
     EXPECT_TRUE(before.counts("token_broker_redis_undecryptable_values_total 1"));
-    for (const auto& text : redis_contents())
+    for (const auto& text : redis.contents())
         EXPECT_EQ(
             text.find(before.shared->names_of({"rotated@example.com", token_type::zak, std::nullopt}).entry),
             std::string::npos);
