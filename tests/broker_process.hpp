@@ -132,34 +132,12 @@ public:
     void signal(int sig) const { ::kill(pid_, sig); }
 
     // The exit status, or -1 if it has not exited within `limit`.
-    int wait_exit(std::chrono::milliseconds limit) {
-        for (auto waited = 0ms; waited < limit; waited += 10ms) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
+    int wait_exit(std::chrono::milliseconds limit) { return wait_for_exit(pid_, limit); }
 
 private:
     std::filesystem::path dir_;
     std::filesystem::path keys_file_;
     pid_t pid_ = -1;
 };
-
-// Polls until `f` holds, every 10 ms, for up to `limit`.
-template <class F>
-bool eventually(F f, std::chrono::milliseconds limit = 5s) {
-    const auto give_up = std::chrono::steady_clock::now() + limit;
-    while (!f()) {
-        if (std::chrono::steady_clock::now() >= give_up)
-            return false;
-        std::this_thread::sleep_for(10ms);
-    }
-    return true;
-}
 
 } // namespace token_broker::testing

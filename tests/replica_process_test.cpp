@@ -155,7 +155,9 @@ TEST_F(Replicas, ThreeProcessesOverRedissMakeOneZoomCallForNinetyConcurrentReque
         EXPECT_EQ(get(port, "unknown-1@example.com").status, 404);
     EXPECT_EQ(sim.token_calls("unknown-1@example.com"), 1u);
 
-    // DELETE on one: every replica fetches fresh, and the three of them make one call for it.
+    // DELETE on one: every replica fetches fresh, and the three of them make one call for it. (The
+    // simulator's tokens carry their issue time in seconds: a second later, a new one differs.)
+    std::this_thread::sleep_for(1100ms);
     ASSERT_EQ(remove(ports[2], "shared@example.com"), 204);
     std::set<std::string> after;
     for (const auto& a : concurrently("shared@example.com", 9)) {
@@ -198,6 +200,27 @@ TEST_F(Replicas, WhatTheProcessesLeaveInRedisHoldsNoUserIdTokenOrSecret) {
         for (const auto& f : forbidden)
             EXPECT_EQ(text.find(f), std::string::npos) << "Redis holds \"" << f << "\" in clear";
     }
+}
+
+// A DELETE's 204 says every replica has forgotten the user. A replica that is frozen (SIGSTOP)
+// hears of it but cannot say so: the DELETE is 503 until it can, and then it has forgotten.
+TEST_F(Replicas, ADeleteIsNotConfirmedWhileAReplicaCannotForget) {
+    test::redis_server redis;
+    start_brokers(2, {{"redis", redis_block(redis, false, {{"command_timeout_ms", 250}})}});
+    ASSERT_EQ(get(ports[0], "leaver@example.com").status, 200);
+    ASSERT_TRUE(get(ports[1], "leaver@example.com").cached());
+
+    brokers[1]->signal(SIGSTOP);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(remove(ports[0], "leaver@example.com"), 503);
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 1250ms) << "command_timeout_ms + 1 s";
+    brokers[1]->signal(SIGCONT);
+
+    EXPECT_TRUE(eventually([&] { return remove(ports[0], "leaver@example.com") == 204; }));
+    const auto after = get(ports[1], "leaver@example.com");
+    ASSERT_EQ(after.status, 200) << after.body;
+    EXPECT_FALSE(after.cached()) << "the thawed replica still had the forgotten token";
+    EXPECT_EQ(sim.token_calls("leaver@example.com"), 2u);
 }
 
 // The lock of a replica SIGKILLed in the middle of its Zoom call is never released: it lives

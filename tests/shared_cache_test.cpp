@@ -5,6 +5,7 @@
 #include "cache/token_service.hpp"
 #include "redis/subscriber.hpp"
 #include "redis_server.hpp"
+#include "test_support.hpp"
 #include "zoom/zoom_client.hpp"
 #include "zoom_simulator.hpp"
 
@@ -27,16 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Polls `condition` every 10 ms for at most `limit`.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 20s) {
-    const auto give_up = std::chrono::steady_clock::now() + limit;
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() >= give_up)
-            return false;
-        std::this_thread::sleep_for(10ms);
-    }
-    return true;
-}
+using testing::eventually;
 
 std::string hex_key(char fill) {
     return std::string(32, fill);

@@ -2,6 +2,7 @@
 // simulator's CA, SNI and the host name.
 #include "core/base64.hpp"
 #include "test_certs.hpp"
+#include "test_support.hpp"
 #include "zoom_simulator.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -734,16 +735,7 @@ public:
     // Sends `signal` and returns the exit status, or -1 when it does not exit within `limit`.
     int stop(int signal, std::chrono::milliseconds limit = 3s) {
         ::kill(pid_, signal);
-        const auto deadline = clock_type::now() + limit;
-        int status = 0;
-        while (clock_type::now() < deadline) {
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
+        return token_broker::testing::wait_for_exit(pid_, limit);
     }
 
 private:

@@ -4,14 +4,46 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace token_broker::testing {
+
+// Polls `condition` every 5 ms until it holds (true) or `limit` has passed (false). The limit is an
+// upper bound for a loaded machine, never a measure.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= give_up)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+// Waits up to `limit` for the child `pid` to exit: its exit status (128 + the signal when a signal
+// ended it), and `pid` set to -1; -1 when it is still running.
+inline int wait_for_exit(pid_t& pid, std::chrono::milliseconds limit) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int status = 0;
+        if (pid > 0 && ::waitpid(pid, &status, WNOHANG) == pid) {
+            pid = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        if (std::chrono::steady_clock::now() >= give_up)
+            return -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
 
 // Lower-case hex of a digest, as caller keys are configured.
 inline std::string hex(const std::array<std::uint8_t, 32>& bytes) {

@@ -5,6 +5,7 @@
 #include "server/token_batch.hpp"
 #include "server/token_endpoint.hpp"
 #include "server/token_request.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -254,16 +255,7 @@ double metric(const std::string& text, const std::string& name) {
     return std::stod(text.substr(at + name.size() + 2));
 }
 
-// Polls `condition` every 5 ms for up to 5 s.
-template <class F>
-bool eventually(F condition) {
-    for (int i = 0; i < 1000; ++i) {
-        if (condition())
-            return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return condition();
-}
+using testing::eventually;
 
 void json_logs_and_keys(config& c) {
     with_keys(c);
