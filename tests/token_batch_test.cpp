@@ -482,6 +482,31 @@ TEST(TokenBatch, AHangingUsersItemIs504AtTheDeadlineWhileTheRestAre200) {
     EXPECT_EQ(error_code_of(alone), "upstream_timeout");
 }
 
+// Section 3: a batch read within server.header_timeout_ms is answered at its own deadline
+// (zoom.request_timeout_ms plus 200 ms), however much shorter the header timeout is.
+TEST(TokenBatch, AOneItemBatchForAUserZoomNeverAnswersIsAnsweredAfterTheHeaderTimeoutHasPassed) {
+    running_broker b([](config& c) {
+        c.server.header_timeout = 300ms;
+        c.zoom.request_timeout = 1200ms;
+    });
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::hang, .times = -1}, "stuck");
+    client c(b.port());
+    response_t batch;
+    std::string failure;
+    try {
+        batch = post_tokens(c, batch_of({user("stuck")}));
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    ASSERT_TRUE(failure.empty()) << "no answer: " << failure;
+    ASSERT_EQ(batch.result_int(), 200) << batch.body();
+    const auto results = results_of(batch);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(status_of(results[0]), 504u) << results[0];
+    EXPECT_EQ(results[0].at("error").at("code"), "upstream_timeout");
+}
+
 TEST(TokenBatch, ABodyOverMaxBodyBytesIs413AndClosesTheConnection) {
     running_broker b([](config& c) { c.server.max_body_bytes = 1024; });
     ASSERT_TRUE(b.wait_ready());
