@@ -96,6 +96,7 @@ struct redis_config {
     secret previous_encryption_key; // 32 raw bytes or empty
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds command_timeout{250};
+    std::size_t max_reply_bytes = 1048576; // what one reply may announce and hold (section 7)
     bool enabled() const noexcept { return !url.empty(); }
 };
 

@@ -86,6 +86,7 @@ beast::tcp_stream& link::tcp() {
 
 net::awaitable<std::optional<std::string>> link::open(const options& o) {
     const auto deadline = clock::now() + o.connect_timeout;
+    reader_ = reader(o.max_reply_bytes);
     const std::string where = o.host + ":" + std::to_string(o.port);
 
     // The resolver has no deadline of its own: a timer cancels it.
