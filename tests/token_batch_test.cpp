@@ -77,6 +77,27 @@ TEST(TokenBatchParse, UnknownMembersAreRefusedInTheBodyAndInAnItem) {
     EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
 }
 
+// Section 3: no member twice in one object. JSON parsers keep one of the two silently (Boost.JSON the
+// last), so a caller's mistake would go unnoticed.
+TEST(TokenBatchParse, AMemberTwiceInOneObjectIsRefused) {
+    expect_refused(R"({"requests":[{"user_id":"a"}],"requests":[{"user_id":"b"}]})",
+                   "the body has the member \"requests\" more than once");
+    expect_refused(R"({"requests":[{"user_id":"a","user_id":"b"}]})",
+                   "requests item 1 has the member \"user_id\" more than once");
+    expect_refused(R"({"requests":[{"user_id":"a"},{"user_id":"b","ttl":600,"type":"zak","ttl":600}]})",
+                   "requests item 2 has the member \"ttl\" more than once");
+    expect_refused(R"({"requests":[{"user_id":"a","type":"onbehalf","meeting_id":"123456789",)"
+                   R"("meeting_id":"987654321"}]})",
+                   "requests item 1 has the member \"meeting_id\" more than once");
+    // Equal names however they are escaped.
+    expect_refused(R"({"requests":[{"user_id":"a","user\u005fid":"b"}]})",
+                   "requests item 1 has the member \"user_id\" more than once");
+    // The same names in different objects are no repetition.
+    const auto r = parse_token_batch(R"({"requests":[{"user_id":"a","ttl":600},{"user_id":"b","ttl":600}]})");
+    ASSERT_TRUE(r) << message_of(r);
+    EXPECT_EQ(r->size(), 2u);
+}
+
 TEST(TokenBatchParse, RequestsMustBeAnArrayOfObjects) {
     for (const char* body : {"{}", R"({"requests":{}})", R"({"requests":"a"})", R"({"requests":null})"})
         expect_refused(body, "\"requests\" must be an array");
@@ -585,6 +606,10 @@ TEST(TokenBatch, AMalformedBodyIs400ForTheWholeRequest) {
         {R"({"requests":[{"user_id":"a","ttl":"600"}]})", "item 1: ttl must be an integer"},
         {R"({"requests":[{"user_id":["a"]}]})", "item 1: user_id must be a string"},
         {R"({"requests":[{"user_id":"a"},{"user_id":"b"},{"user":"c"}]})", "item 3 has an unknown member"},
+        // (As the JSON body holds the message: its quotes escaped.)
+        {R"({"requests":[{"user_id":"a","user_id":"b"}]})",
+         R"(item 1 has the member \"user_id\" more than once)"},
+        {R"({"requests":[{"user_id":"a"}],"requests":[]})", R"(the member \"requests\" more than once)"},
     };
     client c(b.port());
     for (const auto& [body, says] : cases) {
