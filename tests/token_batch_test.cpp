@@ -528,6 +528,29 @@ TEST(TokenBatch, AOneItemBatchForAUserZoomNeverAnswersIsAnsweredAfterTheHeaderTi
     EXPECT_EQ(results[0].at("error").at("code"), "upstream_timeout");
 }
 
+// With one request a second, the second item's turn in the budget comes a second after the first's:
+// at its own deadline (zoom.request_timeout_ms, one second here). A call made then could not be
+// answered in time and would still spend one of the account's calls: the item is refused by the
+// budget (429) and Zoom is not called for it.
+TEST(TokenBatch, AnItemWhoseTurnInTheBudgetComesAtItsDeadlineDoesNotCallZoom) {
+    running_broker b([](config& c) {
+        c.zoom.requests_per_second = 1;
+        c.zoom.request_timeout = 1000ms;
+    });
+    ASSERT_TRUE(b.wait_ready());
+    client c(b.port());
+    const auto batch = post_tokens(c, batch_of({user("first"), user("second")}));
+    ASSERT_EQ(batch.result_int(), 200) << batch.body();
+    const auto results = results_of(batch);
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_EQ(status_of(results[0]), 200u) << results[0];
+    EXPECT_EQ(status_of(results[1]), 429u) << results[1];
+    const auto* error = results[1].as_object().if_contains("error");
+    EXPECT_TRUE(error && error->at("code") == "rate_limited") << results[1];
+    EXPECT_EQ(b.sim.token_calls("first"), 1u);
+    EXPECT_EQ(b.sim.token_calls("second"), 0u) << "no Zoom call for a turn at the deadline";
+}
+
 TEST(TokenBatch, ABodyOverMaxBodyBytesIs413AndClosesTheConnection) {
     running_broker b([](config& c) { c.server.max_body_bytes = 1024; });
     ASSERT_TRUE(b.wait_ready());
