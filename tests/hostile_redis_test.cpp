@@ -5,6 +5,7 @@
 // answering callers as a lone replica.
 #include "broker_process.hpp"
 #include "fake_redis.hpp"
+#include "zoom/shared_budget.hpp"
 
 #include <gtest/gtest.h>
 
@@ -86,6 +87,50 @@ TEST(HostileRedis, AnArrayOfAHundredMillionElementsIsRefusedForItsSize) {
 
 TEST(HostileRedis, AnEndlessBulkStringIsRefusedOnceItPassesTheLimit) {
     expect_refused_for_its_size({"$1000000000\r\n", 64u * 1024 * 1024});
+}
+
+// Section 7: Redis answering nonsense never turns an answer the broker could give into an error.
+// A Redis that answers `:1` to everything once made every miss a 429: PTTL of the 429 block said
+// one millisecond was left.
+TEST(HostileRedis, OneAsTheAnswerToEverythingIsNoBlock) {
+    zoom_sim::simulator sim;
+    fake_redis redis([](const std::vector<std::string>&) { return fake_redis::answer{":1\r\n"}; });
+    auto broker = broker_process::start(sim, redis_block(redis));
+    const auto port = broker->wait_port();
+    ASSERT_NE(port, 0);
+    for (const char* user : {"one", "two", "three"}) {
+        const auto r = get(port, std::string("/token/") + user);
+        EXPECT_EQ(r.first, 200) << user << ": " << r.second;
+        EXPECT_EQ(sim.token_calls(user), 1u) << user;
+    }
+}
+
+// The budget's script answering what it cannot mean (a refusal without a wait, a verdict other than
+// 0 or 1, a grant later than the caller can wait) is Redis failing: the replica goes by its own
+// budget. Every other command is refused, as a Redis without the script's permissions would.
+TEST(HostileRedis, ContradictoryBudgetRepliesAreRedisFailing) {
+    zoom_sim::simulator sim;
+    const std::vector<std::string> nonsense = {
+        "*2\r\n:0\r\n:0\r\n",
+        "*2\r\n:7\r\n:0\r\n",
+        "*2\r\n:1\r\n:999999999999\r\n",
+    };
+    auto next = std::make_shared<std::atomic<std::size_t>>(0);
+    const std::string gcra = gcra_script().sha1();
+    fake_redis redis([&, next](const std::vector<std::string>& command) {
+        if (command[0] == "EVALSHA" && command.size() > 1 && command[1] == gcra)
+            return fake_redis::answer{nonsense[next->fetch_add(1) % nonsense.size()]};
+        return fake_redis::answer{"-ERR not in this test\r\n"};
+    });
+    auto broker = broker_process::start(sim, redis_block(redis));
+    const auto port = broker->wait_port();
+    ASSERT_NE(port, 0);
+    for (const char* user : {"first", "second", "third"}) {
+        const auto r = get(port, std::string("/token/") + user);
+        EXPECT_EQ(r.first, 200) << user << ": " << r.second;
+        EXPECT_EQ(sim.token_calls(user), 1u) << user;
+    }
+    EXPECT_GE(next->load(), 3u) << "the budget's script was asked for each miss";
 }
 
 } // namespace
