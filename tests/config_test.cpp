@@ -821,6 +821,7 @@ TEST_F(ConfigTest, RedisAndBodyLimitDefaults) {
     EXPECT_EQ(cfg.redis.ca_file, "");
     EXPECT_EQ(cfg.redis.connect_timeout, milliseconds(1000));
     EXPECT_EQ(cfg.redis.command_timeout, milliseconds(250));
+    EXPECT_EQ(cfg.redis.max_reply_bytes, 1048576u);
 }
 
 TEST_F(ConfigTest, ReadsTheRedisBlock) {
@@ -829,7 +830,7 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
         "redis": {"url": "rediss://broker@redis.example.com:6380/3", "password": "p a$$ word",
                   "ca_file": "redis-ca.pem", "key_prefix": "tb:eu:", "encryption_key": ")" +
                       key_a_hex + R"(", "previous_encryption_key": ")" + key_b_hex + R"(",
-                  "connect_timeout_ms": 2000, "command_timeout_ms": 100}})");
+                  "connect_timeout_ms": 2000, "command_timeout_ms": 100, "max_reply_bytes": 65536}})");
     EXPECT_EQ(cfg.server.max_body_bytes, 1024u);
     const redis_config& r = cfg.redis;
     EXPECT_TRUE(r.enabled());
@@ -846,6 +847,7 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
     EXPECT_EQ(r.previous_encryption_key.reveal(), bytes_of(key_b_hex));
     EXPECT_EQ(r.connect_timeout, milliseconds(2000));
     EXPECT_EQ(r.command_timeout, milliseconds(100));
+    EXPECT_EQ(r.max_reply_bytes, 65536u);
 
     const std::string key = R"("encryption_key": ")" + key_a_hex + '"';
     cfg = load(with_redis(R"("url": "redis://localhost", )" + key));
@@ -878,6 +880,7 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
     const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
     const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
     const std::string positive = "must be a positive integer";
+    const std::string reply_range = "must be an integer from 65536 to 1073741824";
     struct bad {
         std::string members;
         std::string key;
@@ -925,6 +928,11 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
         {R"("command_timeout_ms": "250")", "redis.command_timeout_ms", positive},
         {R"("command_timeout_ms": 86400001)", "redis.command_timeout_ms",
          "must be at most 86400000 (one day)"},
+        {R"("max_reply_bytes": 65535)", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": 1073741825)", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": -1)", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": "1048576")", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": 1048576.5)", "redis.max_reply_bytes", reply_range},
         {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
          "is only for TLS: redis.url must then be rediss://"},
         {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
@@ -1249,6 +1257,7 @@ const std::vector<std::string> all_keys = {
     "redis.previous_encryption_key",
     "redis.connect_timeout_ms",
     "redis.command_timeout_ms",
+    "redis.max_reply_bytes",
 };
 
 void collect_keys(const json::object& object, const std::string& prefix, std::vector<std::string>& out) {
@@ -1311,6 +1320,7 @@ TEST_F(ConfigTest, ProductionExampleLoadsWithCredentialsFromTheEnvironment) {
     EXPECT_FALSE(cfg.auth.allow_unauthenticated);
     EXPECT_EQ(cfg.log.level, defaults.log.level);
     EXPECT_EQ(cfg.log.format, defaults.log.format);
+    EXPECT_EQ(cfg.redis.max_reply_bytes, defaults.redis.max_reply_bytes);
 }
 
 TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {

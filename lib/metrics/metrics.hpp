@@ -22,8 +22,9 @@ namespace token_broker {
 // The Zoom endpoints upstream requests are counted under.
 enum class upstream_endpoint { token, oauth };
 
-// How a Redis command ended (token_broker_redis_commands_total's `result`): a reply (ok), a Redis
-// error reply or no usable connection (error), or no reply within command_timeout_ms (timeout).
+// How a Redis command ended (token_broker_redis_commands_total's `result`): a reply (ok; NOSCRIPT,
+// which EVAL follows, included), a Redis error reply or no usable connection (error), or no reply
+// within command_timeout_ms (timeout).
 enum class redis_command_result { ok, error, timeout };
 
 class metrics {

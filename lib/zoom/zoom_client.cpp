@@ -17,6 +17,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -26,6 +27,10 @@ namespace {
 using steady = std::chrono::steady_clock;
 
 constexpr std::string_view user_agent = "token-broker/" TOKEN_BROKER_VERSION;
+
+// The least time a turn in the budget must leave before the request's deadline: a call made later
+// could not be answered in time and would still spend one of the account's calls.
+constexpr std::chrono::milliseconds least_call_time{100};
 
 broker_error stopped_error() {
     return make_error(errc::not_ready, "the Zoom client is stopped");
@@ -256,7 +261,9 @@ private:
         if (const auto blocked = co_await budget_->blocked_for(now))
             co_return blocked_error(*blocked);
         now = clock_.steady_now();
-        const auto turn = co_await budget_->reserve(now, deadline);
+        // A turn that leaves too little time for the call is refused like one past the deadline.
+        const auto last_turn = std::max(now, deadline - least_call_time);
+        const auto turn = co_await budget_->reserve(now, last_turn);
         if (stopped_)
             co_return stopped_error();
         if (!turn.granted) {
