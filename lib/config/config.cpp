@@ -246,6 +246,8 @@ void read_redis(const json::value& v, const std::string& key, const fs::path& ba
                      }},
                     duration_field("connect_timeout_ms", r.connect_timeout, timeout_rule),
                     duration_field("command_timeout_ms", r.command_timeout, timeout_rule),
+                    duration_field("invalidation_lease_ms", r.invalidation_lease, lease_rule),
+                    duration_field("lock_lease_ms", r.lock_lease, lease_rule),
                 });
 }
 
