@@ -822,6 +822,8 @@ TEST_F(ConfigTest, RedisAndBodyLimitDefaults) {
     EXPECT_EQ(cfg.redis.connect_timeout, milliseconds(1000));
     EXPECT_EQ(cfg.redis.command_timeout, milliseconds(250));
     EXPECT_EQ(cfg.redis.max_reply_bytes, 1048576u);
+    EXPECT_EQ(cfg.redis.invalidation_lease, milliseconds(1000));
+    EXPECT_EQ(cfg.redis.lock_lease, milliseconds(2000));
 }
 
 TEST_F(ConfigTest, ReadsTheRedisBlock) {
@@ -830,7 +832,8 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
         "redis": {"url": "rediss://broker@redis.example.com:6380/3", "password": "p a$$ word",
                   "ca_file": "redis-ca.pem", "key_prefix": "tb:eu:", "encryption_key": ")" +
                       key_a_hex + R"(", "previous_encryption_key": ")" + key_b_hex + R"(",
-                  "connect_timeout_ms": 2000, "command_timeout_ms": 100, "max_reply_bytes": 65536}})");
+                  "connect_timeout_ms": 2000, "command_timeout_ms": 100, "max_reply_bytes": 65536,
+                  "invalidation_lease_ms": 600, "lock_lease_ms": 3000}})");
     EXPECT_EQ(cfg.server.max_body_bytes, 1024u);
     const redis_config& r = cfg.redis;
     EXPECT_TRUE(r.enabled());
@@ -848,6 +851,8 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
     EXPECT_EQ(r.connect_timeout, milliseconds(2000));
     EXPECT_EQ(r.command_timeout, milliseconds(100));
     EXPECT_EQ(r.max_reply_bytes, 65536u);
+    EXPECT_EQ(r.invalidation_lease, milliseconds(600));
+    EXPECT_EQ(r.lock_lease, milliseconds(3000));
 
     const std::string key = R"("encryption_key": ")" + key_a_hex + '"';
     cfg = load(with_redis(R"("url": "redis://localhost", )" + key));
@@ -933,6 +938,12 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
         {R"("max_reply_bytes": -1)", "redis.max_reply_bytes", reply_range},
         {R"("max_reply_bytes": "1048576")", "redis.max_reply_bytes", reply_range},
         {R"("max_reply_bytes": 1048576.5)", "redis.max_reply_bytes", reply_range},
+        {R"("invalidation_lease_ms": 29)", "redis.invalidation_lease_ms",
+         "must be an integer from 30 to 3600000"},
+        {R"("invalidation_lease_ms": 3600001)", "redis.invalidation_lease_ms",
+         "must be at most 3600000 (one hour)"},
+        {R"("lock_lease_ms": 0)", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
+        {R"("lock_lease_ms": "2000")", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
          "is only for TLS: redis.url must then be rediss://"},
         {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
@@ -1258,6 +1269,8 @@ const std::vector<std::string> all_keys = {
     "redis.connect_timeout_ms",
     "redis.command_timeout_ms",
     "redis.max_reply_bytes",
+    "redis.invalidation_lease_ms",
+    "redis.lock_lease_ms",
 };
 
 void collect_keys(const json::object& object, const std::string& prefix, std::vector<std::string>& out) {

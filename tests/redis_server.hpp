@@ -160,8 +160,8 @@ public:
         return out;
     }
 
-    // Every key and every value (strings, set members) the server holds; a key of another type
-    // appears as "unexpected type T of a key". Not for a TLS-only server.
+    // Every key and every value (strings, set and sorted set members) the server holds; a key of
+    // another type appears as "unexpected type T of a key". Not for a TLS-only server.
     std::vector<std::string> contents() const {
         std::vector<std::string> out;
         for (const auto& k : command({"KEYS", "*"}).elements) {
@@ -171,6 +171,9 @@ public:
                 out.push_back(command({"GET", k.text}).text);
             } else if (type == "set") {
                 for (const auto& m : command({"SMEMBERS", k.text}).elements)
+                    out.push_back(m.text);
+            } else if (type == "zset") {
+                for (const auto& m : command({"ZRANGE", k.text, "0", "-1", "WITHSCORES"}).elements)
                     out.push_back(m.text);
             } else {
                 out.push_back("unexpected type " + type + " of a key");

@@ -207,7 +207,7 @@ TEST_F(SharedSeam, AnErrorFromAnotherReplicaReachesTheCaller) {
 
 TEST_F(SharedSeam, TheLeaseIsHandedBackWithTheResult) {
     shared.answer.what = shared_tokens::claim::kind::fetch;
-    shared.answer.held = shared_tokens::lease{"lock-key", "lock-value"};
+    shared.answer.held = shared_tokens::lease{"lock-key", "lock-value", "0", nullptr};
     ASSERT_TRUE(get(zak("u")).r);
     ASSERT_EQ(shared.stored.size(), 1u);
     ASSERT_TRUE(shared.stored[0].held);
@@ -227,7 +227,7 @@ TEST_F(SharedSeam, OnBehalfNeverReachesTheSharedTier) {
 TEST_F(SharedSeam, AFetchThatADeleteOvertookIsNotShared) {
     shared.hold = true;
     shared.answer.what = shared_tokens::claim::kind::fetch;
-    shared.answer.held = shared_tokens::lease{"lock-key", "lock-value"};
+    shared.answer.held = shared_tokens::lease{"lock-key", "lock-value", "0", nullptr};
     auto a = start(zak("leaver"));
     ioc.poll();
     ASSERT_EQ(shared.acquired.size(), 1u);

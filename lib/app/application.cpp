@@ -5,6 +5,7 @@
 #include "cache/token_service.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/connection.hpp"
+#include "redis/refusals.hpp"
 #include "redis/sealed.hpp"
 #include "redis/subscriber.hpp"
 #include "server/http_server.hpp"
@@ -62,14 +63,19 @@ struct application::impl {
               m, [this] { return readiness(); }, &endpoint),
           server(ioc, cfg.server, routes, log, m), flush_timer(ioc), signals(ioc), reload_signal(ioc) {
         if (shared_tier)
-            routes.report_redis([this] { return shared_tier->up(); });
+            routes.report_redis([this] {
+                return router::redis_state{shared_tier->up(), redis_refusals->reason()};
+            });
     }
 
     std::shared_ptr<redis::connection> make_redis_commands() {
         if (!cfg.redis.enabled())
             return nullptr;
         m.enable_redis();
-        return redis::connection::create(ioc.get_executor(), redis_options(cfg.redis), log, &m);
+        redis_refusals = std::make_shared<redis::refusals>(log, &m);
+        auto c = redis::connection::create(ioc.get_executor(), redis_options(cfg.redis), log, &m);
+        c->report_refusals(redis_refusals);
+        return c;
     }
 
     std::unique_ptr<zoom_client> make_zoom() {
@@ -94,6 +100,8 @@ struct application::impl {
         s.request_timeout = cfg.zoom.request_timeout;
         s.cache = cfg.cache;
         s.wait_for_redis = cfg.redis.connect_timeout;
+        s.lock_lease = cfg.redis.lock_lease;
+        s.invalidation_lease = cfg.redis.invalidation_lease;
         s.forget_confirm_timeout = cfg.redis.command_timeout + std::chrono::milliseconds{1000};
         return std::make_unique<shared_redis>(ioc.get_executor(), redis_commands, std::move(s), m, log);
     }
@@ -107,7 +115,7 @@ struct application::impl {
             channels.push_back(std::move(c));
         zoom_client* z = zoom.get();
         shared_redis* t = shared_tier.get();
-        return redis::subscriber::create(
+        auto s = redis::subscriber::create(
             ioc.get_executor(), redis_options(cfg.redis), log, std::move(channels),
             [z, t](std::string_view channel, std::string_view message) {
                 t->on_message(channel, message);
@@ -116,7 +124,11 @@ struct application::impl {
             [z, t] {
                 t->on_subscribed();
                 z->on_redis_subscribed();
-            });
+            },
+            t->health_check_interval(),
+            [t](std::chrono::steady_clock::time_point sent) { t->on_alive(sent); });
+        s->report_refusals(redis_refusals);
+        return s;
     }
 
     void start_redis() {
@@ -198,6 +210,7 @@ struct application::impl {
     std::shared_ptr<spdlog::logger> log;
     metrics m;
     net::io_context ioc;
+    std::shared_ptr<redis::refusals> redis_refusals;   // null without redis.url
     std::shared_ptr<redis::connection> redis_commands; // null without redis.url
     std::unique_ptr<zoom_client> zoom;
     std::unique_ptr<shared_redis> shared_tier;             // null without redis.url

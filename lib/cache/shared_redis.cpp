@@ -1,13 +1,16 @@
 #include "cache/shared_redis.hpp"
 
+#include "core/spawn.hpp"
+#include "redis/refusals.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/rand.h>
 
+#include <set>
 #include <stdexcept>
 
 namespace token_broker {
@@ -16,11 +19,12 @@ namespace {
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
-// KEYS: the value keys to read, then the lock. ARGV: the lock's value, its life in ms.
-// Answers the values (false for none) and, last, 1 when the lock was taken for ARGV[1], or the value
-// of the lock that someone else holds, or 0 when values were there (the lock is not tried then).
+// KEYS: the value keys to read, then the lock, then the user's generation. ARGV: the lock's value,
+// its life in ms. Answers the values (false for none), then 1 when the lock was taken for ARGV[1], or
+// the value of the lock that someone else holds, or 0 when values were there (the lock is not tried
+// then), and last the user's generation ('0' when none).
 constexpr std::string_view look_lua = R"lua(
-local n = #KEYS - 1
+local n = #KEYS - 2
 local out = {}
 local found = false
 for i = 1, n do
@@ -35,19 +39,25 @@ elseif redis.call('SET', KEYS[n + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 else
   out[n + 1] = redis.call('GET', KEYS[n + 1]) or 0
 end
+out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
 return out
 )lua";
 
-// KEYS: the value key, the lock, and (for a token) the user's set of entries. ARGV: the sealed value
-// ('' to write nothing), its life in ms, the lock's value ('' when not held), the channel and the
-// message that wakes the waiters. The lock is released only when it still holds this attempt's value.
+// KEYS: the value key, the lock, the user's generation, and (for a token) the user's set of
+// entries. ARGV: the sealed value ('' to write nothing), its life in ms, the lock's value ('' when
+// not held), the channel and the message that wakes the waiters, the generation read when the lock
+// was taken. The value is written only when no forget came since (the generation is unchanged); the
+// lock is released only when it still holds this attempt's value. Answers 1 when written, else 0.
 constexpr std::string_view store_lua = R"lua(
-if ARGV[1] ~= '' then
+local fresh = (redis.call('GET', KEYS[3]) or '0') == ARGV[6]
+local written = 0
+if ARGV[1] ~= '' and fresh then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  if #KEYS >= 3 then
-    redis.call('SADD', KEYS[3], KEYS[1])
-    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
-      redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  written = 1
+  if #KEYS >= 4 then
+    redis.call('SADD', KEYS[4], KEYS[1])
+    if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[2]) then
+      redis.call('PEXPIRE', KEYS[4], ARGV[2])
     end
   end
 end
@@ -55,21 +65,88 @@ if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
   redis.call('DEL', KEYS[2])
 end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
+return written
 )lua";
 
-// KEYS: ARGV[3] sets of entries, then other keys. Deletes the entries of the sets, the sets and the
-// other keys, then publishes ARGV[2] on ARGV[1].
-constexpr std::string_view forget_lua = R"lua(
-local sets = tonumber(ARGV[3])
-for i = 1, sets do
+// The Redis time in ms, in a script (allowed in Redis 7: effects are replicated).
+#define TOKEN_BROKER_LUA_NOW                                                                                 \
+    "local t = redis.call('TIME')\n"                                                                         \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+// KEYS: the registrations, ARGV[3] generations, ARGV[4] sets of entries, then other keys. Drops the
+// lapsed registrations, bumps the generations (kept ARGV[5] ms), deletes the entries of the sets,
+// the sets and the other keys, then publishes ARGV[2] on ARGV[1] (unless ARGV[1] is empty).
+// Answers the Redis time in ms, then each registered replica's id and the time its registration
+// lapses.
+constexpr std::string_view forget_lua = TOKEN_BROKER_LUA_NOW R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local gens = tonumber(ARGV[3])
+local sets = tonumber(ARGV[4])
+for i = 2, 1 + gens do
+  redis.call('INCR', KEYS[i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[5])
+end
+for i = 2 + gens, 1 + gens + sets do
   for _, k in ipairs(redis.call('SMEMBERS', KEYS[i])) do
     redis.call('DEL', k)
   end
 end
-redis.call('DEL', unpack(KEYS))
-return redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('DEL', unpack(KEYS, 2 + gens))
+if ARGV[1] ~= '' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+local out = {now}
+for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do
+  out[#out + 1] = v
+end
+return out
 )lua";
+
+// KEYS: the registrations. ARGV: this replica's id, its lease in ms. Registers it until now + lease.
+constexpr std::string_view register_lua = TOKEN_BROKER_LUA_NOW R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+)lua";
+
+// KEYS: a lock. ARGV: its holder's value, the lease in ms. Extends the lock only for its holder.
+constexpr std::string_view renew_lua = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+)lua";
+
+#undef TOKEN_BROKER_LUA_NOW
+
+// The scripts, for the life of the process: coroutines that outlive a shared_redis still use them.
+const redis::script& look_script() {
+    static const redis::script s{std::string(look_lua)};
+    return s;
+}
+const redis::script& store_script() {
+    static const redis::script s{std::string(store_lua)};
+    return s;
+}
+const redis::script& forget_script() {
+    static const redis::script s{std::string(forget_lua)};
+    return s;
+}
+const redis::script& register_script() {
+    static const redis::script s{std::string(register_lua)};
+    return s;
+}
+const redis::script& renew_script() {
+    static const redis::script s{std::string(renew_lua)};
+    return s;
+}
+
+// How long a user's forget generation is kept: far longer than any fetch can take.
+constexpr std::chrono::milliseconds generation_life{24 * 3600 * 1000};
+
+std::int64_t ticks(steady::time_point t) {
+    return t.time_since_epoch().count();
+}
 
 // A lock value no other attempt has: 128 random bits in hex.
 std::string random_lock_value() {
@@ -141,13 +218,19 @@ private:
     std::unordered_multimap<std::string, std::shared_ptr<waiter>>::iterator it_;
 };
 
-// A DELETE's count of acknowledgements, entered under its nonce for as long as it lives.
+// The replicas that confirmed one DELETE, by id.
+struct shared_redis::confirmations {
+    std::mutex mutex;
+    std::set<std::string> ids;
+};
+
+// A DELETE's confirmations, entered under its nonce for as long as it lives.
 class shared_redis::acknowledgements {
 public:
     acknowledgements(shared_redis& owner, const std::string& nonce)
-        : owner_(owner), count_(std::make_shared<std::atomic<long long>>(0)) {
+        : owner_(owner), got_(std::make_shared<confirmations>()) {
         std::lock_guard lock(owner_.acknowledgements_mutex_);
-        it_ = owner_.acknowledgements_.emplace(nonce, count_).first;
+        it_ = owner_.acknowledgements_.emplace(nonce, got_).first;
     }
     ~acknowledgements() {
         std::lock_guard lock(owner_.acknowledgements_mutex_);
@@ -156,12 +239,20 @@ public:
     acknowledgements(const acknowledgements&) = delete;
     acknowledgements& operator=(const acknowledgements&) = delete;
 
-    long long received() const noexcept { return count_->load(std::memory_order_acquire); }
+    bool from(const std::string& id) const {
+        std::lock_guard lock(got_->mutex);
+        return got_->ids.contains(id);
+    }
 
 private:
     shared_redis& owner_;
-    std::shared_ptr<std::atomic<long long>> count_;
-    std::unordered_map<std::string, std::shared_ptr<std::atomic<long long>>>::iterator it_;
+    std::shared_ptr<confirmations> got_;
+    std::unordered_map<std::string, std::shared_ptr<confirmations>>::iterator it_;
+};
+
+// Until when (steady clock ticks) this replica may serve its in-memory copies while Redis answers.
+struct shared_redis::liveness {
+    std::atomic<std::int64_t> valid_until{0};
 };
 
 // What one look found.
@@ -170,6 +261,7 @@ struct shared_redis::look {
     bool present = false;              // some value was there, usable or not
     bool locked = false;               // the lock was taken for this attempt
     std::string holder;                // else the value of the lock someone else holds, if any
+    std::string generation;            // the user's forget generation
 };
 
 shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::connection> connection, settings s,
@@ -178,8 +270,10 @@ shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::conne
       now_(std::move(now)), sealer_(settings_.encryption_key, settings_.previous_encryption_key),
       connection_(std::move(connection)), done_channel_(settings_.key_prefix + "done"),
       forget_channel_(settings_.key_prefix + "forget"),
-      forgotten_channel_(settings_.key_prefix + "forgotten"), look_script_(std::string(look_lua)),
-      store_script_(std::string(store_lua)), forget_script_(std::string(forget_lua)) {
+      forgotten_channel_(settings_.key_prefix + "forgotten"), members_key_(settings_.key_prefix + "replicas"),
+      replica_id_(random_lock_value()), liveness_(std::make_shared<liveness>()) {
+    settings_.forget_confirm_timeout =
+        std::max(settings_.forget_confirm_timeout, settings_.invalidation_lease + 250ms);
     if (!connection_)
         throw std::invalid_argument("shared_redis needs a Redis connection");
     if (settings_.encryption_key.reveal().size() != 32)
@@ -204,6 +298,64 @@ std::vector<std::string> shared_redis::channels() const {
 
 bool shared_redis::up() const noexcept {
     return connection_->up();
+}
+
+bool shared_redis::local_copies_allowed() noexcept {
+    const bool up = connection_->up();
+    if (last_up_.exchange(up, std::memory_order_acq_rel) != up)
+        return false;
+    if (!up)
+        return true;
+    return ticks(steady::now()) < liveness_->valid_until.load(std::memory_order_acquire);
+}
+
+std::chrono::milliseconds shared_redis::health_check_interval() const noexcept {
+    return std::max(settings_.invalidation_lease / 3, std::chrono::milliseconds{1});
+}
+
+void shared_redis::on_alive(steady::time_point sent) {
+    net::co_spawn(executor_,
+                  renew_registration(connection_, liveness_, members_key_, replica_id_,
+                                     settings_.invalidation_lease, sent),
+                  log_escaped_exception(log_, "renewing this replica's registration"));
+}
+
+net::awaitable<void> shared_redis::renew_registration(std::shared_ptr<redis::connection> connection,
+                                                      std::shared_ptr<liveness> live, std::string members_key,
+                                                      std::string id, std::chrono::milliseconds lease,
+                                                      steady::time_point sent) {
+    std::vector<std::string> keys{std::move(members_key)};
+    std::vector<std::string> args{std::move(id), std::to_string(lease.count())};
+    auto r = co_await register_script().run(*connection, std::move(keys), std::move(args));
+    if (!r || r->is_error())
+        co_return;
+    // A write by script went through: whatever Redis refused the commands before, it accepts now.
+    if (auto* refused = connection->refusal_report())
+        refused->accepted("commands");
+    // The registration now lasts at least until sent + lease (Redis ran it after the PING was sent).
+    const auto until = ticks(sent + lease);
+    auto seen = live->valid_until.load(std::memory_order_acquire);
+    while (seen < until && !live->valid_until.compare_exchange_weak(seen, until, std::memory_order_acq_rel)) {
+    }
+}
+
+net::awaitable<void> shared_redis::renew_lock(std::shared_ptr<redis::connection> connection,
+                                              std::string lock_key, std::string value,
+                                              std::chrono::milliseconds lease, std::weak_ptr<void> keep) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+        timer.expires_after(std::max(lease / 3, std::chrono::milliseconds{1}));
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (keep.expired())
+            co_return;
+        std::vector<std::string> keys{lock_key};
+        std::vector<std::string> args{value, std::to_string(lease.count())};
+        auto r = co_await renew_script().run(*connection, std::move(keys), std::move(args));
+        // Not ours any more (released, or lapsed during a stall): nothing left to renew. A failed
+        // command is tried again at the next tick, while the lock may still live.
+        if (r && r->type == redis::reply::kind::integer && r->integer == 0)
+            co_return;
+    }
 }
 
 net::awaitable<bool> shared_redis::connected() {
@@ -231,7 +383,7 @@ namespace {
 shared_redis::key_names names_from(const std::string& user, const cache_key& key) {
     const auto entry =
         user + ":" + std::string(to_string(key.type)) + ":" + (key.ttl ? std::to_string(*key.ttl) : "-");
-    return {entry, entry + ":lock", entry + ":error", user + ":unknown", user + ":keys"};
+    return {entry, entry + ":lock", entry + ":error", user + ":unknown", user + ":keys", user + ":gen"};
 }
 
 } // namespace
@@ -260,26 +412,29 @@ std::optional<shared_entry> shared_redis::open_entry(const std::string& name, co
 }
 
 net::awaitable<std::optional<shared_redis::look>>
-shared_redis::look_once(const std::vector<std::string>& values, const std::string& lock_key,
+shared_redis::look_once(const std::vector<std::string>& values, const key_names& names,
                         const std::string& lock_value, const std::string& accept_errors_of,
                         bool for_refresh) {
     auto keys = values;
-    keys.push_back(lock_key);
-    const auto lock_ms = std::to_string((settings_.request_timeout + 1s).count());
+    keys.push_back(names.lock);
+    keys.push_back(names.generation);
+    const auto lock_ms = std::to_string(settings_.lock_lease.count());
     // Named, not braced temporaries: gcc 12 mishandles those as arguments inside co_await.
     std::vector<std::string> args{lock_value, lock_ms};
-    auto r = co_await look_script_.run(*connection_, std::move(keys), std::move(args));
-    if (!r || r->type != redis::reply::kind::array || r->elements.size() != values.size() + 1 ||
-        (r->elements.back().type != redis::reply::kind::integer &&
-         r->elements.back().type != redis::reply::kind::string)) {
+    auto r = co_await look_script().run(*connection_, std::move(keys), std::move(args));
+    if (!r || r->type != redis::reply::kind::array || r->elements.size() != values.size() + 2 ||
+        (r->elements[values.size()].type != redis::reply::kind::integer &&
+         r->elements[values.size()].type != redis::reply::kind::string) ||
+        r->elements.back().type != redis::reply::kind::string) {
         log_->debug("reading the shared cache failed: {}", describe(r));
         co_return std::nullopt;
     }
     look l;
-    const auto& lock = r->elements.back();
+    const auto& lock = r->elements[values.size()];
     l.locked = lock.type == redis::reply::kind::integer && lock.integer == 1;
     if (lock.type == redis::reply::kind::string)
         l.holder = lock.text;
+    l.generation = r->elements.back().text;
     const auto now = now_();
     for (std::size_t i = 0; i < values.size(); ++i) {
         const auto& v = r->elements[i];
@@ -300,11 +455,12 @@ shared_redis::look_once(const std::vector<std::string>& values, const std::strin
     if (!l.entry && !l.locked && l.present) {
         // Only unusable values: the lock decides who fetches a better one.
         const std::vector<std::string> none;
-        auto again = co_await look_once(none, lock_key, lock_value, accept_errors_of, for_refresh);
+        auto again = co_await look_once(none, names, lock_value, accept_errors_of, for_refresh);
         if (!again)
             co_return std::nullopt;
         l.locked = again->locked;
         l.holder = std::move(again->holder);
+        l.generation = std::move(again->generation);
     }
     co_return l;
 }
@@ -324,7 +480,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
 
     // Entered before the first look, so that a publication between that look and the wait wakes it.
     waiter_registration registration(*this, names.entry);
-    lease mine{names.lock, random_lock_value()};
+    const auto value = random_lock_value();
     const auto settle = [&](look& l) {
         if (l.entry) {
             if (l.entry->what == shared_entry::kind::token)
@@ -334,26 +490,32 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
             return true;
         }
         if (l.locked) {
+            // Renewed every third of its lease while the fetch runs, that is while the lease handed
+            // out (or a copy of it) lives.
+            auto keep = std::make_shared<int>(0);
+            net::co_spawn(executor_, renew_lock(connection_, names.lock, value, settings_.lock_lease, keep),
+                          log_escaped_exception(log_, "renewing a fetch lock"));
             c.what = claim::kind::fetch;
-            c.held = mine;
+            c.held = lease{names.lock, value, l.generation, std::move(keep)};
             return true;
         }
         return false;
     };
 
     const std::string no_error;
-    auto l = co_await look_once(first, names.lock, mine.value, no_error, for_refresh);
+    auto l = co_await look_once(first, names, value, no_error, for_refresh);
     if (!l)
         co_return c;
     if (settle(*l))
         co_return c;
 
-    // Another replica is fetching this key: wait for its result, at most as long as its lock lives
-    // (zoom.request_timeout_ms + 1 s). When the lock changes hands meanwhile (its holder died, its
-    // lock expired, and another replica took it), that new fetch is waited for in the same way.
+    // Another replica is fetching this key: wait for its result. Its holder renews the lock while its
+    // Zoom call runs; a lock whose holder died (or that nobody holds: a command Redis ran after its
+    // sender gave up on it) lapses within one lock lease, and then this replica takes it. In all, at
+    // most zoom.request_timeout_ms plus one lock lease.
     metrics_.replica_wait();
-    const auto bound = settings_.request_timeout + 1s;
-    auto deadline = steady::now() + bound;
+    const auto bound = settings_.request_timeout + settings_.lock_lease;
+    const auto deadline = steady::now() + bound;
     auto holder = l->holder;
     for (;;) {
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
@@ -362,22 +524,24 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
             co_return c;
         }
         co_await waiter::sleep(registration.get(), std::min(left, settings_.poll_interval));
-        l = co_await look_once(waiting, names.lock, mine.value, holder, for_refresh);
+        l = co_await look_once(waiting, names, value, holder, for_refresh);
         if (!l)
             co_return c;
         if (settle(*l))
             co_return c;
-        if (!l->holder.empty() && l->holder != holder) {
+        if (!l->holder.empty())
             holder = l->holder;
-            deadline = steady::now() + bound;
-        }
     }
 }
 
 net::awaitable<void> shared_redis::store(const cache_key& key, std::optional<lease> held,
                                          const shared_entry* e) {
+    // Without the lock there is no generation to fence the write with: nothing to write, nothing
+    // to release.
+    if (!held)
+        co_return;
     const auto names = names_of(key);
-    std::vector<std::string> keys{names.entry, held ? held->lock_key : names.lock};
+    std::vector<std::string> keys{names.entry, held->lock_key, names.generation};
     std::chrono::milliseconds life{0};
     if (e) {
         switch (e->what) {
@@ -391,74 +555,158 @@ net::awaitable<void> shared_redis::store(const cache_key& key, std::optional<lea
             break;
         case shared_entry::kind::error:
             keys[0] = names.error;
-            if (held)
-                life = settings_.error_ttl;
+            life = settings_.error_ttl;
             break;
         }
     }
     std::string sealed;
     if (e && life > 0ms) {
         auto written = *e;
-        if (held)
-            written.fetch_id = held->value;
+        written.fetch_id = held->value;
         sealed = sealer_.seal(keys[0], encode_shared_entry(written));
-    } else if (keys.size() > 2)
+    } else if (keys.size() > 3) {
         keys.pop_back();
-    if (sealed.empty() && !held)
-        co_return;
+    }
     std::vector<std::string> args{std::move(sealed), std::to_string(life.count()),
-                                  held ? held->value : std::string(), done_channel_, names.entry};
-    auto r = co_await store_script_.run(*connection_, std::move(keys), std::move(args));
+                                  held->value,       done_channel_,
+                                  names.entry,       held->generation};
+    auto r = co_await store_script().run(*connection_, std::move(keys), std::move(args));
     if (!r || r->is_error())
         log_->debug("writing to the shared cache failed: {}", describe(r));
+    else if (r->type == redis::reply::kind::integer && r->integer == 0 && e && life > 0ms)
+        log_->debug("a fetch's result was not shared: the user was forgotten while it ran");
+}
+
+shared_redis::forget_keys shared_redis::forget_keys_of(const std::string& user_id) const {
+    const cache_key any{user_id, token_type::zak, std::nullopt};
+    const auto names = names_of(any);
+    std::vector<std::string> generations{names.generation}, sets{names.index}, others{names.unknown};
+    if (auto old = previous_names_of(any)) {
+        generations.push_back(std::move(old->generation));
+        sets.push_back(std::move(old->index));
+        others.push_back(std::move(old->unknown));
+    }
+    forget_keys f;
+    f.keys.push_back(members_key_);
+    f.generations = std::to_string(generations.size());
+    f.sets = std::to_string(sets.size());
+    for (auto* part : {&generations, &sets, &others})
+        f.keys.insert(f.keys.end(), part->begin(), part->end());
+    return f;
 }
 
 net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
     co_await connected(); // when it is not, the script below fails at once and says so
-    const cache_key any{user_id, token_type::zak, std::nullopt};
-    const auto names = names_of(any);
-    std::vector<std::string> sets{names.index}, others{names.unknown};
-    if (auto old = previous_names_of(any)) {
-        sets.push_back(std::move(old->index));
-        others.push_back(std::move(old->unknown));
-    }
-    const auto set_count = std::to_string(sets.size());
-    sets.insert(sets.end(), others.begin(), others.end());
-    // Each replica subscribed to P forget (this one included) drops its copies when the message
-    // comes, then acknowledges on P forgotten; PUBLISH says how many received it.
+    // Each registered replica (this one included) drops its copies when the message comes, removes
+    // the entries named under its own keys, then confirms on P forgotten with its id.
     const auto nonce = random_lock_value();
     acknowledgements counted(*this, nonce);
-    std::vector<std::string> args{
-        forget_channel_, nonce + ":" + sealer_.seal(forget_channel_ + ":" + nonce, user_id), set_count};
-    auto r = co_await forget_script_.run(*connection_, std::move(sets), std::move(args));
+    auto f = forget_keys_of(user_id);
+    std::vector<std::string> args{forget_channel_,
+                                  nonce + ":" + sealer_.seal(forget_channel_ + ":" + nonce, user_id),
+                                  f.generations, f.sets, std::to_string(generation_life.count())};
+    const auto started = steady::now();
+    auto r = co_await forget_script().run(*connection_, std::move(f.keys), std::move(args));
+    const auto answered = steady::now();
     const auto unconfirmed = [] {
         return make_error(errc::cache_unavailable,
                           "Redis cannot confirm that every replica forgot this user's tokens; try again");
     };
-    if (!r || r->type != redis::reply::kind::integer) {
+    if (!r || r->type != redis::reply::kind::array || r->elements.empty() || r->elements.size() % 2 != 1 ||
+        r->elements[0].type != redis::reply::kind::integer) {
         log_->warn("DELETE could not reach Redis: {}", describe(r));
         co_return unconfirmed();
     }
-    const auto receivers = r->integer;
+    // The replicas registered when the script ran, each with when its registration lapses on this
+    // replica's clock (no earlier than Redis's).
+    struct member {
+        std::string id;
+        std::string score;
+        steady::time_point lapses;
+    };
+    std::vector<member> members;
+    const auto redis_now = r->elements[0].integer;
+    for (std::size_t i = 1; i + 1 < r->elements.size(); i += 2) {
+        const auto& id = r->elements[i];
+        const auto& score = r->elements[i + 1];
+        if (id.type != redis::reply::kind::string || score.type != redis::reply::kind::string)
+            continue;
+        if (id.text == replica_id_)
+            continue; // this replica forgot before it asked
+        long long until = 0;
+        try {
+            until = std::stoll(score.text);
+        } catch (const std::exception&) {
+            continue;
+        }
+        members.push_back({id.text, score.text, answered + std::chrono::milliseconds(until - redis_now)});
+    }
     net::steady_timer timer(co_await net::this_coro::executor);
-    const auto give_up = steady::now() + settings_.forget_confirm_timeout;
-    while (counted.received() < receivers) {
+    const auto give_up = started + settings_.forget_confirm_timeout;
+    std::vector<const member*> silent;
+    for (;;) {
         const auto now = steady::now();
+        silent.clear();
+        bool waiting = false;
+        for (const auto& m : members) {
+            if (counted.from(m.id))
+                continue;
+            silent.push_back(&m);
+            if (now < m.lapses)
+                waiting = true;
+        }
+        if (!waiting)
+            break;
         if (now >= give_up) {
-            log_->warn("DELETE: {} of {} replicas confirmed within {} ms that they forgot the user",
-                       counted.received(), receivers, settings_.forget_confirm_timeout.count());
+            log_->warn(
+                "DELETE: {} of {} registered replicas confirmed within {} ms that they forgot the user",
+                members.size() - silent.size(), members.size(), settings_.forget_confirm_timeout.count());
             co_return unconfirmed();
         }
         timer.expires_after(std::min<steady::duration>(2ms, give_up - now));
         co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    if (silent.empty())
+        co_return result<void>();
+    // Replicas that neither confirmed nor kept their registration: each has dropped its copies when
+    // its lease lapsed, unless it renewed its registration since (then it is alive but did not hear
+    // of this DELETE: a subscription made again in between).
+    std::vector<std::string> ask{"ZMSCORE", members_key_};
+    for (const auto* m : silent)
+        ask.push_back(m->id);
+    auto scores = co_await connection_->exec(std::move(ask));
+    if (!scores || scores->type != redis::reply::kind::array || scores->elements.size() != silent.size()) {
+        log_->warn("DELETE could not reach Redis: {}", describe(scores));
+        co_return unconfirmed();
+    }
+    std::size_t renewed = 0;
+    for (std::size_t i = 0; i < silent.size(); ++i) {
+        const auto& now_score = scores->elements[i];
+        if (now_score.type == redis::reply::kind::string && now_score.text != silent[i]->score)
+            ++renewed;
+    }
+    if (renewed > 0) {
+        log_->warn("DELETE: {} registered replicas are alive but did not confirm that they forgot the user",
+                   renewed);
+        co_return unconfirmed();
     }
     co_return result<void>();
 }
 
 // Holds what it uses (not the shared_redis), so it may finish after its owner is gone.
 net::awaitable<void> shared_redis::acknowledge(std::shared_ptr<redis::connection> connection,
-                                               std::shared_ptr<spdlog::logger> log,
-                                               std::vector<std::string> publish) {
+                                               std::shared_ptr<spdlog::logger> log, forget_keys f,
+                                               std::string forgotten_channel, std::string confirmation) {
+    if (!f.keys.empty()) {
+        std::vector<std::string> args{std::string(), std::string(), f.generations, f.sets,
+                                      std::to_string(generation_life.count())};
+        auto r = co_await forget_script().run(*connection, std::move(f.keys), std::move(args));
+        if (!r || r->type != redis::reply::kind::array) {
+            log->debug("removing a forgotten user's entries failed: {}", describe(r));
+            co_return; // not confirmed: the DELETE is answered 503 and tried again
+        }
+    }
+    std::vector<std::string> publish{"PUBLISH", std::move(forgotten_channel), std::move(confirmation)};
     auto r = co_await connection->exec(std::move(publish));
     if (!r || r->is_error())
         log->debug("acknowledging a DELETE failed: {}", describe(r));
@@ -478,9 +726,21 @@ void shared_redis::on_message(std::string_view channel, std::string_view message
         return;
     }
     if (channel == forgotten_channel_) {
-        std::lock_guard lock(acknowledgements_mutex_);
-        if (auto it = acknowledgements_.find(std::string(message)); it != acknowledgements_.end())
-            it->second->fetch_add(1, std::memory_order_acq_rel);
+        // <nonce>:<replica id>
+        const auto colon = message.find(':');
+        if (colon == std::string_view::npos)
+            return;
+        std::shared_ptr<confirmations> got;
+        {
+            std::lock_guard lock(acknowledgements_mutex_);
+            if (auto it = acknowledgements_.find(std::string(message.substr(0, colon)));
+                it != acknowledgements_.end())
+                got = it->second;
+        }
+        if (got) {
+            std::lock_guard lock(got->mutex);
+            got->ids.insert(std::string(message.substr(colon + 1)));
+        }
         return;
     }
     if (channel != forget_channel_)
@@ -505,8 +765,12 @@ void shared_redis::on_message(std::string_view channel, std::string_view message
                 listener_.everyone();
         }
     }
-    std::vector<std::string> publish{"PUBLISH", forgotten_channel_, nonce};
-    net::co_spawn(executor_, acknowledge(connection_, log_, std::move(publish)), net::detached);
+    forget_keys f;
+    if (user_id)
+        f = forget_keys_of(*user_id);
+    net::co_spawn(executor_,
+                  acknowledge(connection_, log_, std::move(f), forgotten_channel_, nonce + ":" + replica_id_),
+                  log_escaped_exception(log_, "acknowledging a DELETE"));
 }
 
 void shared_redis::on_subscribed() {

@@ -6,19 +6,30 @@
 // from the encryption key) is H; a cache key's type and ttl are not secret and follow in clear, so
 // that the keys of one user can be found:
 //   P u:H:<type>:<ttl|->          a token entry, until its expires_at - m
-//   P u:H:<type>:<ttl|->:lock     the fetch lock: SET NX PX zoom.request_timeout_ms + 1000, random value
+//   P u:H:<type>:<ttl|->:lock     the fetch lock: SET NX PX redis.lock_lease_ms, random value, renewed
+//                                 by its holder every third of the lease (owner-checked)
 //   P u:H:<type>:<ttl|->:error    a failed fetch's error, for the replicas that waited on it (2 s)
 //   P u:H:unknown                 Zoom said the user does not exist (cache.negative_ttl_s)
 //   P u:H:keys                    the set of the user's token entries, for DELETE
+//   P u:H:gen                     the user's forget generation (INCR by every forget, one day): a
+//                                 fetch's store is refused when it changed since its lock was taken
+//   P replicas                    the replicas' registrations: a sorted set of random replica ids
+//                                 scored with the Redis time (ms) at which each lapses
 // Every value is sealed (AES-256-GCM, the key name as associated data). Channels: P done (a fetch
 // ended; the message is its entry's key name, waiters of that key re-read it), P forget (a DELETE;
 // the message is a random nonce, then the user id sealed with the channel name and the nonce as
-// associated data)
-// and P forgotten (a replica dropped its copies for the DELETE whose nonce is the message; the
-// DELETE answers 204 once as many replicas as PUBLISH reached have said so).
+// associated data) and P forgotten (a replica dropped its copies, and removed the entries named
+// under its own keys, for the DELETE whose nonce is the message, followed by ':' and its id).
+//
+// Forgetting is certain (CONTRACT.md section 7): the subscription PINGs every third of
+// redis.invalidation_lease_ms; each answer renews this replica's registration, and only then lets it
+// serve its in-memory copies for one lease from the moment that PING was sent. A DELETE waits for
+// every replica registered when it ran: its confirmation, or its registration's end (and then 503
+// if it renewed it meanwhile without confirming).
 //
 // Rotation: with a previous encryption key, reads look under the names of both keys (values under
-// either open), writes go under the current key's names, and DELETE removes both.
+// either open), writes go under the current key's names, and DELETE removes both; every replica that
+// hears a DELETE removes the entries under its own keys' names too.
 //
 // The scripts touch keys of one user only, some of them not passed in KEYS (the entries listed in
 // the user's set): fine on one Redis, not meant for Redis Cluster.
@@ -34,6 +45,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -48,9 +60,13 @@ public:
         std::string key_prefix = "token-broker:";
         secret encryption_key;          // 32 raw bytes
         secret previous_encryption_key; // 32 raw bytes, or empty
-        // zoom.request_timeout_ms: how long a replica waits for another's fetch (plus one second),
-        // and the lock's life (plus one second), so a dead fetcher holds nobody up for longer.
+        // zoom.request_timeout_ms: how long a replica waits for another's fetch (plus lock_lease).
         std::chrono::milliseconds request_timeout{10000};
+        // redis.lock_lease_ms: the life of a fetch lock, renewed by its holder every third of it.
+        std::chrono::milliseconds lock_lease{2000};
+        // redis.invalidation_lease_ms: how long in-memory copies are served after the subscription
+        // last proved alive, and the life of this replica's registration.
+        std::chrono::milliseconds invalidation_lease{1000};
         cache_config cache; // refresh_margin (when an entry is served), negative_ttl
         // How often a waiter re-reads the entry when no publication came (publications can be lost).
         std::chrono::milliseconds poll_interval{150};
@@ -60,8 +76,9 @@ public:
         // connected waits for the first connection instead of fetching alone, so a replica that has
         // just started (a rolling restart) serves what the others cached instead of calling Zoom.
         std::chrono::milliseconds wait_for_redis{0};
-        // How long a DELETE waits for every replica to confirm that it forgot the user, after Redis
-        // has told it how many replicas heard of it; then 503 cache_unavailable.
+        // How long a DELETE waits at most for the registered replicas to confirm that they forgot the
+        // user, or for their registrations to lapse; then 503 cache_unavailable. Never less than
+        // invalidation_lease plus 250 ms.
         std::chrono::milliseconds forget_confirm_timeout{1000};
     };
 
@@ -88,6 +105,10 @@ public:
     std::vector<std::string> channels() const;
     void on_message(std::string_view channel, std::string_view message);
     void on_subscribed();
+    // The subscription's health check: how often to PING (a third of the invalidation lease), and
+    // each answer, with the time its PING was sent (redis::subscriber's on_alive).
+    std::chrono::milliseconds health_check_interval() const noexcept;
+    void on_alive(std::chrono::steady_clock::time_point sent);
 
     net::awaitable<claim> acquire(const cache_key& key, bool for_refresh) override;
     net::awaitable<void> store(const cache_key& key, std::optional<lease> held,
@@ -95,10 +116,15 @@ public:
     net::awaitable<result<void>> forget(std::string user_id) override;
     void listen(listener l) override;
     bool up() const noexcept override;
+    // While Redis answers: only for one invalidation lease after a PING on the subscription was
+    // sent that was answered and renewed the registration. While this replica cannot reach Redis:
+    // true (a lone replica). False once at each change between the two, so that copies made before
+    // it are dropped.
+    bool local_copies_allowed() noexcept override;
 
     // The names of a key's Redis keys under the current encryption key (for tests and tools).
     struct key_names {
-        std::string entry, lock, error, unknown, index;
+        std::string entry, lock, error, unknown, index, generation;
     };
     key_names names_of(const cache_key& key) const;
 
@@ -106,6 +132,7 @@ private:
     struct waiter;
     class waiter_registration;
     class acknowledgements;
+    struct confirmations;
     struct look;
 
     // The names of `key`'s Redis keys under the previous encryption key, during a rotation.
@@ -114,17 +141,38 @@ private:
     // lock value is `accept_errors_of`), and whether the lock was taken for `lock_value` (only tried
     // when no usable value was found) or who holds it. nullopt when Redis failed.
     net::awaitable<std::optional<look>> look_once(const std::vector<std::string>& values,
-                                                  const std::string& lock_key, const std::string& lock_value,
+                                                  const key_names& names, const std::string& lock_value,
                                                   const std::string& accept_errors_of, bool for_refresh);
     std::optional<shared_entry> open_entry(const std::string& name, const std::string& sealed);
     // Whether the command connection is up, after waiting for it while the start-up window of
     // settings::wait_for_redis is open.
     net::awaitable<bool> connected();
-    // Tells the replica whose DELETE carried a nonce that this one has forgotten the user
-    // (`publish`: PUBLISH P forgotten <nonce>).
+    // The forget script's keys for `user_id` under this replica's keys: the registrations, the
+    // generations, the sets of entries, the unknown-user entries; and its arguments after the
+    // channel and message.
+    struct forget_keys {
+        std::vector<std::string> keys;
+        std::string generations, sets;
+    };
+    forget_keys forget_keys_of(const std::string& user_id) const;
+    // On hearing a DELETE: removes the user's entries named under this replica's keys (`f`, none
+    // when empty), then tells the replica whose DELETE carried `nonce` that this one has forgotten
+    // (PUBLISH P forgotten <nonce>:<id>). Holds what it uses, so it may outlive the shared_redis.
     static net::awaitable<void> acknowledge(std::shared_ptr<redis::connection> connection,
-                                            std::shared_ptr<spdlog::logger> log,
-                                            std::vector<std::string> publish);
+                                            std::shared_ptr<spdlog::logger> log, forget_keys f,
+                                            std::string forgotten_channel, std::string confirmation);
+    // Renews the lock `lock_key` held with `value` every third of `lease` while `keep` lives and the
+    // lock is still this holder's.
+    static net::awaitable<void> renew_lock(std::shared_ptr<redis::connection> connection,
+                                           std::string lock_key, std::string value,
+                                           std::chrono::milliseconds lease, std::weak_ptr<void> keep);
+    struct liveness;
+    // Renews the registration `id` for `lease` after the PING sent at `sent` was answered; then
+    // lets copies be served until sent + lease.
+    static net::awaitable<void> renew_registration(std::shared_ptr<redis::connection> connection,
+                                                   std::shared_ptr<liveness> live, std::string members_key,
+                                                   std::string id, std::chrono::milliseconds lease,
+                                                   std::chrono::steady_clock::time_point sent);
 
     net::any_io_executor executor_;
     settings settings_;
@@ -133,8 +181,10 @@ private:
     wall_clock now_;
     redis::sealer sealer_;
     std::shared_ptr<redis::connection> connection_;
-    std::string done_channel_, forget_channel_, forgotten_channel_;
-    redis::script look_script_, store_script_, forget_script_;
+    std::string done_channel_, forget_channel_, forgotten_channel_, members_key_;
+    std::string replica_id_; // random, this process's own: its registration
+    std::shared_ptr<liveness> liveness_;
+    std::atomic<bool> last_up_{false};                 // connection_->up() at the last local_copies_allowed()
     std::chrono::steady_clock::time_point wait_until_; // start() + settings::wait_for_redis
     std::atomic<bool> stopped_{false};
 
@@ -142,7 +192,7 @@ private:
     std::unordered_multimap<std::string, std::shared_ptr<waiter>> waiters_; // by entry key name
 
     std::mutex acknowledgements_mutex_; // guards acknowledgements_
-    std::unordered_map<std::string, std::shared_ptr<std::atomic<long long>>> acknowledgements_; // by nonce
+    std::unordered_map<std::string, std::shared_ptr<confirmations>> acknowledgements_; // by nonce
 
     std::mutex listener_mutex_; // held while the listener is called or replaced
     listener listener_;

@@ -17,6 +17,7 @@
 #include "core/secret.hpp"
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +68,11 @@ public:
     struct lease {
         std::string lock_key;
         std::string value; // random, this attempt's own: the lock is released only by its owner
+        // The user's forget generation when the lock was taken: store() writes nothing when a forget
+        // came since (the fence of CONTRACT.md section 7).
+        std::string generation;
+        // Kept while the lock is renewed: the holder renews the lock while any copy of this lives.
+        std::shared_ptr<void> renewal;
     };
 
     // What a local leader does next.
@@ -89,8 +95,8 @@ public:
     // fetch_alone. Each shared-store command is bounded by its own timeout.
     virtual net::awaitable<claim> acquire(const cache_key& key, bool for_refresh) = 0;
 
-    // After a fetch: writes `e` for every replica (an error only when `held`: it is for the
-    // replicas waiting on this one; null: nothing), wakes their waiters and releases `held`. Best
+    // After a fetch: writes `e` for every replica, only when `held` and no forget of the user came
+    // since the lock was taken (null: nothing), wakes their waiters and releases `held`. Best
     // effort: a failure is logged at debug level, never an error. Never throws but std::bad_alloc.
     virtual net::awaitable<void> store(const cache_key& key, std::optional<lease> held,
                                        const shared_entry* e) = 0;
@@ -111,6 +117,11 @@ public:
 
     // True while the shared store is reachable (for /readyz).
     virtual bool up() const noexcept = 0;
+
+    // Whether this replica may serve and keep in-memory copies now: only while it is sure to hear
+    // of a forget (CONTRACT.md section 7, "Forgetting is certain"). When it answers false, the caller
+    // drops every in-memory copy before it answers anything. Any thread; cheap (the hit path).
+    virtual bool local_copies_allowed() noexcept { return true; }
 };
 
 } // namespace token_broker

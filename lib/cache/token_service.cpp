@@ -105,9 +105,15 @@ token_service::lookup token_service::look_up(const token_query& q, std::string& 
     t.abandon(); // an unspent ticket from before; no temporary on the hit path
     lookup found = lookup::miss;
     std::shared_ptr<flight> refresh;
+    // Asked before the lock: with a shared tier, in-memory copies are served only while this replica
+    // is sure to hear of a forget (CONTRACT.md section 7); otherwise they all go.
+    const bool local = !shared_ || shared_->local_copies_allowed();
+    std::size_t dropped = 0;
     {
         std::lock_guard lock(mutex_);
-        if (q.type != token_type::onbehalf) {
+        if (!local)
+            dropped = drop_all_locked();
+        if (q.type != token_type::onbehalf && local) {
             if (auto hit = cache_.find(key, now)) {
                 render_answer(hit->token->token, hit->token->expires_at, now, answer_source::cached, body);
                 found = lookup::hit;
@@ -118,7 +124,7 @@ token_service::lookup token_service::look_up(const token_query& q, std::string& 
             }
         }
         if (found == lookup::miss) {
-            if (unknown_users_.contains(q.user_id, now)) {
+            if (local && unknown_users_.contains(q.user_id, now)) {
                 found = lookup::unknown_user;
             } else {
                 t.service_ = this;
@@ -135,6 +141,8 @@ token_service::lookup token_service::look_up(const token_query& q, std::string& 
             }
         }
     }
+    if (dropped > 0)
+        local_copies_dropped(dropped, true);
     if (found != lookup::miss)
         metrics_.cache_hit();
     else if (t.leads_)
@@ -227,12 +235,15 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
     const auto now = now_();
     auto o = std::make_shared<fetch_outcome>();
     std::vector<flight_waiter> waiters;
-    std::size_t entries = 0;
+    std::size_t entries = 0, dropped = 0;
     bool forgotten = false;
+    const bool local = !shared_ || shared_->local_copies_allowed();
     {
         std::lock_guard lock(mutex_);
+        if (!local)
+            dropped = drop_all_locked();
         forgotten = f && f->forgotten;
-        const bool cacheable = f && !forgotten;
+        const bool cacheable = f && !forgotten && local;
         if (got.what == shared_entry::kind::token) {
             o->expires_at = got.expires_at;
             o->prefix =
@@ -258,6 +269,8 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
         entries = cache_.size();
     }
     metrics_.cache_entries(entries);
+    if (dropped > 0)
+        local_copies_dropped(dropped, true);
     for (auto& w : waiters)
         resume(std::move(w), o);
     // The other replicas learn the result after this one's waiters have it. A result fetched after
@@ -318,18 +331,31 @@ std::size_t token_service::forget(std::string_view user_id) {
         entries = cache_.size();
     }
     metrics_.cache_entries(entries);
+    local_copies_dropped(dropped, false);
     return dropped;
 }
 
+std::size_t token_service::drop_all_locked() {
+    const auto dropped = cache_.size();
+    cache_.clear();
+    unknown_users_.clear();
+    return dropped;
+}
+
+void token_service::local_copies_dropped(std::size_t n, bool lease_lapsed) {
+    metrics_.local_copies_dropped(n, lease_lapsed);
+    metrics_.cache_entries(size());
+}
+
 void token_service::forget_all() {
+    std::size_t dropped = 0;
     {
         std::lock_guard lock(mutex_);
-        cache_.clear();
-        unknown_users_.clear();
+        dropped = drop_all_locked();
         for (auto& [key, f] : flights_)
             f->forgotten = true;
     }
-    metrics_.cache_entries(0);
+    local_copies_dropped(dropped, true);
 }
 
 net::awaitable<result<void>> token_service::forget_everywhere(std::string user_id) {

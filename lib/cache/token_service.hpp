@@ -119,6 +119,10 @@ private:
                                                                std::shared_ptr<flight> f, bool refresh);
     // Forgets every local entry (the shared tier may have missed invalidations).
     void forget_all();
+    // Drops every local entry, with mutex_ held: how many token entries went.
+    std::size_t drop_all_locked();
+    // Counts `n` copies dropped (token_broker_local_copies_dropped_total) and updates the gauge.
+    void local_copies_dropped(std::size_t n, bool lease_lapsed);
     net::awaitable<std::shared_ptr<const fetch_outcome>> wait(std::shared_ptr<flight> f);
     // Ends flight `f` with `o`: no longer joinable, its waiters handed back to be resumed. With
     // mutex_ held.

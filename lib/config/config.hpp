@@ -97,6 +97,11 @@ struct redis_config {
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds command_timeout{250};
     std::size_t max_reply_bytes = 1048576; // what one reply may announce and hold (section 7)
+    // How long a replica serves its in-memory copies after its subscription last proved alive; and
+    // the life of its registration, which a forget waits for (CONTRACT.md section 7).
+    std::chrono::milliseconds invalidation_lease{1000};
+    // The life of a fetch's cross-replica lock, renewed by its holder while its Zoom call runs.
+    std::chrono::milliseconds lock_lease{2000};
     bool enabled() const noexcept { return !url.empty(); }
 };
 

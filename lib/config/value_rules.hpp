@@ -16,6 +16,9 @@ constexpr integer_rule timeout_rule{1, 86'400'000, "must be a positive integer",
                                     "must be at most 86400000 (one day)"};
 constexpr integer_rule drain_rule{0, 86'400'000, "must be a non-negative integer",
                                   "must be at most 86400000 (one day)"};
+// A lease checked or renewed three times over its life: long enough for a few round trips.
+constexpr integer_rule lease_rule{30, 3'600'000, "must be an integer from 30 to 3600000",
+                                  "must be at most 3600000 (one hour)"};
 constexpr integer_rule seconds_rule{0, 31'536'000, "must be a non-negative integer",
                                     "must be at most 31536000 (one year)"};
 

@@ -119,6 +119,10 @@ void metrics::enable_redis() {
     auto& r = *registry_;
     auto series = std::make_unique<redis_series>();
     series->up = gauge(r, "token_broker_redis_up", "1 while the Redis connection works");
+    series->degraded =
+        gauge(r, "token_broker_redis_degraded",
+              "1 while Redis refuses what sharing needs (a permission, a read-only replica, out "
+              "of memory, a refused subscription)");
     auto& commands = prometheus::BuildCounter()
                          .Name("token_broker_redis_commands_total")
                          .Help("Redis commands, by outcome")
@@ -142,7 +146,25 @@ void metrics::enable_redis() {
                                   "this replica falls back to its own");
     series->shared_budget_rejections = counter(r, "token_broker_shared_budget_rejections_total",
                                                "Requests the Zoom budget shared by the replicas refused");
+    auto& dropped = prometheus::BuildCounter()
+                        .Name("token_broker_local_copies_dropped_total")
+                        .Help("In-memory copies of tokens dropped: a forget named their user (forget), or "
+                              "this replica could no longer be sure to hear of a forget (lease_lapsed)")
+                        .Register(r);
+    series->dropped_forget = &dropped.Add({{"reason", "forget"}});
+    series->dropped_lease_lapsed = &dropped.Add({{"reason", "lease_lapsed"}});
     redis_ = std::move(series);
+}
+
+void metrics::local_copies_dropped(std::size_t n, bool lease_lapsed) {
+    if (redis_ && n > 0)
+        (lease_lapsed ? redis_->dropped_lease_lapsed : redis_->dropped_forget)
+            ->Increment(static_cast<double>(n));
+}
+
+void metrics::redis_degraded(bool degraded) {
+    if (redis_)
+        redis_->degraded->Set(degraded ? 1 : 0);
 }
 
 void metrics::redis_up(bool up) {

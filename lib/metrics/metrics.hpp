@@ -69,6 +69,8 @@ public:
     // shared/replica calls below do nothing.
     void enable_redis();
     void redis_up(bool up);
+    // Whether Redis refuses what sharing needs (token_broker_redis_degraded).
+    void redis_degraded(bool degraded);
     void redis_command(redis_command_result r, double seconds);
     // A value read from Redis that did not decrypt under either key: treated as absent.
     void redis_undecryptable();
@@ -81,6 +83,9 @@ public:
     void shared_budget(bool shared);
     // A request the shared Zoom budget refused (also counted by rate_limit_rejected()).
     void shared_budget_rejected();
+    // In-memory copies dropped because a forget named their user (`lease_lapsed` false) or because
+    // this replica could no longer be sure to hear of a forget (`lease_lapsed` true).
+    void local_copies_dropped(std::size_t n, bool lease_lapsed);
 
 private:
     prometheus::Counter& requests_series(route r, unsigned status);
@@ -107,6 +112,7 @@ private:
 
     struct redis_series {
         prometheus::Gauge* up;
+        prometheus::Gauge* degraded;
         std::array<prometheus::Counter*, 3> commands; // by redis_command_result
         prometheus::Histogram* duration;
         prometheus::Counter* undecryptable;
@@ -114,6 +120,8 @@ private:
         prometheus::Counter* replica_waits;
         prometheus::Gauge* budget_shared;
         prometheus::Counter* shared_budget_rejections;
+        prometheus::Counter* dropped_forget;
+        prometheus::Counter* dropped_lease_lapsed;
     };
     std::unique_ptr<redis_series> redis_;
 

@@ -5,6 +5,7 @@
 #include "metrics/metrics.hpp"
 #include "redis/link.hpp"
 #include "redis/protocol.hpp"
+#include "redis/refusals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -227,6 +228,8 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
         outcome = outcome_of(*p->outcome);
+        if (refusals_ && *p->outcome && (*p->outcome)->is_error() && is_refusal(**p->outcome))
+            refusals_->refused("commands", (*p->outcome)->text);
     }
     if (metrics_)
         metrics_->redis_command(outcome, std::chrono::duration<double>(clock::now() - started).count());

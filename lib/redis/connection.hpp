@@ -27,6 +27,7 @@ namespace token_broker::redis {
 namespace detail {
 class link;
 }
+class refusals;
 
 // Owned by a std::shared_ptr. Its state lives on a strand of its own, so exec() may be awaited from
 // any executor, and completes on the awaiting coroutine's executor. The other members may be called
@@ -61,6 +62,11 @@ public:
     // answer /readyz. Set it before start().
     void on_state(std::function<void(bool up)> f);
 
+    // Where refusals of what sharing needs (NOPERM, READONLY, OOM: is_refusal) are reported; null
+    // (the default) for nowhere. Set it before start().
+    void report_refusals(std::shared_ptr<refusals> r) { refusals_ = std::move(r); }
+    refusals* refusal_report() const noexcept { return refusals_.get(); }
+
     // Sends one command (binary-safe arguments) and completes with its reply. A Redis error reply
     // ("-ERR ...", "-NOSCRIPT ...") is a reply, not an error. Errors, all errc::cache_unavailable with
     // a message for the log: not connected (at once, no waiting); `args` empty; no reply within
@@ -91,6 +97,7 @@ private:
     std::string where_;
     net::steady_timer backoff_;
     std::function<void(bool)> on_state_;
+    std::shared_ptr<refusals> refusals_;
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
     bool started_ = false;

@@ -4,6 +4,7 @@
 #include "core/tls_client.hpp"
 #include "redis/link.hpp"
 #include "redis/protocol.hpp"
+#include "redis/refusals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <deque>
 #include <set>
 #include <stdexcept>
 
@@ -19,20 +21,31 @@ namespace token_broker::redis {
 std::shared_ptr<subscriber> subscriber::create(net::any_io_executor ex, options o,
                                                std::shared_ptr<spdlog::logger> log,
                                                std::vector<std::string> channels, message_handler on_message,
-                                               std::function<void()> on_subscribed) {
+                                               std::function<void()> on_subscribed,
+                                               std::chrono::milliseconds health_check,
+                                               alive_handler on_alive) {
     if (channels.empty())
         throw std::invalid_argument("redis::subscriber needs at least one channel");
-    return std::shared_ptr<subscriber>(new subscriber(std::move(ex), std::move(o), std::move(log),
-                                                      std::move(channels), std::move(on_message),
-                                                      std::move(on_subscribed)));
+    return std::shared_ptr<subscriber>(
+        new subscriber(std::move(ex), std::move(o), std::move(log), std::move(channels),
+                       std::move(on_message), std::move(on_subscribed), health_check, std::move(on_alive)));
 }
+
+// The PINGs of one subscribed connection that Redis has not answered yet, oldest first.
+struct subscriber::health {
+    explicit health(net::any_io_executor ex) : timer(std::move(ex)) {}
+    net::steady_timer timer;
+    std::deque<std::chrono::steady_clock::time_point> sent;
+    bool over = false; // the connection is gone: stop pinging
+};
 
 subscriber::subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log,
                        std::vector<std::string> channels, message_handler on_message,
-                       std::function<void()> on_subscribed)
+                       std::function<void()> on_subscribed, std::chrono::milliseconds health_check,
+                       alive_handler on_alive)
     : strand_(net::make_strand(ex)), opts_(std::move(o)), log_(std::move(log)),
       channels_(std::move(channels)), on_message_(std::move(on_message)),
-      on_subscribed_(std::move(on_subscribed)),
+      on_subscribed_(std::move(on_subscribed)), health_check_(health_check), on_alive_(std::move(on_alive)),
       tls_(opts_.tls ? make_tls_client_context(opts_.ca_file, "redis.ca_file") : nullptr),
       where_((opts_.tls ? "rediss://" : "redis://") + opts_.host + ":" + std::to_string(opts_.port)),
       backoff_(strand_) {}
@@ -67,8 +80,12 @@ net::awaitable<void> subscriber::run(std::shared_ptr<subscriber> self) {
         if (auto refused = co_await l->open(self->opts_)) {
             reason = *refused;
         } else {
-            reason = co_await self->listen(*l);
-            failures = 0;
+            // A login that succeeds but cannot subscribe is a failure like any other: the backoff goes
+            // on growing, rather than reconnecting ten times a second.
+            bool subscribed = false;
+            reason = co_await self->listen(l, subscribed);
+            if (subscribed)
+                failures = 0;
         }
         l->close();
         self->current_.reset();
@@ -82,24 +99,47 @@ net::awaitable<void> subscriber::run(std::shared_ptr<subscriber> self) {
     self->up_ = false;
 }
 
-net::awaitable<std::string> subscriber::listen(detail::link& l) {
+net::awaitable<std::string> subscriber::listen(std::shared_ptr<detail::link> l, bool& subscribed) {
     std::vector<std::string> command{"SUBSCRIBE"};
     command.insert(command.end(), channels_.begin(), channels_.end());
-    if (auto ec = co_await l.write(format_command(std::span<const std::string>(command))))
+    const auto subscribe_sent = std::chrono::steady_clock::now();
+    if (auto ec = co_await l->write(format_command(std::span<const std::string>(command))))
         co_return "cannot write to redis: " + ec.message();
 
+    auto h = std::make_shared<health>(strand_);
+    struct stop_pinging {
+        std::shared_ptr<health> h;
+        ~stop_pinging() {
+            h->over = true;
+            h->timer.cancel();
+        }
+    } stop{h};
     std::set<std::string> waiting(channels_.begin(), channels_.end());
     for (;;) {
-        auto r = co_await l.read_reply();
+        auto r = co_await l->read_reply();
         if (stopped_)
             co_return std::string("stopped");
         if (!r)
             co_return r.error().message;
-        // Pushes in SUBSCRIBE mode are arrays: [subscribe, channel, count] or [message, channel, payload].
+        // Pushes in SUBSCRIBE mode are arrays: [subscribe, channel, count], [message, channel,
+        // payload], or [pong, ""] for a PING.
+        if (r->type == reply::kind::array && r->elements.size() == 2 &&
+            r->elements[0].type == reply::kind::string && r->elements[0].text == "pong") {
+            if (h->sent.empty())
+                co_return std::string("redis answered a PING that was not sent");
+            const auto sent = h->sent.front();
+            h->sent.pop_front();
+            if (on_alive_)
+                on_alive_(sent);
+            continue;
+        }
         if (r->type != reply::kind::array || r->elements.size() != 3 ||
-            r->elements[0].type != reply::kind::string || r->elements[1].type != reply::kind::string)
+            r->elements[0].type != reply::kind::string || r->elements[1].type != reply::kind::string) {
+            if (r->is_error() && refusals_)
+                refusals_->refused("subscription", "SUBSCRIBE refused: " + r->text);
             co_return r->is_error() ? "SUBSCRIBE refused: " + r->text
                                     : std::string("redis sent something else than a publication");
+        }
         const std::string& what = r->elements[0].text;
         if (what == "message") {
             if (on_message_)
@@ -108,10 +148,43 @@ net::awaitable<std::string> subscriber::listen(detail::link& l) {
             waiting.erase(r->elements[1].text);
             if (waiting.empty()) {
                 up_ = true;
+                subscribed = true;
+                if (refusals_)
+                    refusals_->accepted("subscription");
                 log_->debug("redis subscription at {} is up", where_);
                 if (on_subscribed_)
                     on_subscribed_();
+                if (on_alive_)
+                    on_alive_(subscribe_sent);
+                if (health_check_.count() > 0)
+                    net::co_spawn(strand_, ping(shared_from_this(), l, h),
+                                  log_escaped_exception(log_, "redis subscription health check"));
             }
+        }
+    }
+}
+
+net::awaitable<void> subscriber::ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
+                                      std::shared_ptr<health> h) {
+    static const std::string ping_command = [] {
+        const std::vector<std::string> c{"PING"};
+        return format_command(std::span<const std::string>(c));
+    }();
+    while (!h->over && !self->stopped_) {
+        h->timer.expires_after(self->health_check_);
+        co_await h->timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (h->over || self->stopped_)
+            break;
+        if (!h->sent.empty()) {
+            self->log_->warn("redis subscription at {} did not answer a PING within {} ms: reconnecting",
+                             self->where_, self->health_check_.count());
+            l->close();
+            break;
+        }
+        h->sent.push_back(std::chrono::steady_clock::now());
+        if (auto ec = co_await l->write(ping_command)) {
+            l->close();
+            break;
         }
     }
 }

@@ -3,6 +3,12 @@
 // subscribes and re-subscribes after every break by itself, like connection (backoff 100 ms doubling
 // to 5 s). Publications are at-most-once: one sent while the subscription was down is lost, which is
 // why on_subscribed is called after every (re)subscription, so that callers check the state again.
+//
+// A half-open connection looks alive until something is sent on it: with a health check the
+// subscriber PINGs on the subscribed connection every `health_check` and drops the connection when a
+// PING is still unanswered at the next one. Each answer is reported (on_alive, with the time the
+// PING was sent): the subscription was alive then, so every publication made before that moment has
+// been delivered.
 #pragma once
 
 #include "core/net.hpp"
@@ -12,6 +18,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +30,7 @@ namespace token_broker::redis {
 namespace detail {
 class link;
 }
+class refusals;
 
 // Owned by a std::shared_ptr; its state lives on a strand of its own, where the callbacks are called
 // (callers that share state with other threads must synchronise). start() and stop() may be called
@@ -30,13 +38,14 @@ class link;
 class subscriber : public std::enable_shared_from_this<subscriber> {
 public:
     using message_handler = std::function<void(std::string_view channel, std::string_view message)>;
+    using alive_handler = std::function<void(std::chrono::steady_clock::time_point sent)>;
 
     // Does no I/O. `channels` must not be empty; `log` must not be null. Throws std::runtime_error
     // naming redis.ca_file when o.tls and it cannot be loaded.
-    static std::shared_ptr<subscriber> create(net::any_io_executor ex, options o,
-                                              std::shared_ptr<spdlog::logger> log,
-                                              std::vector<std::string> channels, message_handler on_message,
-                                              std::function<void()> on_subscribed);
+    static std::shared_ptr<subscriber>
+    create(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log,
+           std::vector<std::string> channels, message_handler on_message, std::function<void()> on_subscribed,
+           std::chrono::milliseconds health_check = {}, alive_handler on_alive = {});
     ~subscriber();
     subscriber(const subscriber&) = delete;
     subscriber& operator=(const subscriber&) = delete;
@@ -50,14 +59,24 @@ public:
     void stop();
     // Subscribed to every channel now. A hint.
     bool up() const noexcept { return up_.load(std::memory_order_acquire); }
+    // Where a refused SUBSCRIBE is reported (as "subscription"), and its end; null for nowhere.
+    // Set it before start().
+    void report_refusals(std::shared_ptr<refusals> r) { refusals_ = std::move(r); }
 
 private:
+    struct health;
+
     subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log,
                std::vector<std::string> channels, message_handler on_message,
-               std::function<void()> on_subscribed);
+               std::function<void()> on_subscribed, std::chrono::milliseconds health_check,
+               alive_handler on_alive);
     static net::awaitable<void> run(std::shared_ptr<subscriber> self);
-    // Subscribes on `l` and delivers messages until the link fails; the reason.
-    net::awaitable<std::string> listen(detail::link& l);
+    // Subscribes on `l` and delivers messages until the link fails; the reason. `subscribed` is set
+    // once Redis confirmed every channel.
+    net::awaitable<std::string> listen(std::shared_ptr<detail::link> l, bool& subscribed);
+    // PINGs on `l` every health_check_ while `h` is current; closes `l` when a PING went unanswered.
+    static net::awaitable<void> ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
+                                     std::shared_ptr<health> h);
 
     net::any_io_executor strand_;
     options opts_;
@@ -65,6 +84,9 @@ private:
     std::vector<std::string> channels_;
     message_handler on_message_;
     std::function<void()> on_subscribed_;
+    std::chrono::milliseconds health_check_;
+    alive_handler on_alive_;
+    std::shared_ptr<refusals> refusals_;
     std::shared_ptr<ssl::context> tls_;
     std::string where_;
     net::steady_timer backoff_;

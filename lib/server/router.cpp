@@ -1,5 +1,6 @@
 #include "server/router.hpp"
 
+#include "core/json_text.hpp"
 #include "core/target_path.hpp"
 #include "metrics/metrics.hpp"
 #include "server/token_request.hpp"
@@ -59,9 +60,18 @@ bool router::answer(const request& req, connection_context& ctx, response& res) 
                 res.body = R"({"status":"ready"})";
             else
                 set_error(res, errc::not_ready, *reason);
-            if (redis_up_) { // the object's last member
+            if (redis_state_) { // the object's last members
+                const auto state = redis_state_();
                 res.body.pop_back();
-                res.body += redis_up_() ? R"(,"redis":"up"})" : R"(,"redis":"down"})";
+                if (!state.up) {
+                    res.body += R"(,"redis":"down"})";
+                } else if (state.degraded) {
+                    res.body += R"(,"redis":"degraded","redis_reason":)";
+                    append_json_string(res.body, *state.degraded);
+                    res.body += '}';
+                } else {
+                    res.body += R"(,"redis":"up"})";
+                }
             }
         }
     } else if (path == "/metrics") {

@@ -24,9 +24,14 @@ public:
     // answered 503 not_ready. All references must outlive the router.
     router(metrics& m, readiness_check ready, request_handler* token_route);
 
-    // With Redis configured: whether it is up now, which /readyz's body says ("redis": "up" or
-    // "down") without changing its status (CONTRACT.md section 3). Call before serving.
-    void report_redis(std::function<bool()> up) { redis_up_ = std::move(up); }
+    // With Redis configured: whether it is up now, and whether it refuses what sharing needs (the
+    // reason), which /readyz's body says ("redis": "up", "down" or "degraded" with "redis_reason")
+    // without changing its status (CONTRACT.md section 3). Call before serving.
+    struct redis_state {
+        bool up = false;
+        std::optional<std::string> degraded; // the reason, when Redis answers but refuses
+    };
+    void report_redis(std::function<redis_state()> state) { redis_state_ = std::move(state); }
 
     bool answer(const request& req, connection_context& ctx, response& res) override;
 
@@ -36,7 +41,7 @@ public:
 private:
     metrics& metrics_;
     readiness_check ready_;
-    std::function<bool()> redis_up_;
+    std::function<redis_state()> redis_state_;
     request_handler* token_route_;
 };
 
