@@ -3,7 +3,10 @@
 // - every metric that the alert rules (docker/prometheus/alerts.yaml) and the dashboard
 //   (docker/grafana/token-broker.json) name is one the broker exports, with the labels they select
 //   on; the few that only later work brings are listed with the reason, and must be in the
-//   contract's metrics table.
+//   contract's metrics table;
+// - the broker's real answers (200, every error code it can be made to give against the simulator,
+//   the batch, the probes, /metrics) validate against docs/openapi.yaml, with Ajv
+//   (tests/ops/openapi_answers.mjs).
 #include "broker_process.hpp"
 #include "redis_server.hpp"
 
@@ -11,6 +14,8 @@
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
 #include <map>
 #include <regex>
 #include <set>
@@ -166,6 +171,249 @@ TEST(OperatorsKit, EveryMetricTheAlertRulesAndTheDashboardNameIsExportedWithTheL
             EXPECT_TRUE(found->second.count(label))
                 << metric << " is selected on the label " << label << ", which it does not have";
     }
+}
+
+// One answer of the broker, as openapi_answers.mjs validates it: `operation` and `path` name the
+// operation of docs/openapi.yaml whose responses describe it (a 405 is described on the route's
+// own operations, whatever method was sent).
+struct recorded_answer {
+    std::string operation;
+    std::string path;
+    unsigned status = 0;
+    std::string content_type;
+    std::map<std::string, std::string> headers; // names in lower case
+    std::string body;
+
+    std::string code() const {
+        try {
+            return std::string(boost::json::parse(body).at("error").at("code").as_string());
+        } catch (const std::exception&) {
+            return {};
+        }
+    }
+};
+
+class answer_recorder {
+public:
+    // Sends `raw` (a whole HTTP/1.1 request) to `port` and records the answer.
+    const recorded_answer& send(std::uint16_t port, std::string operation, std::string path,
+                                const std::string& raw) {
+        recorded_answer a;
+        a.operation = std::move(operation);
+        a.path = std::move(path);
+        try {
+            client c(port, 15s);
+            c.send(raw);
+            const auto r = c.read();
+            a.status = r.result_int();
+            for (const auto& field : r.base()) {
+                std::string name(field.name_string());
+                std::transform(name.begin(), name.end(), name.begin(),
+                               [](unsigned char ch) { return std::tolower(ch); });
+                a.headers[name] = std::string(field.value());
+            }
+            a.content_type = a.headers.count("content-type") ? a.headers["content-type"] : "";
+            a.body = r.body();
+        } catch (const std::exception& e) {
+            a.body = e.what();
+        }
+        answers_.push_back(std::move(a));
+        return answers_.back();
+    }
+
+    static std::string request(const std::string& method, const std::string& target,
+                               const std::string& headers = auth, const std::string& body = {}) {
+        std::string r = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\n" + headers;
+        if (!body.empty() || method == "POST")
+            r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+        return r + "\r\n" + body;
+    }
+
+    const std::vector<recorded_answer>& answers() const { return answers_; }
+
+    static std::string to_json(const std::vector<recorded_answer>& answers) {
+        boost::json::array out;
+        for (const auto& a : answers) {
+            boost::json::object headers;
+            for (const auto& [k, v] : a.headers)
+                headers[k] = v;
+            out.push_back(boost::json::object{{"method", a.operation},
+                                              {"path", a.path},
+                                              {"status", a.status},
+                                              {"content_type", a.content_type},
+                                              {"headers", std::move(headers)},
+                                              {"body", a.body}});
+        }
+        return boost::json::serialize(out);
+    }
+
+private:
+    std::vector<recorded_answer> answers_;
+};
+
+// Runs the validator on `answers`; its exit status, and what it printed in `output`.
+int validate(const std::vector<recorded_answer>& answers, const std::string& name, std::string& output) {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("token-broker-openapi-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto file = dir / (name + ".json");
+    std::ofstream(file) << answer_recorder::to_json(answers);
+    const std::string command = std::string(NODE_BINARY) + " " + source_dir +
+                                "/tests/ops/openapi_answers.mjs " + source_dir + "/docs/openapi.yaml " +
+                                file.string() + " 2>&1";
+    output.clear();
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe)
+        return -1;
+    char chunk[4096];
+    for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, pipe)) > 0;)
+        output.append(chunk, n);
+    const int status = ::pclose(pipe);
+    std::filesystem::remove_all(dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(OpenApi, TheBrokersRealAnswersValidateAgainstTheirSchemas) {
+    zoom_sim::simulator sim;
+    sim.add_user("google@example.com", {.google_login = true});
+    const boost::json::object zoom_block{{"zoom", {{"request_timeout_ms", 1500}, {"max_retries", 0}}}};
+    auto broker = broker_process::start(sim, zoom_block);
+    const auto port = broker->wait_port();
+    ASSERT_TRUE(eventually([&] { return get_body(port, "/readyz") == R"({"status":"ready"})"; }));
+    // A second key that may ask only for team-* users.
+    broker->write_raw_keys(R"({"keys": [{"name": "first", "sha256": ")" +
+                           testing::hex(sha256("first-key-0123456789")) +
+                           R"(", "users": ["*"]}, {"name": "team", "sha256": ")" +
+                           testing::hex(sha256("team-key-0123456789")) + R"(", "users": ["team-*"]}]})");
+    broker->signal(SIGHUP);
+    const std::string team_auth = "Authorization: Bearer team-key-0123456789\r\n";
+    ASSERT_TRUE(eventually(
+        [&] { return get_body(port, "/token/team-a", team_auth).find("\"token\"") != std::string::npos; }));
+
+    answer_recorder rec;
+    using R = answer_recorder;
+    const std::string token = "/token/{userId}";
+    struct expectation {
+        unsigned status;
+        std::string code;
+    };
+    std::vector<expectation> expected;
+    auto expect = [&](const recorded_answer& a, unsigned status, std::string code = {}) {
+        EXPECT_EQ(a.status, status) << a.operation << " " << a.path << ": " << a.body;
+        if (!code.empty()) {
+            EXPECT_EQ(a.code(), code) << a.body;
+        }
+        expected.push_back({status, code});
+    };
+
+    expect(rec.send(port, "get", "/healthz", R::request("GET", "/healthz", "")), 200);
+    expect(rec.send(port, "get", "/readyz", R::request("GET", "/readyz", "")), 200);
+    expect(rec.send(port, "get", "/metrics", R::request("GET", "/metrics", "")), 200);
+    expect(rec.send(port, "get", token, R::request("GET", "/token/jdoe@example.com?type=zak&ttl=3600")), 200);
+    expect(rec.send(port, "get", token, R::request("GET", "/token/jdoe@example.com?type=zak&ttl=3600")), 200);
+    expect(rec.send(port, "get", token, R::request("GET", "/token/jdoe@example.com?type=token")), 200);
+    expect(rec.send(port, "get", token, R::request("GET", "/token/google@example.com?type=token")), 404,
+           "token_unavailable");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/jdoe@example.com?type=zpk")), 400,
+           "invalid_request");
+    sim.inject({.what = zoom_sim::fault::kind::server_error, .status = 400}, "rejected@example.com");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/rejected@example.com")), 400,
+           "upstream_rejected");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/jdoe@example.com", "")), 401,
+           "unauthorized");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/jdoe@example.com", team_auth)), 403,
+           "forbidden");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/unknown-user")), 404, "user_not_found");
+    expect(rec.send(port, "get", token, R::request("PUT", "/token/jdoe@example.com")), 405,
+           "method_not_allowed");
+    expect(rec.send(port, "get", "/healthz", R::request("POST", "/healthz", "")), 405, "method_not_allowed");
+    expect(rec.send(port, "post", "/tokens", R::request("GET", "/tokens")), 405, "method_not_allowed");
+    expect(rec.send(port, "get", token,
+                    R::request("GET", "/token/jdoe@example.com",
+                               auth + "X-Padding: " + std::string(9000, 'p') + "\r\n")),
+           431, "headers_too_large");
+    // Refused on its Content-Length alone, before any body is sent.
+    expect(rec.send(port, "post", "/tokens",
+                    "POST /tokens HTTP/1.1\r\nHost: localhost\r\n" + auth +
+                        "Content-Type: application/json\r\nContent-Length: 70000\r\n\r\n"),
+           413, "body_too_large");
+    sim.inject({.what = zoom_sim::fault::kind::server_error, .status = 500}, "broken@example.com");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/broken@example.com")), 502,
+           "upstream_error");
+    sim.inject({.what = zoom_sim::fault::kind::hang}, "slow@example.com");
+    expect(rec.send(port, "get", token, R::request("GET", "/token/slow@example.com")), 504,
+           "upstream_timeout");
+    expect(rec.send(
+               port, "post", "/tokens",
+               R::request("POST", "/tokens", auth,
+                          R"({"requests": [{"user_id": "jdoe@example.com", "type": "zak", "ttl": 3600},)"
+                          R"( {"user_id": "unknown-batch"}, {"user_id": "b@example.com", "type": "zpk"}]})")),
+           200);
+    EXPECT_NE(rec.answers().back().body.find(R"("status":404)"), std::string::npos)
+        << rec.answers().back().body;
+    expect(rec.send(port, "post", "/tokens", R::request("POST", "/tokens", auth, R"({"requests": []})")), 400,
+           "invalid_request");
+    expect(rec.send(port, "delete", token, R::request("DELETE", "/token/jdoe@example.com")), 204);
+    sim.inject({.what = zoom_sim::fault::kind::rate_limited, .retry_after = "1"}, "busy@example.com");
+    const auto& limited = rec.send(port, "get", token, R::request("GET", "/token/busy@example.com"));
+    expect(limited, 429, "rate_limited");
+    EXPECT_TRUE(limited.headers.count("retry-after")) << limited.body;
+    // A broker whose Zoom API address nobody listens on (its OAuth endpoint works): Zoom cannot be
+    // reached.
+    auto unreachable = broker_process::start(
+        sim,
+        {{"zoom",
+          {{"request_timeout_ms", 1500}, {"max_retries", 0}, {"api_base_url", "https://127.0.0.1:1/v2"}}}});
+    const auto unreachable_port = unreachable->wait_port();
+    ASSERT_TRUE(eventually([&] { return get_body(unreachable_port, "/readyz") == R"({"status":"ready"})"; }));
+    expect(rec.send(unreachable_port, "get", token, R::request("GET", "/token/gone@example.com")), 503,
+           "upstream_unavailable");
+
+    // A broker whose OAuth fails: not ready.
+    zoom_sim::simulator failing;
+    failing.inject_oauth({.what = zoom_sim::fault::kind::server_error, .status = 500, .times = -1});
+    auto unready = broker_process::start(failing, zoom_block);
+    const auto unready_port = unready->wait_port();
+    ASSERT_TRUE(
+        eventually([&] { return get_body(unready_port, "/readyz").find("not_ready") != std::string::npos; }));
+    expect(rec.send(unready_port, "get", "/readyz", R::request("GET", "/readyz", "")), 503, "not_ready");
+    expect(rec.send(unready_port, "get", token, R::request("GET", "/token/jdoe@example.com")), 503,
+           "not_ready");
+
+    // A broker whose Redis went away: a DELETE cannot be confirmed.
+    test::redis_server redis;
+    zoom_sim::simulator third;
+    auto shared = broker_process::start(third, {{"redis", redis_block(redis)}});
+    const auto shared_port = shared->wait_port();
+    ASSERT_TRUE(
+        eventually([&] { return get_body(shared_port, "/readyz") == R"({"status":"ready","redis":"up"})"; }));
+    expect(rec.send(shared_port, "get", "/readyz", R::request("GET", "/readyz", "")), 200);
+    redis.stop();
+    expect(rec.send(shared_port, "delete", token, R::request("DELETE", "/token/jdoe@example.com")), 503,
+           "cache_unavailable");
+
+    // Every error code of the contract's table that the broker gives against the simulator.
+    std::set<std::string> codes;
+    for (const auto& e : expected) {
+        if (!e.code.empty())
+            codes.insert(e.code);
+    }
+    EXPECT_EQ(codes.size(), 15u) << "a code of CONTRACT.md section 3 is missing from the answers validated";
+
+    std::string output;
+    EXPECT_EQ(validate(rec.answers(), "answers", output), 0) << output;
+    EXPECT_NE(output.find(std::to_string(rec.answers().size()) + " passed, 0 failed"), std::string::npos)
+        << output;
+
+    // The validator rejects what breaks a schema: a token answer whose "cached" is not a boolean, and
+    // an error answer without its code.
+    auto broken = std::vector<recorded_answer>{rec.answers()[3], rec.answers()[7]};
+    const auto at = broken[0].body.find(R"("cached":false)");
+    ASSERT_NE(at, std::string::npos) << broken[0].body;
+    broken[0].body.replace(at, 14, R"("cached":"no")");
+    broken[1].body = R"({"error":{"message":"no code"}})";
+    EXPECT_EQ(validate(broken, "broken", output), 1) << output;
+    EXPECT_NE(output.find("0 passed, 2 failed"), std::string::npos) << output;
 }
 
 } // namespace
