@@ -64,6 +64,10 @@ public:
     void connection_rejected() { connections_rejected_->Increment(); }
     void upstream_connection_opened() { upstream_connections_->Increment(); }
 
+    // Whether /readyz would answer 200 now (token_broker_ready): set by each scrape of /metrics, so
+    // that an alert needs no probe of its own.
+    void ready(bool r) { ready_->Set(r ? 1 : 0); }
+
     // The Redis metrics of CONTRACT.md section 3, absent from /metrics until enable_redis() is called
     // (once, before the metrics are used from several threads). Before that the redis_* and
     // shared/replica calls below do nothing.
@@ -109,6 +113,7 @@ private:
     prometheus::Counter* connections_total_;
     prometheus::Counter* connections_rejected_;
     prometheus::Counter* upstream_connections_;
+    prometheus::Gauge* ready_;
 
     struct redis_series {
         prometheus::Gauge* up;
