@@ -586,7 +586,8 @@ std::optional<fault> server::admit(const request& req, const classified_request&
     case route::user_token: {
         ++token_calls_total;
         ++token_calls_by_user[what.user];
-        token_call_log.push_back({what.user, std::chrono::steady_clock::now()});
+        token_call_log.push_back({what.user, std::chrono::steady_clock::now(),
+                                  std::string(req["traceparent"]), std::string(req["tracestate"])});
         if (token_call_log.size() > max_received_targets)
             token_call_log.pop_front();
         if (auto it = user_faults.find(what.user); it != user_faults.end()) {

@@ -115,11 +115,14 @@ public:
     std::uint64_t oauth_calls() const;
     // Every access token issued so far (revoked ones too), for tests that look for them in logs.
     std::vector<std::string> issued_access_tokens() const;
-    // Every token request that reached the handler, in order: the percent-decoded user and the
-    // steady_clock time it was read (for tests of the request rate). Only the latest 100000 are kept.
+    // Every token request that reached the handler, in order: the percent-decoded user, the
+    // steady_clock time it was read (for tests of the request rate), and its W3C trace context
+    // headers as received (empty when absent). Only the latest 100000 are kept.
     struct token_call {
         std::string user;
         std::chrono::steady_clock::time_point at;
+        std::string traceparent{};
+        std::string tracestate{};
     };
     std::vector<token_call> token_call_log() const;
     std::uint64_t connections_accepted() const;

@@ -131,6 +131,9 @@ public:
 
     void signal(int sig) const { ::kill(pid_, sig); }
 
+    // The process id, for /proc; -1 once it has exited.
+    pid_t pid() const { return pid_; }
+
     // The exit status, or -1 if it has not exited within `limit`.
     int wait_exit(std::chrono::milliseconds limit) { return wait_for_exit(pid_, limit); }
 

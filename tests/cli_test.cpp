@@ -395,6 +395,8 @@ TEST_F(BinaryTest, CheckConfigNamesTheBadKey) {
          "config: server.prot: unknown key\n"},
         {R"({"zoom": {"access_token": "t", "request_timeout_ms": "10"}})",
          "config: zoom.request_timeout_ms: must be a positive integer\n"},
+        {R"({"zoom": {"access_token": "t"}, "redis": {"max_reply_bytes": 1024}})",
+         "config: redis.max_reply_bytes: must be an integer from 65536 to 1073741824\n"},
         {R"({"zoom": {}})", "config: zoom: no credentials: set zoom.account_id, zoom.client_id and "
                             "zoom.client_secret, or zoom.access_token\n"},
         {R"({"zoom": {"access_token": "t"}, "server": {"address": "0.0.0.0"}})", "config: auth.keys: "},

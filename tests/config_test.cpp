@@ -821,6 +821,7 @@ TEST_F(ConfigTest, RedisAndBodyLimitDefaults) {
     EXPECT_EQ(cfg.redis.ca_file, "");
     EXPECT_EQ(cfg.redis.connect_timeout, milliseconds(1000));
     EXPECT_EQ(cfg.redis.command_timeout, milliseconds(250));
+    EXPECT_EQ(cfg.redis.max_reply_bytes, 1048576u);
     EXPECT_EQ(cfg.redis.invalidation_lease, milliseconds(1000));
     EXPECT_EQ(cfg.redis.lock_lease, milliseconds(2000));
 }
@@ -831,7 +832,7 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
         "redis": {"url": "rediss://broker@redis.example.com:6380/3", "password": "p a$$ word",
                   "ca_file": "redis-ca.pem", "key_prefix": "tb:eu:", "encryption_key": ")" +
                       key_a_hex + R"(", "previous_encryption_key": ")" + key_b_hex + R"(",
-                  "connect_timeout_ms": 2000, "command_timeout_ms": 100,
+                  "connect_timeout_ms": 2000, "command_timeout_ms": 100, "max_reply_bytes": 65536,
                   "invalidation_lease_ms": 600, "lock_lease_ms": 3000}})");
     EXPECT_EQ(cfg.server.max_body_bytes, 1024u);
     const redis_config& r = cfg.redis;
@@ -849,6 +850,7 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
     EXPECT_EQ(r.previous_encryption_key.reveal(), bytes_of(key_b_hex));
     EXPECT_EQ(r.connect_timeout, milliseconds(2000));
     EXPECT_EQ(r.command_timeout, milliseconds(100));
+    EXPECT_EQ(r.max_reply_bytes, 65536u);
     EXPECT_EQ(r.invalidation_lease, milliseconds(600));
     EXPECT_EQ(r.lock_lease, milliseconds(3000));
 
@@ -883,6 +885,7 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
     const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
     const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
     const std::string positive = "must be a positive integer";
+    const std::string reply_range = "must be an integer from 65536 to 1073741824";
     struct bad {
         std::string members;
         std::string key;
@@ -930,6 +933,11 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
         {R"("command_timeout_ms": "250")", "redis.command_timeout_ms", positive},
         {R"("command_timeout_ms": 86400001)", "redis.command_timeout_ms",
          "must be at most 86400000 (one day)"},
+        {R"("max_reply_bytes": 65535)", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": 1073741825)", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": -1)", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": "1048576")", "redis.max_reply_bytes", reply_range},
+        {R"("max_reply_bytes": 1048576.5)", "redis.max_reply_bytes", reply_range},
         {R"("invalidation_lease_ms": 29)", "redis.invalidation_lease_ms",
          "must be an integer from 30 to 3600000"},
         {R"("invalidation_lease_ms": 3600001)", "redis.invalidation_lease_ms",
@@ -1260,6 +1268,7 @@ const std::vector<std::string> all_keys = {
     "redis.previous_encryption_key",
     "redis.connect_timeout_ms",
     "redis.command_timeout_ms",
+    "redis.max_reply_bytes",
     "redis.invalidation_lease_ms",
     "redis.lock_lease_ms",
 };
@@ -1324,6 +1333,7 @@ TEST_F(ConfigTest, ProductionExampleLoadsWithCredentialsFromTheEnvironment) {
     EXPECT_FALSE(cfg.auth.allow_unauthenticated);
     EXPECT_EQ(cfg.log.level, defaults.log.level);
     EXPECT_EQ(cfg.log.format, defaults.log.format);
+    EXPECT_EQ(cfg.redis.max_reply_bytes, defaults.redis.max_reply_bytes);
 }
 
 TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {

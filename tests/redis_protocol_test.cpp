@@ -146,6 +146,104 @@ TEST(RedisReader, NestingPastTheLimitIsAnError) {
     EXPECT_TRUE(r.failed());
 }
 
+// ---- what a reply may announce and hold (CONTRACT.md section 7, redis.max_reply_bytes) -----------------
+
+bool names_the_budget(const result<std::optional<reply>>& r) {
+    return !r.has_value() && r.error().code == errc::cache_unavailable &&
+           r.error().message.find("max_reply_bytes") != std::string::npos;
+}
+
+// An array header is refused when its elements could not fit, before anything is allocated for them:
+// one such header took 33 GB of address space and a core before.
+TEST(RedisReaderBudget, AnArrayAnnouncingMoreElementsThanFitIsAnErrorAtOnce) {
+    for (const char* header : {"*2147483647\r\n", "*100000000\r\n", "*1000000\r\n"}) {
+        SCOPED_TRACE(header);
+        reader r; // the default budget: 1 MiB, as redis.max_reply_bytes
+        ASSERT_TRUE(r.feed(header));
+        const auto next = r.take();
+        EXPECT_TRUE(names_the_budget(next)) << (next ? "no error" : next.error().message);
+        EXPECT_TRUE(r.failed());
+    }
+}
+
+// A bulk string is allocated only once it is whole: its bytes are refused as soon as more of them
+// are held than the budget allows, not when the announced length has arrived.
+TEST(RedisReaderBudget, ABulkStringLargerThanTheBudgetFailsBeforeItIsWhole) {
+    reader r;
+    ASSERT_TRUE(r.feed("$1000000000\r\n"));
+    const std::string chunk(16 * 1024, 'x');
+    std::size_t fed = 0;
+    result<std::optional<reply>> last = std::optional<reply>();
+    while (fed < 8 * 1024 * 1024 && last.has_value()) {
+        ASSERT_FALSE(last->has_value());
+        r.feed(chunk);
+        fed += chunk.size();
+        last = r.take();
+    }
+    EXPECT_TRUE(names_the_budget(last)) << (last ? "no error after 8 MiB" : last.error().message);
+    EXPECT_LE(fed, 1024 * 1024 + chunk.size()) << "refused once the budget was passed";
+}
+
+// The budget is per reply: a stream of small replies larger in all is read, and so is one reply
+// just under the budget; one just over it is not.
+TEST(RedisReaderBudget, TheBudgetIsPerReply) {
+    reader r(4096);
+    std::string many;
+    for (int i = 0; i < 2000; ++i)
+        many += "+OK\r\n";
+    ASSERT_TRUE(r.feed(many));
+    int read = 0;
+    for (;;) {
+        auto next = r.take();
+        ASSERT_TRUE(next.has_value()) << next.error().message;
+        if (!next->has_value())
+            break;
+        EXPECT_TRUE((*next)->is_status("OK"));
+        ++read;
+    }
+    EXPECT_EQ(read, 2000);
+
+    ASSERT_TRUE(r.feed("$3000\r\n" + std::string(3000, 'v') + "\r\n"));
+    auto within = r.take();
+    ASSERT_TRUE(within.has_value()) << within.error().message;
+    ASSERT_TRUE(within->has_value());
+    EXPECT_EQ((*within)->text, std::string(3000, 'v'));
+
+    ASSERT_TRUE(r.feed("$5000\r\n" + std::string(5000, 'v') + "\r\n"));
+    EXPECT_TRUE(names_the_budget(r.take()));
+}
+
+// Nested arrays count in all: each element announced takes its share, whatever its depth.
+TEST(RedisReaderBudget, NestedArraysCountInAll) {
+    std::string nested = "*100\r\n";
+    for (int i = 0; i < 100; ++i) {
+        nested += "*100\r\n";
+        for (int j = 0; j < 100; ++j)
+            nested += ":1\r\n";
+    }
+    reader small(64 * 1024);
+    small.feed(nested);
+    EXPECT_TRUE(names_the_budget(small.take()));
+
+    reader roomy; // 1 MiB holds ten thousand integers
+    ASSERT_TRUE(roomy.feed(nested));
+    auto all = roomy.take();
+    ASSERT_TRUE(all.has_value()) << all.error().message;
+    ASSERT_TRUE(all->has_value());
+    ASSERT_EQ((*all)->elements.size(), 100u);
+    EXPECT_EQ((*all)->elements[99].elements.size(), 100u);
+    EXPECT_EQ((*all)->elements[99].elements[99].integer, 1);
+}
+
+// A reply refused for its size is a protocol error like any other: permanent for the reader.
+TEST(RedisReaderBudget, ARefusedReplyIsPermanent) {
+    reader r(1024);
+    r.feed("*100000\r\n");
+    EXPECT_TRUE(names_the_budget(r.take()));
+    EXPECT_FALSE(r.feed("+OK\r\n"));
+    EXPECT_TRUE(names_the_budget(r.take()));
+}
+
 TEST(RedisFormat, ArgumentsAreBulkStringsWithTheirLengths) {
     const std::vector<std::string_view> args{"SET", "k", "v1"};
     EXPECT_EQ(format_command(args), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n");

@@ -1,4 +1,5 @@
 // redis::subscriber and redis::script against real redis-server processes.
+#include "metrics/metrics.hpp"
 #include "redis/script.hpp"
 #include "redis/subscriber.hpp"
 #include "redis_server.hpp"
@@ -132,6 +133,39 @@ TEST(RedisScript, EvalshaThenEvalAfterScriptFlush) {
     const auto stats = server.command({"INFO", "commandstats"}).text;
     EXPECT_NE(stats.find("cmdstat_evalsha:calls="), std::string::npos) << stats;
     EXPECT_NE(stats.find("cmdstat_eval:calls=3"), std::string::npos) << stats;
+}
+
+// A value of the metrics text, e.g. `name{labels}`; 0 when the series is absent.
+double series_value(const metrics& m, const std::string& series) {
+    const std::string text = m.serialize();
+    const auto at = text.find("\n" + series + " ");
+    return at == std::string::npos ? 0 : std::stod(text.substr(at + series.size() + 2));
+}
+
+net::awaitable<void> noscript_then_eval(redis_fixture& f, redis_server& server, metrics& m) {
+    auto c = f.connect(server.client_options(), &m);
+    EXPECT_TRUE(co_await eventually([&] { return c->up(); }));
+    // Redis knows no script yet: EVALSHA answers NOSCRIPT, then EVAL runs it; twice, after a flush.
+    const redis::script fresh("return 7");
+    for (int i = 0; i < 2; ++i) {
+        auto flushed = co_await c->exec(cmd("SCRIPT", "FLUSH"));
+        EXPECT_TRUE(flushed.has_value() && flushed->is_status("OK"));
+        auto r = co_await fresh.run(*c, cmd(), cmd());
+        EXPECT_TRUE(r.has_value() && r->type == reply::kind::integer && r->integer == 7);
+    }
+}
+
+// NOSCRIPT is how EVALSHA asks for the script's text, not a failure: token_broker_redis_commands_total
+// counts it as ok, so that its `error` series means what it says.
+TEST(RedisScript, NoscriptBeforeEvalIsNotCountedAsAnError) {
+    redis_server server;
+    redis_fixture f;
+    metrics m;
+    m.enable_redis();
+    f.run(noscript_then_eval(f, server, m));
+    EXPECT_EQ(series_value(m, R"(token_broker_redis_commands_total{result="error"})"), 0) << m.serialize();
+    // Two SCRIPT FLUSH, two EVALSHA answered NOSCRIPT, two EVAL.
+    EXPECT_EQ(series_value(m, R"(token_broker_redis_commands_total{result="ok"})"), 6) << m.serialize();
 }
 
 TEST(RedisScript, Sha1IsRedisOwn) {

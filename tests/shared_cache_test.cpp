@@ -377,8 +377,12 @@ TEST_F(SharedCache, AValueUnderAnotherKeyOrTamperedWithIsAMissNotAnError) {
     const auto theirs = writer.shared->names_of(key).entry;
     const auto ours = a.shared->names_of(key).entry;
     ASSERT_NE(theirs, ours);
-    auto value = redis.command({"GET", theirs});
-    ASSERT_EQ(value.type, redis::reply::kind::string);
+    // The writer stores its entry after it has answered: wait until it is there.
+    redis::reply value;
+    ASSERT_TRUE(eventually([&] {
+        value = redis.command({"GET", theirs});
+        return value.type == redis::reply::kind::string;
+    }));
     ASSERT_TRUE(redis.command({"SET", ours, value.text, "PX", "600000"}).is_status("OK"));
     auto on_a = get(a, "moved@example.com");
     ASSERT_TRUE(on_a->r) << on_a->r.error().message;

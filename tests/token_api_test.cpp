@@ -178,6 +178,49 @@ TEST(TokenApi, EveryMalformedRequestIs400WithoutCallingZoom) {
     EXPECT_EQ(c.get("/token/" + std::string(254, 'x')).result_int(), 200);
 }
 
+// Section 3: server.header_timeout_ms bounds reading a request's head only. Once read, the answer's own
+// deadline applies, and the caller gets that answer on the same connection, never a silent close.
+void short_header_timeout(config& c) {
+    c.server.header_timeout = 300ms;
+    c.zoom.request_timeout = 1200ms;
+}
+
+// The answer to a GET, or a description of why none came (the connection closed, the read timed out).
+http::response<http::string_body> get_or_describe(client& c, std::string_view target, std::string& failure) {
+    try {
+        return c.get(target);
+    } catch (const std::exception& e) {
+        failure = e.what();
+        return {};
+    }
+}
+
+TEST(TokenApi, AGetForAUserZoomNeverAnswersIs504AfterTheHeaderTimeoutHasPassed) {
+    running_broker b(short_header_timeout);
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::hang, .times = -1}, "stuck");
+    client c(b.port());
+    std::string failure;
+    const auto res = get_or_describe(c, "/token/stuck", failure);
+    ASSERT_TRUE(failure.empty()) << "no answer: " << failure;
+    EXPECT_EQ(res.result_int(), 504) << res.body();
+    EXPECT_EQ(error_code_of(res), "upstream_timeout");
+    // The connection goes on: the next request on it is answered.
+    EXPECT_EQ(get_or_describe(c, "/healthz", failure).result_int(), 200) << failure;
+}
+
+TEST(TokenApi, ZoomAnsweringAfterTheHeaderTimeoutStillGivesThe200) {
+    running_broker b(short_header_timeout);
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 800ms, .times = -1}, "slow");
+    client c(b.port());
+    std::string failure;
+    const auto res = get_or_describe(c, "/token/slow", failure);
+    ASSERT_TRUE(failure.empty()) << "no answer: " << failure;
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    EXPECT_EQ(b.sim.token_calls("slow"), 1u);
+}
+
 TEST(TokenApi, ZoomRateLimitIsPassedOnWithRetryAfter) {
     running_broker b;
     ASSERT_TRUE(b.wait_ready());

@@ -77,6 +77,27 @@ TEST(TokenBatchParse, UnknownMembersAreRefusedInTheBodyAndInAnItem) {
     EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
 }
 
+// Section 3: no member twice in one object. JSON parsers keep one of the two silently (Boost.JSON the
+// last), so a caller's mistake would go unnoticed.
+TEST(TokenBatchParse, AMemberTwiceInOneObjectIsRefused) {
+    expect_refused(R"({"requests":[{"user_id":"a"}],"requests":[{"user_id":"b"}]})",
+                   "the body has the member \"requests\" more than once");
+    expect_refused(R"({"requests":[{"user_id":"a","user_id":"b"}]})",
+                   "requests item 1 has the member \"user_id\" more than once");
+    expect_refused(R"({"requests":[{"user_id":"a"},{"user_id":"b","ttl":600,"type":"zak","ttl":600}]})",
+                   "requests item 2 has the member \"ttl\" more than once");
+    expect_refused(R"({"requests":[{"user_id":"a","type":"onbehalf","meeting_id":"123456789",)"
+                   R"("meeting_id":"987654321"}]})",
+                   "requests item 1 has the member \"meeting_id\" more than once");
+    // Equal names however they are escaped.
+    expect_refused(R"({"requests":[{"user_id":"a","user\u005fid":"b"}]})",
+                   "requests item 1 has the member \"user_id\" more than once");
+    // The same names in different objects are no repetition.
+    const auto r = parse_token_batch(R"({"requests":[{"user_id":"a","ttl":600},{"user_id":"b","ttl":600}]})");
+    ASSERT_TRUE(r) << message_of(r);
+    EXPECT_EQ(r->size(), 2u);
+}
+
 TEST(TokenBatchParse, RequestsMustBeAnArrayOfObjects) {
     for (const char* body : {"{}", R"({"requests":{}})", R"({"requests":"a"})", R"({"requests":null})"})
         expect_refused(body, "\"requests\" must be an array");
@@ -482,6 +503,54 @@ TEST(TokenBatch, AHangingUsersItemIs504AtTheDeadlineWhileTheRestAre200) {
     EXPECT_EQ(error_code_of(alone), "upstream_timeout");
 }
 
+// Section 3: a batch read within server.header_timeout_ms is answered at its own deadline
+// (zoom.request_timeout_ms plus 200 ms), however much shorter the header timeout is.
+TEST(TokenBatch, AOneItemBatchForAUserZoomNeverAnswersIsAnsweredAfterTheHeaderTimeoutHasPassed) {
+    running_broker b([](config& c) {
+        c.server.header_timeout = 300ms;
+        c.zoom.request_timeout = 1200ms;
+    });
+    ASSERT_TRUE(b.wait_ready());
+    b.sim.inject({.what = zoom_sim::fault::kind::hang, .times = -1}, "stuck");
+    client c(b.port());
+    response_t batch;
+    std::string failure;
+    try {
+        batch = post_tokens(c, batch_of({user("stuck")}));
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    ASSERT_TRUE(failure.empty()) << "no answer: " << failure;
+    ASSERT_EQ(batch.result_int(), 200) << batch.body();
+    const auto results = results_of(batch);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(status_of(results[0]), 504u) << results[0];
+    EXPECT_EQ(results[0].at("error").at("code"), "upstream_timeout");
+}
+
+// With one request a second, the second item's turn in the budget comes a second after the first's:
+// at its own deadline (zoom.request_timeout_ms, one second here). A call made then could not be
+// answered in time and would still spend one of the account's calls: the item is refused by the
+// budget (429) and Zoom is not called for it.
+TEST(TokenBatch, AnItemWhoseTurnInTheBudgetComesAtItsDeadlineDoesNotCallZoom) {
+    running_broker b([](config& c) {
+        c.zoom.requests_per_second = 1;
+        c.zoom.request_timeout = 1000ms;
+    });
+    ASSERT_TRUE(b.wait_ready());
+    client c(b.port());
+    const auto batch = post_tokens(c, batch_of({user("first"), user("second")}));
+    ASSERT_EQ(batch.result_int(), 200) << batch.body();
+    const auto results = results_of(batch);
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_EQ(status_of(results[0]), 200u) << results[0];
+    EXPECT_EQ(status_of(results[1]), 429u) << results[1];
+    const auto* error = results[1].as_object().if_contains("error");
+    EXPECT_TRUE(error && error->at("code") == "rate_limited") << results[1];
+    EXPECT_EQ(b.sim.token_calls("first"), 1u);
+    EXPECT_EQ(b.sim.token_calls("second"), 0u) << "no Zoom call for a turn at the deadline";
+}
+
 TEST(TokenBatch, ABodyOverMaxBodyBytesIs413AndClosesTheConnection) {
     running_broker b([](config& c) { c.server.max_body_bytes = 1024; });
     ASSERT_TRUE(b.wait_ready());
@@ -560,6 +629,10 @@ TEST(TokenBatch, AMalformedBodyIs400ForTheWholeRequest) {
         {R"({"requests":[{"user_id":"a","ttl":"600"}]})", "item 1: ttl must be an integer"},
         {R"({"requests":[{"user_id":["a"]}]})", "item 1: user_id must be a string"},
         {R"({"requests":[{"user_id":"a"},{"user_id":"b"},{"user":"c"}]})", "item 3 has an unknown member"},
+        // (As the JSON body holds the message: its quotes escaped.)
+        {R"({"requests":[{"user_id":"a","user_id":"b"}]})",
+         R"(item 1 has the member \"user_id\" more than once)"},
+        {R"({"requests":[{"user_id":"a"}],"requests":[]})", R"(the member \"requests\" more than once)"},
     };
     client c(b.port());
     for (const auto& [body, says] : cases) {

@@ -38,6 +38,7 @@ redis::options redis_options(const redis_config& r) {
     o.ca_file = r.ca_file;
     o.connect_timeout = r.connect_timeout;
     o.command_timeout = r.command_timeout;
+    o.max_reply_bytes = r.max_reply_bytes;
     return o;
 }
 

@@ -246,6 +246,8 @@ void read_redis(const json::value& v, const std::string& key, const fs::path& ba
                      }},
                     duration_field("connect_timeout_ms", r.connect_timeout, timeout_rule),
                     duration_field("command_timeout_ms", r.command_timeout, timeout_rule),
+                    integer_field("max_reply_bytes", r.max_reply_bytes,
+                                  {65536, 1'073'741'824, "must be an integer from 65536 to 1073741824", {}}),
                     duration_field("invalidation_lease_ms", r.invalidation_lease, lease_rule),
                     duration_field("lock_lease_ms", r.lock_lease, lease_rule),
                 });

@@ -35,7 +35,8 @@ struct server_config {
     std::string address = "127.0.0.1"; // an IPv4 or IPv6 address, or "localhost"
     std::uint16_t port = 8080;
     unsigned threads = 1;
-    milliseconds header_timeout{10000}; // for a request's headers to arrive
+    milliseconds header_timeout{10000}; // for a request to arrive from its first byte, and for its
+                                        // answer to be taken; not while the answer is made
     milliseconds idle_timeout{60000};   // between requests on a kept-alive connection
     milliseconds drain_timeout{10000};  // for requests in flight at shutdown
     std::size_t max_header_bytes = 8192;
@@ -95,6 +96,7 @@ struct redis_config {
     secret previous_encryption_key; // 32 raw bytes or empty
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds command_timeout{250};
+    std::size_t max_reply_bytes = 1048576; // what one reply may announce and hold (section 7)
     // How long a replica serves its in-memory copies after its subscription last proved alive; and
     // the life of its registration, which a forget waits for (CONTRACT.md section 7).
     std::chrono::milliseconds invalidation_lease{1000};

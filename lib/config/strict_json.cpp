@@ -1,6 +1,7 @@
 #include "config/strict_json.hpp"
 
-#include <boost/json/basic_parser_impl.hpp>
+#include "core/json_scan.hpp"
+
 #include <boost/json/parse.hpp>
 
 #include <algorithm>
@@ -8,7 +9,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <set>
+#include <variant>
 #include <vector>
 
 namespace token_broker::config_detail {
@@ -22,102 +23,24 @@ struct file_closer {
     void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
-// Follows a parse to find what json::parse lets pass or reports without a place: the offset of a
-// syntax error, and a key repeated in one object (the parser would keep the last value silently,
-// and a repeated key is as likely a mistake as a misspelt one).
-class json_checker {
-public:
-    static constexpr std::size_t max_object_size = std::size_t(-1);
-    static constexpr std::size_t max_array_size = std::size_t(-1);
-    static constexpr std::size_t max_key_size = std::size_t(-1);
-    static constexpr std::size_t max_string_size = std::size_t(-1);
-
-    using error_code = boost::system::error_code;
-    using string_view = json::string_view;
-
-    // The dotted path of the first repeated key, once one was found.
-    std::optional<std::string> repeated_key;
-
-    bool on_document_begin(error_code&) { return true; }
-    bool on_document_end(error_code&) { return true; }
-    bool on_array_begin(error_code&) {
-        frames_.push_back(frame{false, {}, {}, 0});
-        return true;
-    }
-    bool on_array_end(std::size_t, error_code&) {
-        frames_.pop_back();
-        return value_done();
-    }
-    bool on_object_begin(error_code&) {
-        frames_.push_back(frame{true, {}, {}, 0});
-        return true;
-    }
-    bool on_object_end(std::size_t, error_code&) {
-        frames_.pop_back();
-        return value_done();
-    }
-    bool on_string_part(string_view, std::size_t, error_code&) { return true; }
-    bool on_string(string_view, std::size_t, error_code&) { return value_done(); }
-    bool on_key_part(string_view s, std::size_t, error_code&) {
-        key_.append(s.data(), s.size());
-        return true;
-    }
-    bool on_key(string_view s, std::size_t, error_code& ec) {
-        key_.append(s.data(), s.size());
-        frame& f = frames_.back();
-        const bool fresh = f.keys.insert(key_).second;
-        f.key = std::move(key_);
-        key_.clear();
-        if (fresh)
-            return true;
-        repeated_key = path();
-        ec = json::error::syntax;
-        return false;
-    }
-    bool on_number_part(string_view, error_code&) { return true; }
-    bool on_int64(std::int64_t, string_view, error_code&) { return value_done(); }
-    bool on_uint64(std::uint64_t, string_view, error_code&) { return value_done(); }
-    bool on_double(double, string_view, error_code&) { return value_done(); }
-    bool on_bool(bool, error_code&) { return value_done(); }
-    bool on_null(error_code&) { return value_done(); }
-    bool on_comment_part(string_view, error_code&) { return true; }
-    bool on_comment(string_view, error_code&) { return true; }
-
-private:
-    struct frame {
-        bool is_object;
-        std::set<std::string, std::less<>> keys;
-        std::string key;   // objects: the current member's key
-        std::size_t index; // arrays: the current element's index
-    };
-
-    bool value_done() {
-        if (!frames_.empty() && !frames_.back().is_object)
-            ++frames_.back().index;
-        return true;
-    }
-
-    std::string path() const {
-        std::string p;
-        for (const frame& f : frames_) {
-            if (!f.is_object) {
-                // Appended piece by piece: `"[" + std::to_string(...)` makes GCC 12 at -O3 report a
-                // false -Wrestrict overlap (release preset).
-                p += '[';
-                p += std::to_string(f.index);
-                p += ']';
-                continue;
-            }
-            if (!p.empty())
-                p += '.';
-            p += f.key;
+// A path as configuration keys are written: "auth.keys[2].name".
+std::string dotted(const std::vector<json_step>& path) {
+    std::string p;
+    for (const json_step& step : path) {
+        if (const auto* index = std::get_if<std::size_t>(&step)) {
+            // Appended piece by piece: `"[" + std::to_string(...)` makes GCC 12 at -O3 report a
+            // false -Wrestrict overlap (release preset).
+            p += '[';
+            p += std::to_string(*index);
+            p += ']';
+            continue;
         }
-        return p;
+        if (!p.empty())
+            p += '.';
+        p += std::get<std::string>(step);
     }
-
-    std::vector<frame> frames_;
-    std::string key_;
-};
+    return p;
+}
 
 } // namespace
 
@@ -140,14 +63,15 @@ json::value parse_json(std::string_view text, const std::string& file, const std
     else if (text.starts_with("\xFE\xFF") || text.starts_with("\xFF\xFE") ||
              text.starts_with(std::string_view("\0\0\xFE\xFF", 4)))
         throw config_error(file, "starts with a UTF-16 or UTF-32 byte-order mark: save it as UTF-8");
-    json::basic_parser<json_checker> checker{json::parse_options{}};
-    boost::system::error_code ec;
-    const std::size_t consumed = checker.write_some(false, text.data(), text.size(), ec);
-    if (checker.handler().repeated_key)
-        throw config_error(key_in_file(key_root, *checker.handler().repeated_key), "repeated key");
+    // A repeated key is as likely a mistake as a misspelt one, and json::parse would keep the last
+    // value silently.
+    const json_scan scan = scan_json(text);
+    if (scan.repeated)
+        throw config_error(key_in_file(key_root, dotted(*scan.repeated)), "repeated key");
+    const std::size_t consumed = scan.consumed;
     std::string error;
-    if (ec)
-        error = ec.message();
+    if (scan.error)
+        error = scan.error.message();
     else if (consumed < text.size())
         error = "unexpected text after the JSON value";
     if (!error.empty()) {

@@ -1,6 +1,8 @@
 // What a caller asks Zoom for: whose token, of which type, for how long.
 #pragma once
 
+#include "core/trace_context.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +23,7 @@ struct token_query {
     token_type type = token_type::zak;
     std::optional<std::uint32_t> ttl;      // seconds, 60..31536000; absent: Zoom's default
     std::optional<std::string> meeting_id; // onbehalf only, 9 to 12 digits
+    trace_context trace{}; // the request's, for the Zoom call; empty: the call starts a trace of its own
 };
 
 } // namespace token_broker

@@ -78,6 +78,7 @@ metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                     "Client connections closed at once because max_connections was reached");
     upstream_connections_ =
         counter(r, "token_broker_upstream_connections_total", "TLS connections opened to Zoom");
+    ready_ = gauge(r, "token_broker_ready", "1 while /readyz answers 200 (a Zoom access token is held)");
 }
 
 std::string metrics::serialize() const {

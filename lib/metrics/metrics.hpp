@@ -22,8 +22,9 @@ namespace token_broker {
 // The Zoom endpoints upstream requests are counted under.
 enum class upstream_endpoint { token, oauth };
 
-// How a Redis command ended (token_broker_redis_commands_total's `result`): a reply (ok), a Redis
-// error reply or no usable connection (error), or no reply within command_timeout_ms (timeout).
+// How a Redis command ended (token_broker_redis_commands_total's `result`): a reply (ok; NOSCRIPT,
+// which EVAL follows, included), a Redis error reply or no usable connection (error), or no reply
+// within command_timeout_ms (timeout).
 enum class redis_command_result { ok, error, timeout };
 
 class metrics {
@@ -62,6 +63,10 @@ public:
     void connection_closed() { connections_open_->Decrement(); }
     void connection_rejected() { connections_rejected_->Increment(); }
     void upstream_connection_opened() { upstream_connections_->Increment(); }
+
+    // Whether /readyz would answer 200 now (token_broker_ready): set by each scrape of /metrics, so
+    // that an alert needs no probe of its own.
+    void ready(bool r) { ready_->Set(r ? 1 : 0); }
 
     // The Redis metrics of CONTRACT.md section 3, absent from /metrics until enable_redis() is called
     // (once, before the metrics are used from several threads). Before that the redis_* and
@@ -108,6 +113,7 @@ private:
     prometheus::Counter* connections_total_;
     prometheus::Counter* connections_rejected_;
     prometheus::Counter* upstream_connections_;
+    prometheus::Gauge* ready_;
 
     struct redis_series {
         prometheus::Gauge* up;

@@ -25,6 +25,15 @@ result<reply> unavailable(std::string message) {
     return make_error(errc::cache_unavailable, std::move(message));
 }
 
+// How token_broker_redis_commands_total counts a command that had an answer. NOSCRIPT is EVALSHA
+// asking for the script's text, which script::run then sends with EVAL: the exchange goes as
+// planned, so it is not an error.
+redis_command_result outcome_of(const result<reply>& r) {
+    if (!r || (r->is_error() && !r->text.starts_with("NOSCRIPT")))
+        return redis_command_result::error;
+    return redis_command_result::ok;
+}
+
 } // namespace
 
 struct connection::pending {
@@ -238,14 +247,13 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
     s->waiting.push_back(p);
     flush(s);
     co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
-    auto outcome = redis_command_result::ok;
+    auto outcome = redis_command_result::timeout;
     if (!p->outcome) {
         p->outcome = unavailable("redis did not answer within command_timeout_ms");
-        outcome = redis_command_result::timeout;
         drop(*s, "a command took longer than command_timeout_ms");
-    } else if (!*p->outcome || (*p->outcome)->is_error()) {
-        outcome = redis_command_result::error;
-        if (refusals_ && *p->outcome && is_refusal(**p->outcome))
+    } else {
+        outcome = outcome_of(*p->outcome);
+        if (refusals_ && *p->outcome && (*p->outcome)->is_error() && is_refusal(**p->outcome))
             refusals_->refused("commands", (*p->outcome)->text);
     }
     if (metrics_)

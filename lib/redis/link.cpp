@@ -1,12 +1,11 @@
 #include "redis/link.hpp"
 
+#include "core/tls_client.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -87,6 +86,7 @@ beast::tcp_stream& link::tcp() {
 net::awaitable<std::optional<std::string>> link::open(const options& o) {
     const auto deadline = clock::now() + o.connect_timeout;
     const std::string where = o.host + ":" + std::to_string(o.port);
+    reader_ = reader(o.max_reply_bytes);
 
     // The resolver has no deadline of its own: a timer cancels it.
     resolve_deadline_.expires_at(deadline);
@@ -113,24 +113,16 @@ net::awaitable<std::optional<std::string>> link::open(const options& o) {
     tcp().socket().set_option(net::ip::tcp::no_delay(true));
 
     if (tls_) {
-        // SNI is for host names only (RFC 6066); the certificate is checked against the name either way.
-        beast::error_code address_ec;
-        net::ip::make_address(o.host, address_ec);
-        if (address_ec && !SSL_set_tlsext_host_name(tls_->native_handle(), o.host.c_str()))
+        if (!expect_peer(tls_->native_handle(), o.host))
             co_return std::string("cannot set the TLS server name");
         tls_->set_verify_mode(ssl::verify_peer);
-        tls_->set_verify_callback(ssl::host_name_verification(o.host));
         tcp().expires_at(deadline);
         auto [handshake_ec] = co_await tls_->async_handshake(ssl::stream_base::client, use_tuple);
         if (handshake_ec == beast::error::timeout)
             co_return "no TLS handshake with " + where + " within connect_timeout_ms";
-        if (handshake_ec) {
-            std::string message = "TLS handshake with " + where + " failed: " + handshake_ec.message();
-            const long verify = SSL_get_verify_result(tls_->native_handle());
-            if (verify != X509_V_OK)
-                message += std::string(": ") + X509_verify_cert_error_string(verify);
-            co_return message;
-        }
+        if (handshake_ec)
+            co_return "TLS handshake with " + where +
+                " failed: " + handshake_failure(tls_->native_handle(), handshake_ec);
     }
 
     const auto commands = handshake_commands(o);

@@ -40,12 +40,14 @@ public:
     link(net::any_io_executor ex, std::shared_ptr<ssl::context> tls);
 
     // Resolves, connects, handshakes TLS and sends the handshake commands, all within
-    // o.connect_timeout. nullopt when the connection is ready for commands, else why not (for a log
-    // line; never holds the password).
+    // o.connect_timeout; replies are read within o.max_reply_bytes each from then on. nullopt when the
+    // connection is ready for commands, else why not (for a log line; never holds the password).
     net::awaitable<std::optional<std::string>> open(const options& o);
 
     // The next reply; an error (errc::cache_unavailable) when the connection ended, failed, or sent
-    // bytes that are not RESP. After an error the link is unusable.
+    // bytes that are not RESP or a reply over o.max_reply_bytes. After an error the link is
+    // unusable. Takes every reply buffered before it reads more, so that the reader holds at most
+    // one reply's budget and one read.
     net::awaitable<result<reply>> read_reply();
 
     // Writes all of `bytes`; the error, if any.

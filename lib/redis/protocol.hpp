@@ -3,8 +3,10 @@
 #pragma once
 
 #include "core/error.hpp"
+#include "redis/options.hpp"
 #include "redis/reply.hpp"
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <span>
@@ -15,18 +17,29 @@ struct redisReader;
 
 namespace token_broker::redis {
 
+namespace detail {
+struct reply_budget;
+}
+
 // The request bytes of one command, each argument sent as a bulk string with its length, so that
 // any byte (NUL included) may be in an argument. Throws std::bad_alloc when hiredis cannot allocate.
 std::string format_command(std::span<const std::string_view> args);
 std::string format_command(std::span<const std::string> args);
 
 // Turns bytes from a Redis server into replies, in the order they were sent. One per connection.
-// A protocol error (bytes that are not RESP, nesting deeper than hiredis's limit) is permanent: the
-// reader answers errors from then on and the connection must be dropped; a new connection gets a
-// new reader. Not thread-safe; movable, not copyable.
+// A protocol error (bytes that are not RESP, nesting deeper than hiredis's limit, a reply over the
+// budget) is permanent: the reader answers errors from then on and the connection must be dropped;
+// a new connection gets a new reader. Not thread-safe; movable, not copyable.
+//
+// The budget: what one reply holds, the reply objects built for it (an array's elements count as
+// soon as its header announces them, before anything is allocated for them; a string its bytes)
+// and its bytes received but not yet parsed, may not pass `max_reply_bytes`. hiredis builds the
+// replies through the reader's own object functions, which refuse what does not fit; the bytes
+// still buffered are checked by take() each time it needs more, so a caller that takes every reply
+// before it feeds more holds at most `max_reply_bytes` plus the bytes of one feed.
 class reader {
 public:
-    reader();
+    explicit reader(std::size_t max_reply_bytes = default_max_reply_bytes);
     ~reader();
     reader(reader&&) noexcept;
     reader& operator=(reader&&) noexcept;
@@ -35,8 +48,8 @@ public:
     bool feed(std::string_view bytes);
 
     // The next complete reply; nullopt when more bytes are needed; an error (errc::cache_unavailable,
-    // "redis protocol error: ...") when the bytes are not RESP, then and on every later call.
-    // A Redis error reply ("-ERR ...") is a reply, not an error.
+    // "redis protocol error: ...") when the bytes are not RESP or the reply passes the budget, then
+    // and on every later call. A Redis error reply ("-ERR ...") is a reply, not an error.
     result<std::optional<reply>> take();
 
     // True after a protocol error.
@@ -45,6 +58,7 @@ public:
     const std::string& error() const noexcept { return error_; }
 
 private:
+    std::unique_ptr<detail::reply_budget> budget_; // hiredis's private data: stays put when moved
     redisReader* r_ = nullptr;
     std::string error_;
 };

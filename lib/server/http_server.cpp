@@ -102,6 +102,11 @@ struct http_server::impl : std::enable_shared_from_this<http_server::impl> {
             std::memory_order_relaxed);
     }
 
+    // Lifts the deadline: `conn` is answering a request, which has deadlines of its own.
+    static void disarm(connection& conn) {
+        conn.deadline.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_relaxed);
+    }
+
     // How often deadlines are checked: a quarter of the shortest timeout, within 10..250 ms.
     std::chrono::milliseconds sweep_period() const {
         auto shortest = std::min(cfg.header_timeout, cfg.idle_timeout);
@@ -184,11 +189,16 @@ net::awaitable<void> serve_requests(http_server::impl& srv, Stream& stream, conn
         conn.idle = false;
         first = false;
 
+        // The request is read: header_timeout no longer applies. Its answer comes within the
+        // answer's own deadlines (the token service's and the batch's), and the caller gets it.
+        srv.disarm(conn);
         if (!s.answer())
             co_await s.complete();
 
         const auto out = s.output(conn.draining);
-        srv.arm(conn, cfg.idle_timeout);
+        // A caller that takes none of its answer for as long as it had to send a request's head is
+        // gone; between requests idle_timeout applies again.
+        srv.arm(conn, cfg.header_timeout);
         beast::error_code wec;
         for (std::size_t sent = 0; sent < out.size() && !wec;) {
             auto [e, n] = co_await stream.async_write_some(net::buffer(out.data() + sent, out.size() - sent),

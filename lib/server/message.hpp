@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/net.hpp"
+#include "core/trace_context.hpp"
 #include "metrics/metrics.hpp"
 
 #include <chrono>
@@ -22,6 +23,7 @@ struct request {
     std::string target;
     std::string authorization; // the Authorization header, empty when absent
     std::string request_id;    // the caller's X-Request-Id when sane, else a new one
+    trace_context trace;       // the caller's W3C trace when its traceparent is valid, else a new one
     std::string body;          // kept for POST /tokens only; other bodies are read and dropped
     bool keep_alive = true;
     unsigned version = 11;

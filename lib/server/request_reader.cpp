@@ -52,6 +52,7 @@ request_reader::request_reader(request& into, std::uint32_t max_header_bytes, st
     into_.target.clear();
     into_.authorization.clear();
     into_.request_id.clear();
+    into_.trace.start_new(); // a request refused before its header is read has a trace id too
     into_.body.clear();
     into_.keep_alive = true;
     into_.version = 11;
@@ -99,6 +100,14 @@ void request_reader::on_field_impl(http::field name, beast::string_view name_str
             else
                 into_.request_id.assign(value.data(), value.size());
             seen_request_id_ = true;
+        } else if (beast::iequals(name_string, "traceparent")) {
+            ++traceparents_;
+            traceparent_.assign(value.data(), value.size());
+        } else if (beast::iequals(name_string, "tracestate")) {
+            // Several tracestate lines are one list (W3C Trace Context 3.3.1.1, RFC 9110 5.3).
+            if (!tracestate_.empty() && !value.empty())
+                tracestate_.push_back(',');
+            tracestate_.append(value.data(), value.size());
         }
         return;
     default:
@@ -108,6 +117,8 @@ void request_reader::on_field_impl(http::field name, beast::string_view name_str
 
 void request_reader::on_header_impl(beast::error_code& ec) {
     into_.keep_alive = keep_alive();
+    if (traceparents_ > 0)
+        into_.trace.adopt(traceparent_, traceparents_ > 1, tracestate_);
     keep_body_ = into_.method == http::verb::post && target_path(into_.target) == "/tokens";
     if (seen_transfer_encoding_ && !transfer_encoding_chunked_)
         return refuse("Transfer-Encoding other than a sole chunked is not accepted", ec);

@@ -1,6 +1,7 @@
 // An HTTP request parser that keeps only what the broker uses (method, target, Authorization,
-// X-Request-Id) in the session's reused `request`, instead of building a header map per message.
-// One is made per message, with the header limit of the configuration and a small body limit.
+// X-Request-Id, traceparent and tracestate) in the session's reused `request`, instead of building a header
+// map per message. One is made per message, with the header limit of the configuration and a small body
+// limit.
 //
 // Beyond Beast's own checks it refuses what RFC 9112 says a server must refuse, since a front proxy
 // may read such a message differently and smuggle a second request behind it: a Transfer-Encoding
@@ -54,6 +55,10 @@ private:
     std::string_view refusal_;
     bool seen_authorization_ = false;
     bool seen_request_id_ = false;
+    // W3C trace context headers, as received; adopted into the request once the header is read.
+    std::string traceparent_;
+    unsigned traceparents_ = 0;
+    std::string tracestate_;
     bool seen_content_length_ = false;
     bool transfer_encoding_chunked_ = false; // as the last Transfer-Encoding line ends
     bool seen_transfer_encoding_ = false;

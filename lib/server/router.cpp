@@ -77,6 +77,7 @@ bool router::answer(const request& req, connection_context& ctx, response& res) 
     } else if (path == "/metrics") {
         if (probe(route::metrics)) {
             res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+            metrics_.ready(ready_ && !ready_());
             res.body = metrics_.serialize();
         }
     } else {

@@ -91,8 +91,8 @@ std::string_view session::output(bool closing) {
 bool session::sent() {
     metrics_.request_answered(res_.counted_as, res_.status);
     if (log_.should_log(spdlog::level::debug))
-        log_.debug("access request_id={} method={} target={} status={} duration_us={}", req_.request_id,
-                   req_.method_name, req_.target, res_.status,
+        log_.debug("access request_id={} trace_id={} method={} target={} status={} duration_us={}",
+                   req_.request_id, req_.trace.trace_id, req_.method_name, req_.target, res_.status,
                    std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                          req_.received_at)
                        .count());

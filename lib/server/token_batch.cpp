@@ -1,10 +1,13 @@
 #include "server/token_batch.hpp"
 
+#include "core/json_scan.hpp"
 #include "server/token_request.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
+
+#include <variant>
 
 namespace token_broker {
 namespace {
@@ -74,9 +77,27 @@ std::optional<broker_error> read_item(const boost::json::value& value, std::size
     return std::nullopt;
 }
 
+// The refusal of a body that names a member twice in one object, at `path` (json_scan.hpp).
+broker_error repeated_member(const std::vector<json_step>& path) {
+    const auto* name = std::get_if<std::string>(&path.back());
+    if (path.size() == 1 && name)
+        return bad(fmt::format("the body has the member {} more than once", quoted(*name)));
+    const auto* index = std::get_if<std::size_t>(&path[1 % path.size()]);
+    if (path.size() == 3 && index && name)
+        return bad(
+            fmt::format("requests item {} has the member {} more than once", *index + 1, quoted(*name)));
+    return bad("the body has a member more than once in one object");
+}
+
 } // namespace
 
 result<std::vector<batch_item>> parse_token_batch(std::string_view body) {
+    // json::parse would keep one of two equal names silently: the scan finds them first.
+    const json_scan scan = scan_json(body);
+    if (scan.repeated)
+        return repeated_member(*scan.repeated);
+    if (!scan.valid(body.size()))
+        return bad("the body is not JSON: send {\"requests\": [{\"user_id\": \"...\"}, ...]}");
     boost::system::error_code ec;
     const boost::json::value doc = boost::json::parse(body, ec);
     if (ec)

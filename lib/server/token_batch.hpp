@@ -19,10 +19,11 @@ using batch_item = result<token_query>;
 
 // Parses a batch. The whole request fails (invalid_request, the message saying what is wrong and,
 // for an item, which one, counted from 1) when the body is not one JSON object whose only member
-// "requests" is an array of 1 to 100 objects, or when an item has a member other than user_id, type,
-// ttl and meeting_id, lacks user_id, or has a member of the wrong JSON type (user_id, type and
-// meeting_id strings, ttl an integer). An item whose values are wrong (a bad user id, a ttl out of
-// range, meeting_id without onbehalf) fails alone, as its GET would. Never throws but bad_alloc.
+// "requests" is an array of 1 to 100 objects, when an object names a member twice, or when an item
+// has a member other than user_id, type, ttl and meeting_id, lacks user_id, or has a member of the
+// wrong JSON type (user_id, type and meeting_id strings, ttl an integer). An item whose values are
+// wrong (a bad user id, a ttl out of range, meeting_id without onbehalf) fails alone, as its GET
+// would. Never throws but bad_alloc.
 result<std::vector<batch_item>> parse_token_batch(std::string_view body);
 
 } // namespace token_broker

@@ -180,6 +180,7 @@ net::awaitable<void> token_endpoint::complete(const request& req, connection_con
         co_return;
     }
     const auto type = to_string(p.query.type);
+    p.query.trace = req.trace; // the Zoom call carries the request's trace on
     auto answered = co_await tokens_.complete(p.query, std::move(p.ticket), res.body);
     if (!answered) {
         set_error(res, answered.error());
@@ -256,6 +257,8 @@ net::awaitable<void> token_endpoint::complete_batch(const request& req, connecti
 net::awaitable<void> token_endpoint::complete_item(std::shared_ptr<pending_batch> batch, std::size_t index,
                                                    const request* req, std::string_view key_name) {
     auto& item = batch->items[index];
+    if (!batch->answered) // else `req` is the next request's already
+        item.query.trace = req->trace;
     std::string body;
     auto answered = co_await tokens_.complete(item.query, std::move(item.ticket), body);
     if (batch->answered)
@@ -294,6 +297,7 @@ void token_endpoint::audit(const request& req, unsigned status, std::string_view
         return;
     auto& m = audit_message(format_);
     m.field("request_id", req.request_id)
+        .field("trace_id", req.trace.trace_id)
         .field("key", key_name)
         .field("user", user_id)
         .field("type", type)

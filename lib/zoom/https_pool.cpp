@@ -1,17 +1,15 @@
 #include "zoom/https_pool.hpp"
 
+#include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/throw_exception.hpp>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <stdexcept>
 
@@ -69,15 +67,6 @@ bool is_connection_end(const beast::error_code& ec) {
            ec == ssl::error::stream_truncated || ec == net::error::connection_reset ||
            ec == net::error::connection_aborted || ec == net::error::broken_pipe ||
            ec == net::error::not_connected;
-}
-
-// OpenSSL's reason for rejecting the peer's certificate, when that was the failure.
-std::string tls_failure_detail(beast::ssl_stream<beast::tcp_stream>& stream, const beast::error_code& ec) {
-    std::string message = ec.message();
-    const long verify = SSL_get_verify_result(stream.native_handle());
-    if (verify != X509_V_OK)
-        message += std::string(": ") + X509_verify_cert_error_string(verify);
-    return message;
 }
 
 } // namespace
@@ -245,13 +234,9 @@ net::awaitable<std::optional<transport_error>> https_pool::connect(connection& c
                                        "cannot connect to " + host_header_ + ": " + connect_ec.message());
     metrics_.upstream_connection_opened();
 
-    // SNI is for host names only (RFC 6066); the certificate is checked against the name either way.
-    beast::error_code address_ec;
-    net::ip::make_address(origin_.host, address_ec);
-    if (address_ec && !SSL_set_tlsext_host_name(c.stream.native_handle(), origin_.host.c_str()))
+    if (!expect_peer(c.stream.native_handle(), origin_.host))
         co_return make_transport_error(transport_failure::tls, "cannot set the TLS server name");
     c.stream.set_verify_mode(ssl::verify_peer);
-    c.stream.set_verify_callback(ssl::host_name_verification(origin_.host));
 
     tcp_layer.expires_at(connect_deadline);
     auto [handshake_ec] =
@@ -263,8 +248,8 @@ net::awaitable<std::optional<transport_error>> https_pool::connect(connection& c
                                        host_header_ + " closed the connection during the TLS handshake");
     if (handshake_ec)
         co_return make_transport_error(transport_failure::tls,
-                                       "TLS handshake with " + host_header_ +
-                                           " failed: " + tls_failure_detail(c.stream, handshake_ec));
+                                       "TLS handshake with " + host_header_ + " failed: " +
+                                           handshake_failure(c.stream.native_handle(), handshake_ec));
     co_return std::nullopt;
 }
 

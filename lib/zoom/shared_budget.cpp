@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
+#include <utility>
 
 namespace token_broker {
 namespace {
@@ -42,8 +44,13 @@ redis.call('PUBLISH', ARGV[2], ARGV[1])
 return 1
 )lua";
 
-std::string whole_microseconds(std::chrono::steady_clock::duration d) {
-    return std::to_string(std::max<long long>(0, std::chrono::ceil<microseconds>(d).count()));
+// The block's time left (PTTL: -2 when there is none) and the length it was set with (0 when absent).
+constexpr const char* block_read_lua = R"lua(
+return {redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[1])) or 0}
+)lua";
+
+long long whole_microseconds(std::chrono::steady_clock::duration d) {
+    return std::max<long long>(0, std::chrono::ceil<microseconds>(d).count());
 }
 
 // "the reason" of a failed command or an unexpected reply, for the log (Redis's own words, no value).
@@ -55,7 +62,53 @@ std::string failure_of(const result<redis::reply>& r) {
     return "unexpected reply from Redis";
 }
 
+// The two integers of a script's {a, b} reply; nothing for any other reply or a failed command.
+std::optional<std::pair<long long, long long>> two_integers(const result<redis::reply>& r) {
+    if (!r || r->type != redis::reply::kind::array || r->elements.size() != 2)
+        return std::nullopt;
+    const auto& a = r->elements[0];
+    const auto& b = r->elements[1];
+    if (a.type != redis::reply::kind::integer || b.type != redis::reply::kind::integer)
+        return std::nullopt;
+    return std::pair{a.integer, b.integer};
+}
+
+// The GCRA script's verdict, when its reply means one: {1, wait} with a wait the caller accepts
+// (`patience` microseconds at most), or {0, wait} with a longer one. Anything else (another shape, a
+// verdict other than 0 or 1, a grant later than the caller can wait, a refusal of a turn it could
+// have waited for) is not what the script answers: Redis failing.
+std::optional<std::pair<bool, long long>> gcra_verdict(const result<redis::reply>& r, long long patience) {
+    const auto pair = two_integers(r);
+    if (!pair)
+        return std::nullopt;
+    const auto [verdict, wait] = *pair;
+    if (wait < 0 || (verdict == 1 && wait > patience) || (verdict == 0 && wait <= patience) ||
+        (verdict != 0 && verdict != 1))
+        return std::nullopt;
+    return std::pair{verdict == 1, wait};
+}
+
+// The block's time left in milliseconds (0: none), when the block script's reply means one: no key
+// (-2), or a time left within the length the block was set with, itself a length the broker sets.
+// Anything else is Redis failing.
+std::optional<long long> block_left(const result<redis::reply>& r) {
+    const auto pair = two_integers(r);
+    if (!pair)
+        return std::nullopt;
+    const auto [left, length] = *pair;
+    if (left == -2)
+        return 0;
+    if (left < 0 || left > length || length > milliseconds(max_rate_limit_block).count())
+        return std::nullopt;
+    return left;
+}
+
 } // namespace
+
+const redis::script& block_read_script() {
+    static const redis::script s(block_read_lua);
+    return s;
+}
 
 const redis::script& gcra_script() {
     static const redis::script s(gcra_lua);
@@ -86,22 +139,22 @@ net::awaitable<upstream_budget::reservation> shared_upstream_budget::reserve(clo
         shared_state(false, "not connected to Redis");
         co_return local_.reserve(now, deadline);
     }
+    const long long patience = whole_microseconds(deadline - now);
     std::vector<std::string> keys{budget_key_};
-    std::vector<std::string> args{whole_microseconds(local_.interval()),
-                                  whole_microseconds(local_.burst_window()),
-                                  whole_microseconds(deadline - now)};
+    std::vector<std::string> args{std::to_string(whole_microseconds(local_.interval())),
+                                  std::to_string(whole_microseconds(local_.burst_window())),
+                                  std::to_string(patience)};
     auto r = co_await gcra_script().run(*redis_, std::move(keys), std::move(args));
-    if (!r || r->type != redis::reply::kind::array || r->elements.size() != 2 ||
-        r->elements[0].type != redis::reply::kind::integer ||
-        r->elements[1].type != redis::reply::kind::integer || r->elements[1].integer < 0) {
+    const auto verdict = gcra_verdict(r, patience);
+    if (!verdict) {
         shared_state(false, failure_of(r));
         co_return local_.reserve(now, deadline);
     }
     shared_state(true);
-    const bool granted = r->elements[0].integer == 1;
+    const auto [granted, wait] = *verdict;
     if (!granted)
         metrics_.shared_budget_rejected();
-    co_return reservation{granted, now + microseconds(r->elements[1].integer)};
+    co_return reservation{granted, now + microseconds(wait)};
 }
 
 net::awaitable<void> shared_upstream_budget::block_until(clock::time_point now, clock::time_point until) {
@@ -123,17 +176,19 @@ shared_upstream_budget::blocked_for(clock::time_point now) {
         co_return known;
     if (!redis_->up())
         co_return std::nullopt;
-    std::vector<std::string> command{"PTTL", block_key_};
-    auto r = co_await redis_->exec(std::move(command));
-    if (!r || r->type != redis::reply::kind::integer) {
+    std::vector<std::string> keys{block_key_};
+    std::vector<std::string> no_args;
+    auto r = co_await block_read_script().run(*redis_, std::move(keys), std::move(no_args));
+    const auto left = block_left(r);
+    if (!left) {
         log_->debug("the shared 429 block could not be read ({}); going by this replica's own",
                     failure_of(r));
         co_return block_.blocked_for(std::max(now, clock_.steady_now()));
     }
     // The time now, not `now`: a publication learnt during the round trip counts from its arrival.
     now = std::max(now, clock_.steady_now());
-    if (r->integer > 0)
-        learn(now, r->integer);
+    if (*left > 0)
+        learn(now, *left);
     co_return block_.blocked_for(now);
 }
 

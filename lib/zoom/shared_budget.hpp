@@ -27,7 +27,15 @@ class metrics;
 // caller accepts, all in whole microseconds (non-negative integers). Replies {1, wait}: granted, the
 // caller may send after `wait` microseconds (its turn is reserved); or {0, wait}: refused, nothing
 // consumed, the turn would have come after `wait`. The key expires when it no longer limits anyone.
+// A reply that contradicts itself (a grant beyond the caller's wait, a refusal within it, a verdict
+// other than 0 or 1) is Redis failing: the replica goes by its own budget.
 const redis::script& gcra_script();
+
+// KEYS[1]: the block key. Replies {time left in milliseconds (PTTL: -2 when there is no block), the
+// length the block was set with (0 when there is none)}. A reply that cannot be that (a time left
+// longer than its block, a block longer than max_rate_limit_block, anything but two integers) is
+// Redis failing: the replica goes by its own block.
+const redis::script& block_read_script();
 
 // KEYS[1]: the block key. ARGV: the block's length in milliseconds (a positive integer) and the
 // channel to publish it on. Extends the block (never shortens it: a longer one in force stays) and

@@ -17,6 +17,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -26,6 +27,10 @@ namespace {
 using steady = std::chrono::steady_clock;
 
 constexpr std::string_view user_agent = "token-broker/" TOKEN_BROKER_VERSION;
+
+// The least time a turn in the budget must leave before the request's deadline: a call made later
+// could not be answered in time and would still spend one of the account's calls.
+constexpr std::chrono::milliseconds least_call_time{100};
 
 broker_error stopped_error() {
     return make_error(errc::not_ready, "the Zoom client is stopped");
@@ -169,6 +174,8 @@ private:
             co_return make_error(errc::not_ready, "the Zoom client is not started");
         if (q.user_id.empty())
             co_return make_error(errc::invalid_request, "the user id is empty");
+        if (q.trace.trace_id.empty()) // a background refresh: no request, a trace of its own
+            q.trace.start_new();
         const std::string target = token_request_target(api_.path, q);
         const std::string_view path = target_path(target);
 
@@ -199,7 +206,7 @@ private:
                 co_return *refused_turn;
 
             asked = true;
-            auto res = co_await exchange(target, *token, deadline);
+            auto res = co_await exchange(target, *token, q.trace, deadline);
             if (stopped_)
                 co_return stopped_error();
             if (!res) {
@@ -257,7 +264,9 @@ private:
         if (const auto blocked = co_await budget_->blocked_for(now))
             co_return blocked_error(*blocked);
         now = clock_.steady_now();
-        const auto turn = co_await budget_->reserve(now, deadline);
+        // A turn that leaves too little time for the call is refused like one past the deadline.
+        const auto last_turn = std::max(now, deadline - least_call_time);
+        const auto turn = co_await budget_->reserve(now, last_turn);
         if (stopped_)
             co_return stopped_error();
         if (!turn.granted) {
@@ -276,12 +285,16 @@ private:
         co_return std::nullopt;
     }
 
+    // Each attempt is a span of the request's trace: a child traceparent of its own.
     net::awaitable<exchange_result> exchange(const std::string& target, const secret& access_token,
-                                             steady::time_point deadline) {
+                                             const trace_context& trace, steady::time_point deadline) {
         https_request req{http::verb::get, target, 11};
         req.set(http::field::authorization, "Bearer " + access_token.reveal());
         req.set(http::field::accept, "application/json");
         req.set(http::field::user_agent, user_agent);
+        req.set("traceparent", trace.child_traceparent());
+        if (!trace.tracestate.empty())
+            req.set("tracestate", trace.tracestate);
         const auto sent = clock_.steady_now();
         auto res = co_await api_pool_->exchange(std::move(req), clock_.timer_expiry(deadline));
         const double seconds = std::chrono::duration<double>(clock_.steady_now() - sent).count();

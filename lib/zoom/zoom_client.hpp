@@ -75,7 +75,8 @@ public:
 //     the value Zoom sent logged when it asked for longer) has not passed: rate_limited at once, with
 //     retry_after the seconds left (rounded up), without calling Zoom.
 //   - The broker's budget of zoom.requests_per_second: callers wait in arrival order; one whose turn
-//     would come after its deadline gets rate_limited at once (retry_after: when its turn would be).
+//     would come after its deadline, or within its last 100 ms (too late for Zoom to answer), gets
+//     rate_limited at once (retry_after: when its turn would be), and Zoom is not called for it.
 //   - S2S OAuth: with no access token yet, the call waits for the one fetch under way (never starts
 //     its own); while OAuth is failing: not_ready with Zoom's reason. Zoom's 401 with code 124: the
 //     keeper is told (it replaces the token once, shared by every caller) and the request retried
