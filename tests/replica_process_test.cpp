@@ -586,6 +586,27 @@ TEST_F(Replicas, AReplicaKilledWhileItFetchesHoldsTheOthersUpForOneLeaseAtMost) 
     EXPECT_LT(log.back().at - taken, 2000ms + 1000ms) << "the dead replica held the others up past a lease";
 }
 
+// The access token's lock is the same lease as a token fetch's: a replica SIGKILLed during its OAuth
+// call holds the next one up for one lock lease (2 s); before, its lock lived
+// zoom.request_timeout_ms + 1 s (6 s here).
+TEST_F(Replicas, AReplicaKilledWhileItFetchesTheAccessTokenHoldsTheNextOneUpForOneLeaseAtMost) {
+    test::redis_server redis;
+    const boost::json::object extra{{"redis", redis_block(redis)}, {"zoom", {{"request_timeout_ms", 5000}}}};
+    sim.inject_oauth({.what = zoom_sim::fault::kind::delay, .delay = 4000ms, .times = 1});
+    start_broker(extra);
+    ASSERT_TRUE(eventually([&] { return sim.oauth_calls() == 1; }));
+    const auto called = std::chrono::steady_clock::now(); // the lock was taken before the call
+    brokers[0]->signal(SIGKILL);
+    EXPECT_EQ(brokers[0]->wait_exit(5s), 128 + SIGKILL);
+
+    const auto port = start_broker(extra);
+    ASSERT_TRUE(eventually([&] { return sim.oauth_calls() == 2; }, 20s));
+    // One lease, the new replica's start and its 100 ms look, and a margin for a loaded machine.
+    EXPECT_LT(std::chrono::steady_clock::now() - called, 2000ms + 1500ms) << "held up past a lease";
+    EXPECT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; }))
+        << readyz(port);
+}
+
 // A replica frozen (SIGSTOP) for longer than its invalidation lease has let its registration lapse:
 // a DELETE elsewhere is 204 without it (before the registrations it was 503 until the replica
 // thawed), and once thawed it does not serve the token from its memory.

@@ -87,6 +87,7 @@ struct application::impl {
                                                               cfg.redis.previous_encryption_key);
         shared.key_prefix = cfg.redis.key_prefix;
         shared.wait_for_redis = cfg.redis.connect_timeout;
+        shared.lock_lease = cfg.redis.lock_lease;
         return std::make_unique<zoom_client>(ioc.get_executor(), cfg.zoom, log, m, std::move(shared));
     }
 
@@ -280,10 +281,6 @@ void application::stop() {
 
 bool application::reload_keys() {
     return impl_->reload_keys();
-}
-
-metrics& application::service_metrics() {
-    return impl_->m;
 }
 
 int run_application(const config& cfg, std::shared_ptr<spdlog::logger> log, std::ostream& errors) {

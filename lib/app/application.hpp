@@ -12,8 +12,6 @@
 
 namespace token_broker {
 
-class metrics;
-
 class application {
 public:
     // Builds every part; no I/O yet. `log` is shared with the parts.
@@ -40,8 +38,6 @@ public:
     // Re-reads auth.keys_file; on error keeps the current keys and logs why. Returns whether it
     // replaced them. Thread-safe.
     bool reload_keys();
-
-    metrics& service_metrics();
 
 private:
     struct impl;

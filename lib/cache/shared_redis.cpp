@@ -1,14 +1,15 @@
 #include "cache/shared_redis.hpp"
 
 #include "core/spawn.hpp"
+#include "redis/lease.hpp"
 #include "redis/refusals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <openssl/rand.h>
 
 #include <set>
 #include <stdexcept>
@@ -109,14 +110,6 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 )lua";
 
-// KEYS: a lock. ARGV: its holder's value, the lease in ms. Extends the lock only for its holder.
-constexpr std::string_view renew_lua = R"lua(
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-)lua";
-
 #undef TOKEN_BROKER_LUA_NOW
 
 // The scripts, for the life of the process: coroutines that outlive a shared_redis still use them.
@@ -136,31 +129,11 @@ const redis::script& register_script() {
     static const redis::script s{std::string(register_lua)};
     return s;
 }
-const redis::script& renew_script() {
-    static const redis::script s{std::string(renew_lua)};
-    return s;
-}
-
 // How long a user's forget generation is kept: far longer than any fetch can take.
 constexpr std::chrono::milliseconds generation_life{24 * 3600 * 1000};
 
 std::int64_t ticks(steady::time_point t) {
     return t.time_since_epoch().count();
-}
-
-// A lock value no other attempt has: 128 random bits in hex.
-std::string random_lock_value() {
-    unsigned char bytes[16];
-    if (RAND_bytes(bytes, sizeof bytes) != 1)
-        throw std::runtime_error("OpenSSL RAND_bytes failed");
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * sizeof bytes);
-    for (auto b : bytes) {
-        out.push_back(digits[b >> 4]);
-        out.push_back(digits[b & 0xf]);
-    }
-    return out;
 }
 
 std::string describe(const result<redis::reply>& r) {
@@ -173,24 +146,37 @@ std::string describe(const result<redis::reply>& r) {
 
 } // namespace
 
-// A replica's leader waiting for another replica's fetch of one key: woken by a publication of that
-// key, or by its poll timer. The flag is all that another thread touches; the waiting coroutine
-// checks it every few milliseconds, so no timer is ever touched from two threads.
+// A coroutine waiting for news (another replica's fetch of one key ended, a replica confirmed a
+// DELETE): woken by the subscription's thread, or by its own deadline. Its timer lives on a strand of
+// its own, where both the wait and the wake run, so it is never touched from two threads.
 struct shared_redis::waiter {
-    std::atomic<bool> woken{false};
+    explicit waiter(const net::any_io_executor& ex) : strand(net::make_strand(ex)), timer(strand) {}
 
-    static void wake(const std::shared_ptr<waiter>& w) { w->woken.store(true, std::memory_order_release); }
+    net::strand<net::any_io_executor> strand;
+    net::steady_timer timer;
+    bool woken = false; // on the strand: news came since the last sleep
 
-    // Completes when woken (within about 10 ms) or after `d`, whichever comes first.
+    // Any thread.
+    static void wake(const std::shared_ptr<waiter>& w) {
+        net::post(w->strand, [w] {
+            w->woken = true;
+            w->timer.cancel();
+        });
+    }
+
+    // Completes when woken (at once when news came since the last sleep) or after `d`, whichever
+    // comes first; on the caller's executor.
     static net::awaitable<void> sleep(std::shared_ptr<waiter> w, std::chrono::milliseconds d) {
-        net::steady_timer timer(co_await net::this_coro::executor);
-        const auto until = steady::now() + d;
-        while (!w->woken.exchange(false, std::memory_order_acq_rel)) {
-            const auto now = steady::now();
-            if (now >= until)
-                break;
-            timer.expires_after(std::min<steady::duration>(10ms, until - now));
-            co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        auto strand = w->strand;
+        co_await net::co_spawn(strand, sleep_on_strand(std::move(w), d), net::use_awaitable);
+    }
+
+private:
+    static net::awaitable<void> sleep_on_strand(std::shared_ptr<waiter> w, std::chrono::milliseconds d) {
+        if (!std::exchange(w->woken, false)) {
+            w->timer.expires_after(d);
+            co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));
+            w->woken = false;
         }
     }
 };
@@ -199,7 +185,7 @@ struct shared_redis::waiter {
 class shared_redis::waiter_registration {
 public:
     waiter_registration(shared_redis& owner, const std::string& key)
-        : owner_(owner), waiter_(std::make_shared<waiter>()) {
+        : owner_(owner), waiter_(std::make_shared<waiter>(owner.executor_)) {
         std::lock_guard lock(owner_.waiters_mutex_);
         it_ = owner_.waiters_.emplace(key, waiter_);
     }
@@ -218,17 +204,19 @@ private:
     std::unordered_multimap<std::string, std::shared_ptr<waiter>>::iterator it_;
 };
 
-// The replicas that confirmed one DELETE, by id.
+// The replicas that confirmed one DELETE, by id, and the DELETE waiting for them.
 struct shared_redis::confirmations {
+    explicit confirmations(const net::any_io_executor& ex) : news(std::make_shared<waiter>(ex)) {}
     std::mutex mutex;
     std::set<std::string> ids;
+    std::shared_ptr<waiter> news; // woken at each confirmation
 };
 
 // A DELETE's confirmations, entered under its nonce for as long as it lives.
 class shared_redis::acknowledgements {
 public:
     acknowledgements(shared_redis& owner, const std::string& nonce)
-        : owner_(owner), got_(std::make_shared<confirmations>()) {
+        : owner_(owner), got_(std::make_shared<confirmations>(owner.executor_)) {
         std::lock_guard lock(owner_.acknowledgements_mutex_);
         it_ = owner_.acknowledgements_.emplace(nonce, got_).first;
     }
@@ -243,6 +231,8 @@ public:
         std::lock_guard lock(got_->mutex);
         return got_->ids.contains(id);
     }
+    // Completes at the next confirmation, or after `d`.
+    net::awaitable<void> next(std::chrono::milliseconds d) const { return waiter::sleep(got_->news, d); }
 
 private:
     shared_redis& owner_;
@@ -271,7 +261,7 @@ shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::conne
       connection_(std::move(connection)), done_channel_(settings_.key_prefix + "done"),
       forget_channel_(settings_.key_prefix + "forget"),
       forgotten_channel_(settings_.key_prefix + "forgotten"), members_key_(settings_.key_prefix + "replicas"),
-      replica_id_(random_lock_value()), liveness_(std::make_shared<liveness>()) {
+      replica_id_(redis::random_value()), liveness_(std::make_shared<liveness>()) {
     settings_.forget_confirm_timeout =
         std::max(settings_.forget_confirm_timeout, settings_.invalidation_lease + 250ms);
     if (!connection_)
@@ -339,37 +329,10 @@ net::awaitable<void> shared_redis::renew_registration(std::shared_ptr<redis::con
     }
 }
 
-net::awaitable<void> shared_redis::renew_lock(std::shared_ptr<redis::connection> connection,
-                                              std::string lock_key, std::string value,
-                                              std::chrono::milliseconds lease, std::weak_ptr<void> keep) {
-    net::steady_timer timer(co_await net::this_coro::executor);
-    for (;;) {
-        timer.expires_after(std::max(lease / 3, std::chrono::milliseconds{1}));
-        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (keep.expired())
-            co_return;
-        std::vector<std::string> keys{lock_key};
-        std::vector<std::string> args{value, std::to_string(lease.count())};
-        auto r = co_await renew_script().run(*connection, std::move(keys), std::move(args));
-        // Not ours any more (released, or lapsed during a stall): nothing left to renew. A failed
-        // command is tried again at the next tick, while the lock may still live.
-        if (r && r->type == redis::reply::kind::integer && r->integer == 0)
-            co_return;
-    }
-}
-
 net::awaitable<bool> shared_redis::connected() {
-    if (connection_->up() || steady::now() >= wait_until_)
+    if (connection_->up() || stopped_.load(std::memory_order_acquire) || steady::now() >= wait_until_)
         co_return connection_->up();
-    net::steady_timer timer(co_await net::this_coro::executor);
-    while (!connection_->up() && !stopped_.load(std::memory_order_acquire)) {
-        const auto now = steady::now();
-        if (now >= wait_until_)
-            break;
-        timer.expires_after(std::min<steady::duration>(10ms, wait_until_ - now));
-        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-    }
-    co_return connection_->up();
+    co_return co_await connection_->wait_up(wait_until_);
 }
 
 void shared_redis::listen(listener l) {
@@ -480,7 +443,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
 
     // Entered before the first look, so that a publication between that look and the wait wakes it.
     waiter_registration registration(*this, names.entry);
-    const auto value = random_lock_value();
+    const auto value = redis::random_value();
     const auto settle = [&](look& l) {
         if (l.entry) {
             if (l.entry->what == shared_entry::kind::token)
@@ -492,11 +455,10 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
         if (l.locked) {
             // Renewed every third of its lease while the fetch runs, that is while the lease handed
             // out (or a copy of it) lives.
-            auto keep = std::make_shared<int>(0);
-            net::co_spawn(executor_, renew_lock(connection_, names.lock, value, settings_.lock_lease, keep),
-                          log_escaped_exception(log_, "renewing a fetch lock"));
             c.what = claim::kind::fetch;
-            c.held = lease{names.lock, value, l.generation, std::move(keep)};
+            c.held = lease{
+                names.lock, value, l.generation,
+                redis::keep_renewing(executor_, connection_, names.lock, value, settings_.lock_lease, log_)};
             return true;
         }
         return false;
@@ -599,7 +561,7 @@ net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
     co_await connected(); // when it is not, the script below fails at once and says so
     // Each registered replica (this one included) drops its copies when the message comes, removes
     // the entries named under its own keys, then confirms on P forgotten with its id.
-    const auto nonce = random_lock_value();
+    const auto nonce = redis::random_value();
     acknowledgements counted(*this, nonce);
     auto f = forget_keys_of(user_id);
     std::vector<std::string> args{forget_channel_,
@@ -641,21 +603,20 @@ net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
         }
         members.push_back({id.text, score.text, answered + std::chrono::milliseconds(until - redis_now)});
     }
-    net::steady_timer timer(co_await net::this_coro::executor);
     const auto give_up = started + settings_.forget_confirm_timeout;
     std::vector<const member*> silent;
     for (;;) {
         const auto now = steady::now();
         silent.clear();
-        bool waiting = false;
+        auto next_lapse = steady::time_point::max();
         for (const auto& m : members) {
             if (counted.from(m.id))
                 continue;
             silent.push_back(&m);
             if (now < m.lapses)
-                waiting = true;
+                next_lapse = std::min(next_lapse, m.lapses);
         }
-        if (!waiting)
+        if (next_lapse == steady::time_point::max())
             break;
         if (now >= give_up) {
             log_->warn(
@@ -663,8 +624,9 @@ net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
                 members.size() - silent.size(), members.size(), settings_.forget_confirm_timeout.count());
             co_return unconfirmed();
         }
-        timer.expires_after(std::min<steady::duration>(2ms, give_up - now));
-        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        // Woken by the next confirmation, or when the next registration lapses, or at the bound.
+        co_await counted.next(
+            std::chrono::ceil<std::chrono::milliseconds>(std::min(next_lapse, give_up) - now));
     }
     if (silent.empty())
         co_return result<void>();
@@ -738,8 +700,11 @@ void shared_redis::on_message(std::string_view channel, std::string_view message
                 got = it->second;
         }
         if (got) {
-            std::lock_guard lock(got->mutex);
-            got->ids.insert(std::string(message.substr(colon + 1)));
+            {
+                std::lock_guard lock(got->mutex);
+                got->ids.insert(std::string(message.substr(colon + 1)));
+            }
+            waiter::wake(got->news);
         }
         return;
     }

@@ -97,7 +97,8 @@ public:
     // Opens the start-up window of settings::wait_for_redis; call once, when the connection is
     // started and before any acquire() or forget().
     void start();
-    // Ends any wait for the connection; commands fail once the connection is stopped. Idempotent.
+    // Later acquire() and forget() no longer wait for the connection (one waiting already ends when
+    // the connection is stopped); commands fail once the connection is stopped. Idempotent.
     void stop();
 
     // The channels this tier listens to, and what the subscription delivers: every message (those
@@ -161,11 +162,6 @@ private:
     static net::awaitable<void> acknowledge(std::shared_ptr<redis::connection> connection,
                                             std::shared_ptr<spdlog::logger> log, forget_keys f,
                                             std::string forgotten_channel, std::string confirmation);
-    // Renews the lock `lock_key` held with `value` every third of `lease` while `keep` lives and the
-    // lock is still this holder's.
-    static net::awaitable<void> renew_lock(std::shared_ptr<redis::connection> connection,
-                                           std::string lock_key, std::string value,
-                                           std::chrono::milliseconds lease, std::weak_ptr<void> keep);
     struct liveness;
     // Renews the registration `id` for `lease` after the PING sent at `sent` was answered; then
     // lets copies be served until sent + lease.

@@ -84,6 +84,7 @@ void connection::stop() {
     stopped_ = true;
     net::dispatch(strand_, [self = shared_from_this()] {
         self->backoff_.cancel();
+        self->wake_up_waiters();
         if (self->current_)
             self->drop(*self->current_, "redis connection stopped");
     });
@@ -104,6 +105,30 @@ void connection::set_state(bool up, const std::string& reason) {
     reported_ = true;
     if (changed && on_state_)
         on_state_(up);
+    if (up)
+        wake_up_waiters();
+}
+
+void connection::wake_up_waiters() {
+    for (auto& t : up_waiters_)
+        t->cancel();
+}
+
+net::awaitable<bool> connection::wait_up(clock::time_point until) {
+    if (up() || stopped_ || clock::now() >= until)
+        co_return up();
+    auto self = shared_from_this();
+    co_return co_await net::co_spawn(strand_, self->wait_up_on_strand(until), net::use_awaitable);
+}
+
+net::awaitable<bool> connection::wait_up_on_strand(clock::time_point until) {
+    if (up_ || stopped_)
+        co_return up();
+    auto timer = std::make_shared<net::steady_timer>(strand_, until);
+    auto it = up_waiters_.insert(up_waiters_.end(), timer);
+    co_await timer->async_wait(net::as_tuple(net::use_awaitable));
+    up_waiters_.erase(it);
+    co_return up();
 }
 
 void connection::drop(session& s, const std::string& reason) {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ public:
     // Connected and the handshake accepted. A hint: the connection may break at any moment.
     bool up() const noexcept { return up_.load(std::memory_order_acquire); }
 
+    // Completes with up() once the connection is up (at once when it is), or at `until`, or when
+    // the connection is stopped, whichever comes first; on the awaiting coroutine's executor.
+    net::awaitable<bool> wait_up(std::chrono::steady_clock::time_point until);
+
     // `f(up)` is called on every change of up() (on the connection's strand), e.g. to set a gauge or
     // answer /readyz. Set it before start().
     void on_state(std::function<void(bool up)> f);
@@ -85,6 +90,8 @@ private:
     net::awaitable<void> read_replies(std::shared_ptr<session> s);
     net::awaitable<void> write_queued(std::shared_ptr<session> s);
     net::awaitable<result<reply>> exec_on_strand(std::vector<std::string> args);
+    net::awaitable<bool> wait_up_on_strand(std::chrono::steady_clock::time_point until);
+    void wake_up_waiters();
     void flush(const std::shared_ptr<session>& s);
     void drop(session& s, const std::string& reason);
     void set_state(bool up, const std::string& reason);
@@ -103,6 +110,7 @@ private:
     bool started_ = false;
     bool reported_ = false;            // a state was logged at warning/info level already
     std::shared_ptr<session> current_; // the session being opened or in use
+    std::list<std::shared_ptr<net::steady_timer>> up_waiters_; // wait_up() calls, on the strand
 };
 
 } // namespace token_broker::redis

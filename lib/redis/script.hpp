@@ -17,7 +17,6 @@ public:
     // Does no I/O: computes the script's SHA-1 (OpenSSL).
     explicit script(std::string lua);
 
-    const std::string& source() const noexcept { return lua_; }
     const std::string& sha1() const noexcept { return sha1_; } // 40 lower-case hex digits
 
     // EVALSHA sha1 numkeys keys... args...; on a NOSCRIPT error reply, EVAL with the source once.

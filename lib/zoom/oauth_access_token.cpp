@@ -167,7 +167,7 @@ oauth_access_token::held oauth_access_token::adopt(const shared_access_token_sto
 
 // With the shared store: take the shared token when it is good; else fetch under the lock (reading
 // again once it is held, for another replica may just have stored one); else wait for the replica
-// that holds the lock, polling every 100 ms, up to the lock's lifetime twice over.
+// that holds the lock, polling every 100 ms, up to zoom.request_timeout_ms plus one lock lease.
 net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
     if (!shared_)
         co_return co_await fetch_own();
@@ -177,9 +177,11 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
             co_await poll_.wait_until(
                 clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{20}));
     }
-    const auto lock_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(request_timeout_) +
-                          std::chrono::milliseconds{1000};
-    const auto give_up = clock_.steady_now() + 2 * lock_ttl;
+    // The holder renews its lock while its OAuth call runs (redis/lease.hpp): wait for it at most as
+    // long as a fetch may take plus one lease, as waiters on a token fetch do.
+    const auto give_up = clock_.steady_now() +
+                         std::chrono::duration_cast<std::chrono::milliseconds>(request_timeout_) +
+                         shared_->lock_lease();
     for (;;) {
         if (stopped_)
             co_return stopped_error();
@@ -188,10 +190,11 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
             co_return co_await fetch_alone(found.error().message);
         if (*found && usable(**found))
             co_return adopt(**found);
-        auto lock = co_await shared_->lock(lock_ttl);
+        auto lock = co_await shared_->lock();
         if (!lock)
             co_return co_await fetch_alone(lock.error().message);
         if (*lock) {
+            const auto renewing = shared_->keep(strand_, **lock);
             auto again = co_await shared_->read(clock_.wall_now());
             if (again && *again && usable(**again)) {
                 co_await shared_->unlock(**lock);

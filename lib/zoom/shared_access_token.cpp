@@ -2,10 +2,8 @@
 
 #include "metrics/metrics.hpp"
 #include "redis/connection.hpp"
-#include "redis/script.hpp"
+#include "redis/lease.hpp"
 #include "redis/sealed.hpp"
-
-#include <openssl/rand.h>
 
 #include <charconv>
 #include <stdexcept>
@@ -17,14 +15,6 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr std::string_view kind = "zoom-access-token";
-
-const redis::script& unlock_script() {
-    static const redis::script s(R"lua(
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-)lua");
-    return s;
-}
 
 long long unix_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -40,30 +30,18 @@ std::optional<long long> number(std::string_view& text) {
     return v;
 }
 
-std::string random_hex(std::size_t bytes) {
-    std::string raw(bytes, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
-        throw std::runtime_error("no random bytes for a lock value");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw) {
-        out += hex[c >> 4];
-        out += hex[c & 0xf];
-    }
-    return out;
-}
-
 } // namespace
 
 shared_access_token_store::shared_access_token_store(std::shared_ptr<redis::connection> connection,
                                                      std::shared_ptr<const redis::sealer> sealer,
                                                      const std::string& key_prefix,
                                                      const std::string& account_id,
-                                                     std::shared_ptr<spdlog::logger> log, metrics& m)
+                                                     std::shared_ptr<spdlog::logger> log, metrics& m,
+                                                     std::chrono::milliseconds lock_lease)
     : redis_(std::move(connection)), sealer_(std::move(sealer)),
       key_(sealer_->key_name(key_prefix, kind, account_id)),
       previous_key_(sealer_->previous_key_name(key_prefix, kind, account_id)), lock_key_(key_ + ":lock"),
-      log_(std::move(log)), metrics_(m) {}
+      lock_lease_(lock_lease), log_(std::move(log)), metrics_(m) {}
 
 bool shared_access_token_store::up() const noexcept {
     return redis_->up();
@@ -128,24 +106,23 @@ net::awaitable<result<void>> shared_access_token_store::write(const entry& e, wa
     co_return result<void>{};
 }
 
-net::awaitable<result<std::optional<std::string>>>
-shared_access_token_store::lock(std::chrono::milliseconds ttl) const {
-    std::string value = random_hex(16);
-    std::vector<std::string> command{"SET", lock_key_, value, "NX", "PX", std::to_string(ttl.count())};
-    auto r = co_await redis_->exec(std::move(command));
-    if (!r)
-        co_return r.error();
-    if (r->is_status("OK"))
-        co_return std::optional<std::string>(std::move(value));
-    if (r->is_nil())
+net::awaitable<result<std::optional<std::string>>> shared_access_token_store::lock() const {
+    std::string value = redis::random_value();
+    auto taken = co_await redis::take_lock(*redis_, lock_key_, value, lock_lease_);
+    if (!taken)
+        co_return taken.error();
+    if (!*taken)
         co_return std::optional<std::string>{};
-    co_return make_error(errc::cache_unavailable, "unexpected reply from Redis to SET NX");
+    co_return std::optional<std::string>(std::move(value));
+}
+
+std::shared_ptr<void> shared_access_token_store::keep(net::any_io_executor ex,
+                                                      const std::string& value) const {
+    return redis::keep_renewing(std::move(ex), redis_, lock_key_, value, lock_lease_, log_);
 }
 
 net::awaitable<void> shared_access_token_store::unlock(const std::string& value) const {
-    std::vector<std::string> keys{lock_key_};
-    std::vector<std::string> args{value};
-    (void)co_await unlock_script().run(*redis_, std::move(keys), std::move(args));
+    co_await redis::release_lock(*redis_, lock_key_, value);
 }
 
 } // namespace token_broker

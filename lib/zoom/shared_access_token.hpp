@@ -1,8 +1,9 @@
 // The S2S access token shared by every replica through Redis (CONTRACT.md section 7): one token for
 // all, sealed (redis::sealer) under a key named by a keyed hash of the account id, with the wall-clock
 // times at which it is to be renewed and at which it expires; Redis expires the key with the token.
-// A replica that needs a token fetches one only under a lock (SET NX PX with a random value,
-// released by compare-and-delete), so one OAuth call serves every replica. The keeper that uses this
+// A replica that needs a token fetches one only under a lock (redis/lease.hpp, the same protocol as a
+// token fetch's: a lease renewed while the OAuth call runs, released by compare-and-delete), so one
+// OAuth call serves every replica. The keeper that uses this
 // store is oauth_access_token.
 #pragma once
 
@@ -40,7 +41,8 @@ public:
     // values that do not decrypt.
     shared_access_token_store(std::shared_ptr<redis::connection> connection,
                               std::shared_ptr<const redis::sealer> sealer, const std::string& key_prefix,
-                              const std::string& account_id, std::shared_ptr<spdlog::logger> log, metrics& m);
+                              const std::string& account_id, std::shared_ptr<spdlog::logger> log, metrics& m,
+                              std::chrono::milliseconds lock_lease = std::chrono::milliseconds{2000});
 
     bool up() const noexcept;
 
@@ -51,14 +53,16 @@ public:
     // Stores `e`, to expire with the token.
     net::awaitable<result<void>> write(const entry& e, wall::time_point now) const;
 
-    // Takes the fetch lock for `ttl`: the lock's value when taken (for unlock), nullopt when another
-    // replica holds it; errc::cache_unavailable when Redis fails.
-    net::awaitable<result<std::optional<std::string>>> lock(std::chrono::milliseconds ttl) const;
+    // Takes the fetch lock (redis/lease.hpp: one lock lease, redis.lock_lease_ms): the lock's value
+    // when taken (for keep() and unlock), nullopt when another replica holds it;
+    // errc::cache_unavailable when Redis fails.
+    net::awaitable<result<std::optional<std::string>>> lock() const;
+    // Renews the lock taken with `value` on `ex` while the handle lives.
+    std::shared_ptr<void> keep(net::any_io_executor ex, const std::string& value) const;
+    std::chrono::milliseconds lock_lease() const noexcept { return lock_lease_; }
 
     // Releases the lock if it is still `value` (compare-and-delete); failures are ignored (it expires).
     net::awaitable<void> unlock(const std::string& value) const;
-
-    const std::string& key() const noexcept { return key_; }
 
 private:
     std::optional<entry> open(const std::string& name, const std::string& sealed, wall::time_point now) const;
@@ -68,6 +72,7 @@ private:
     const std::string key_;
     const std::optional<std::string> previous_key_;
     const std::string lock_key_;
+    const std::chrono::milliseconds lock_lease_;
     const std::shared_ptr<spdlog::logger> log_;
     metrics& metrics_;
 };

@@ -58,8 +58,6 @@ public:
     net::awaitable<void> block_until(clock::time_point now, clock::time_point until) override;
     net::awaitable<std::optional<std::chrono::seconds>> blocked_for(clock::time_point now) override;
 
-    const std::string& budget_key() const noexcept { return budget_key_; }
-    const std::string& block_key() const noexcept { return block_key_; }
     // The channel a 429's block is published on, for the broker's subscriber.
     const std::string& block_channel() const noexcept { return block_key_; }
 

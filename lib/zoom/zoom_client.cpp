@@ -86,8 +86,9 @@ public:
         if (cfg_.uses_oauth()) {
             std::shared_ptr<shared_access_token_store> store;
             if (shared)
-                store = std::make_shared<shared_access_token_store>(
-                    shared->connection, shared->sealer, shared->key_prefix, cfg_.account_id, log_, metrics_);
+                store = std::make_shared<shared_access_token_store>(shared->connection, shared->sealer,
+                                                                    shared->key_prefix, cfg_.account_id, log_,
+                                                                    metrics_, shared->lock_lease);
             keeper_ = std::make_shared<oauth_access_token>(strand_, oauth_pool_, oauth_, cfg_, log_, metrics_,
                                                            clock_, std::move(store),
                                                            shared ? shared->wait_for_redis : milliseconds{0});

@@ -39,6 +39,8 @@ struct zoom_shared {
     // How long a replica that starts waits for `connection` to come up before it fetches an access
     // token on its own (so that it finds the one the other replicas share).
     std::chrono::milliseconds wait_for_redis{1000};
+    // redis.lock_lease_ms: the access-token fetch lock's lease (redis/lease.hpp).
+    std::chrono::milliseconds lock_lease{2000};
 };
 
 // What the token service needs from Zoom. Implemented by zoom_client; tests may fake it.
