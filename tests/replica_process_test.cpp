@@ -673,6 +673,47 @@ TEST_F(Replicas, RedisRefusingScriptsIsDegradedNotUp) {
     EXPECT_EQ(occurrences(brokers[0]->output(), "refuses what sharing needs"), 1u) << brokers[0]->output();
 }
 
+// An out-of-memory Redis with noeviction refuses every write (OOM): callers still get their
+// answers, but /readyz says degraded, naming OOM, until Redis takes writes again.
+TEST_F(Replicas, AnOutOfMemoryRedisIsDegradedNotUp) {
+    test::redis_server redis;
+    start_brokers(1, {{"redis", redis_block(redis)}});
+    ASSERT_TRUE(redis.command({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).is_status("OK"));
+    ASSERT_TRUE(redis.command({"CONFIG", "SET", "maxmemory", "1"}).is_status("OK"));
+    EXPECT_EQ(get(ports[0], "out-of-memory@example.com").status, 200);
+    EXPECT_TRUE(eventually([&] {
+        return readyz(ports[0]).find(R"("redis":"degraded")") != std::string::npos;
+    })) << readyz(ports[0]);
+    EXPECT_NE(readyz(ports[0]).find("OOM"), std::string::npos) << readyz(ports[0]);
+    EXPECT_NE(metrics_text(ports[0]).find("\ntoken_broker_redis_degraded 1\n"), std::string::npos);
+    EXPECT_EQ(get(ports[0], "out-of-memory-2@example.com").status, 200);
+
+    ASSERT_TRUE(redis.command({"CONFIG", "SET", "maxmemory", "0"}).is_status("OK"));
+    EXPECT_TRUE(eventually([&] { return readyz(ports[0]) == R"({"status":"ready","redis":"up"})"; }))
+        << readyz(ports[0]);
+    EXPECT_NE(metrics_text(ports[0]).find("\ntoken_broker_redis_degraded 0\n"), std::string::npos);
+}
+
+// A Redis that became a read-only replica (REPLICAOF) refuses every write (READONLY): degraded,
+// naming READONLY, while callers are answered; up again once it is a master.
+TEST_F(Replicas, AReadOnlyReplicaIsDegradedNotUp) {
+    test::redis_server redis;
+    test::redis_server master;
+    start_brokers(1, {{"redis", redis_block(redis)}});
+    ASSERT_TRUE(redis.command({"CONFIG", "SET", "masterauth", master.password()}).is_status("OK"));
+    ASSERT_TRUE(redis.command({"REPLICAOF", "127.0.0.1", std::to_string(master.port())}).is_status("OK"));
+    EXPECT_EQ(get(ports[0], "read-only@example.com").status, 200);
+    EXPECT_TRUE(eventually([&] {
+        return readyz(ports[0]).find(R"("redis":"degraded")") != std::string::npos;
+    })) << readyz(ports[0]);
+    EXPECT_NE(readyz(ports[0]).find("READONLY"), std::string::npos) << readyz(ports[0]);
+    EXPECT_EQ(get(ports[0], "read-only-2@example.com").status, 200);
+
+    ASSERT_TRUE(redis.command({"REPLICAOF", "NO", "ONE"}).is_status("OK"));
+    EXPECT_TRUE(eventually([&] { return readyz(ports[0]) == R"({"status":"ready","redis":"up"})"; }))
+        << readyz(ports[0]);
+}
+
 // A user allowed to log in but not to SUBSCRIBE: degraded, and the subscription's reconnections
 // back off (100 ms doubling) instead of starting again ten times a second, as they did when each
 // successful login reset the backoff.
