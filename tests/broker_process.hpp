@@ -46,15 +46,20 @@ public:
     // key by key, any other (a "redis" block, say) is added.
     static std::unique_ptr<broker_process> start(const zoom_sim::simulator& sim,
                                                  const boost::json::object& extra = {}) {
+        // Ports from 10000 to 19999: below Linux's ephemeral range (32768 and up), so that no
+        // outgoing connection of a test running beside this one holds the port picked, and apart
+        // from the test Redis servers' (20000 to 31999, tests/redis_server.hpp).
         static int started = 0;
-        for (int attempt = 0; attempt < 20; ++attempt) {
+        std::string last_output;
+        for (int attempt = 0; attempt < 40; ++attempt) {
             const auto port = static_cast<std::uint16_t>(
-                20000 + (::getpid() * 7 + (started++) * 61 + attempt * 131) % 30000);
+                10000 + (::getpid() * 7 + (started++) * 61 + attempt * 131) % 10000);
             auto p = std::make_unique<broker_process>(sim, port, extra);
             if (p->wait_port() == port)
                 return p;
+            last_output = p->output();
         }
-        throw std::runtime_error("no port could be bound");
+        throw std::runtime_error("no port could be bound; the last broker said: " + last_output);
     }
 
     broker_process(const zoom_sim::simulator& sim, std::uint16_t port,
