@@ -1369,6 +1369,10 @@ TEST_F(ConfigTest, DevConfigNeedsTheSimulatorsCa) {
     EXPECT_EQ(cfg.zoom.ca_file, (dir() / "build/zoom-sim/ca.pem").string());
     EXPECT_TRUE(cfg.auth.keys.empty());
     EXPECT_EQ(cfg.log.level, spdlog::level::info);
+    // The webhook listener README's quick start posts a signed event to.
+    EXPECT_EQ(cfg.webhook.port, 8090);
+    EXPECT_EQ(cfg.webhook.address, "127.0.0.1");
+    EXPECT_EQ(cfg.webhook.secret_token.reveal(), "dev-webhook-secret-token");
 }
 
 // ---------------------------------------------------------------------------------------------
