@@ -44,8 +44,11 @@ class broker_process {
 public:
     // `extra`: more configuration: a block that the configuration has already ("zoom") is merged
     // key by key, any other (a "redis" block, say) is added.
+    // `webhook_secret`: the webhook listener on too (the port after the token port), with that
+    // secret token; webhook_port() says where.
     static std::unique_ptr<broker_process> start(const zoom_sim::simulator& sim,
-                                                 const boost::json::object& extra = {}) {
+                                                 const boost::json::object& extra = {},
+                                                 const std::string& webhook_secret = "") {
         // Ports from 10000 to 19999: below Linux's ephemeral range (32768 and up), so that no
         // outgoing connection of a test running beside this one holds the port picked, and apart
         // from the test Redis servers' (20000 to 31999, tests/redis_server.hpp).
@@ -54,7 +57,7 @@ public:
         for (int attempt = 0; attempt < 40; ++attempt) {
             const auto port = static_cast<std::uint16_t>(
                 10000 + (::getpid() * 7 + (started++) * 61 + attempt * 131) % 10000);
-            auto p = std::make_unique<broker_process>(sim, port, extra);
+            auto p = std::make_unique<broker_process>(sim, port, extra, webhook_secret);
             if (p->wait_port() == port)
                 return p;
             last_output = p->output();
@@ -62,8 +65,8 @@ public:
         throw std::runtime_error("no port could be bound; the last broker said: " + last_output);
     }
 
-    broker_process(const zoom_sim::simulator& sim, std::uint16_t port,
-                   const boost::json::object& extra = {}) {
+    broker_process(const zoom_sim::simulator& sim, std::uint16_t port, const boost::json::object& extra = {},
+                   const std::string& webhook_secret = "") {
         // One directory per broker: a test may run several at once.
         dir_ = std::filesystem::temp_directory_path() /
                ("token-broker-process-" + std::to_string(::getpid()) + "-" + std::to_string(port));
@@ -80,6 +83,11 @@ public:
               {"client_secret", sim.settings().client_secret},
               {"ca_file", sim.ca_file()}}},
             {"auth", {{"keys_file", keys_file_.string()}}}};
+        if (!webhook_secret.empty()) {
+            webhook_port_ = static_cast<std::uint16_t>(port + 1);
+            cfg_object["webhook"] =
+                boost::json::object{{"port", webhook_port_}, {"secret_token", webhook_secret}};
+        }
         for (const auto& [k, v] : extra) {
             auto* into = cfg_object.if_contains(k);
             if (into && into->is_object() && v.is_object()) {
@@ -136,6 +144,9 @@ public:
 
     void signal(int sig) const { ::kill(pid_, sig); }
 
+    // The webhook listener's port (0 when it is off).
+    std::uint16_t webhook_port() const { return webhook_port_; }
+
     // The process id, for /proc; -1 once it has exited.
     pid_t pid() const { return pid_; }
 
@@ -146,6 +157,7 @@ private:
     std::filesystem::path dir_;
     std::filesystem::path keys_file_;
     pid_t pid_ = -1;
+    std::uint16_t webhook_port_ = 0;
 };
 
 } // namespace token_broker::testing

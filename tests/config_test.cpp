@@ -1369,6 +1369,122 @@ TEST_F(ConfigTest, DevConfigNeedsTheSimulatorsCa) {
     EXPECT_EQ(cfg.zoom.ca_file, (dir() / "build/zoom-sim/ca.pem").string());
     EXPECT_TRUE(cfg.auth.keys.empty());
     EXPECT_EQ(cfg.log.level, spdlog::level::info);
+    // The webhook listener README's quick start posts a signed event to.
+    EXPECT_EQ(cfg.webhook.port, 8090);
+    EXPECT_EQ(cfg.webhook.address, "127.0.0.1");
+    EXPECT_EQ(cfg.webhook.secret_token.reveal(), "dev-webhook-secret-token");
+}
+
+// ---------------------------------------------------------------------------------------------
+// webhook.* (CONTRACT.md sections 2 and 9)
+
+TEST_F(ConfigTest, WebhookDefaultsToOff) {
+    const config cfg = load(with_token);
+    EXPECT_FALSE(cfg.webhook.enabled());
+    EXPECT_EQ(cfg.webhook.address, "127.0.0.1");
+    EXPECT_EQ(cfg.webhook.port, 0);
+    EXPECT_EQ(cfg.webhook.path, "/zoom/webhook");
+    EXPECT_TRUE(cfg.webhook.secret_token.empty());
+    EXPECT_EQ(cfg.webhook.tolerance, seconds(5400));
+    EXPECT_EQ(cfg.webhook.max_body_bytes, 65536u);
+    EXPECT_FALSE(cfg.webhook.tls.enabled());
+}
+
+TEST_F(ConfigTest, WebhookReadsEveryKey) {
+    write_tls_files("hook-cert.pem", "hook-key.pem", "unused-ca.pem");
+    const config cfg = load(R"({"zoom": {"access_token": "t"}, "webhook": {
+        "address": "0.0.0.0", "port": 8443, "path": "/hooks/zoom", "secret_token": "s3cr3t",
+        "tolerance_s": 300, "max_body_bytes": 4096,
+        "tls": {"cert_file": "hook-cert.pem", "key_file": "hook-key.pem"}}})");
+    EXPECT_TRUE(cfg.webhook.enabled());
+    EXPECT_EQ(cfg.webhook.address, "0.0.0.0");
+    EXPECT_EQ(cfg.webhook.port, 8443);
+    EXPECT_EQ(cfg.webhook.path, "/hooks/zoom");
+    EXPECT_EQ(cfg.webhook.secret_token.reveal(), "s3cr3t");
+    EXPECT_EQ(cfg.webhook.tolerance, seconds(300));
+    EXPECT_EQ(cfg.webhook.max_body_bytes, 4096u);
+    EXPECT_TRUE(cfg.webhook.tls.enabled());
+    EXPECT_EQ(cfg.webhook.tls.cert_file, (dir() / "hook-cert.pem").string());
+    EXPECT_EQ(cfg.webhook.tls.key_file, (dir() / "hook-key.pem").string());
+}
+
+TEST_F(ConfigTest, WebhookPortWithoutASecretTokenIsAnError) {
+    const config_error e = load_error(R"({"zoom": {"access_token": "t"}, "webhook": {"port": 8081}})");
+    EXPECT_EQ(e.key(), "webhook.secret_token");
+    EXPECT_THAT(e.reason(), HasSubstr("ZOOM_WEBHOOK_SECRET_TOKEN"));
+}
+
+TEST_F(ConfigTest, WebhookBadValuesNameTheirKey) {
+    const std::tuple<std::string, std::string, std::string> cases[] = {
+        {R"("path": "zoom/webhook")", "webhook.path", "must start with '/'"},
+        {R"("path": "")", "webhook.path", "must start with '/'"},
+        {R"("path": "/a?b")", "webhook.path", "without '?'"},
+        {R"("port": 65536)", "webhook.port", "from 0 (off) to 65535"},
+        {R"("port": -1)", "webhook.port", "from 0 (off) to 65535"},
+        {R"("tolerance_s": 0)", "webhook.tolerance_s", "from 1 to 86400"},
+        {R"("max_body_bytes": 0)", "webhook.max_body_bytes", "positive"},
+        {R"("address": "example.com")", "webhook.address", ""},
+        {R"("frobnicate": 1)", "webhook.frobnicate", ""},
+    };
+    for (const auto& [member, key, reason] : cases) {
+        const config_error e = load_error(
+            R"({"zoom": {"access_token": "t"}, "webhook": {"secret_token": "s", )" + member + "}}");
+        EXPECT_EQ(e.key(), key) << member;
+        EXPECT_THAT(e.reason(), HasSubstr(reason)) << member;
+    }
+    const config_error e =
+        load_error(R"({"zoom": {"access_token": "t"}, "webhook": {"secret_token": "a b"}})");
+    EXPECT_EQ(e.key(), "webhook.secret_token");
+    EXPECT_THAT(e.reason(), HasSubstr("visible ASCII"));
+}
+
+TEST_F(ConfigTest, WebhookTlsFilesMustLoad) {
+    write_tls_files("cert.pem", "key.pem", "ca.pem");
+    write("garbage.pem", "not a certificate\n");
+    const std::string head =
+        R"({"zoom": {"access_token": "t"}, "webhook": {"port": 8081, "secret_token": "s", )";
+    EXPECT_EQ(load_error(head + R"("tls": {"cert_file": "cert.pem"}}})").key(), "webhook.tls.key_file");
+    EXPECT_EQ(load_error(head + R"("tls": {"key_file": "key.pem"}}})").key(), "webhook.tls.cert_file");
+    EXPECT_EQ(load_error(head + R"("tls": {"cert_file": "missing.pem", "key_file": "key.pem"}}})").key(),
+              "webhook.tls.cert_file");
+    EXPECT_EQ(load_error(head + R"("tls": {"cert_file": "garbage.pem", "key_file": "key.pem"}}})").key(),
+              "webhook.tls.cert_file");
+    EXPECT_EQ(load_error(head + R"("tls": {"cert_file": "cert.pem", "key_file": "garbage.pem"}}})").key(),
+              "webhook.tls.key_file");
+    // A CA's certificate with the server's key: not its key.
+    EXPECT_EQ(load_error(head + R"("tls": {"cert_file": "ca.pem", "key_file": "key.pem"}}})").key(),
+              "webhook.tls.key_file");
+}
+
+TEST_F(ConfigTest, WebhookEnvironmentOverridesTheFile) {
+    write("hook-secret", "from-file\n");
+    const config cfg =
+        load(R"({"zoom": {"access_token": "t"}, "webhook": {"port": 1, "secret_token": "file"}})",
+             {{"ZOOM_WEBHOOK_SECRET_TOKEN_FILE", (dir() / "hook-secret").string()},
+              {"TOKEN_BROKER_WEBHOOK_PORT", "9090"}});
+    EXPECT_EQ(cfg.webhook.secret_token.reveal(), "from-file");
+    EXPECT_EQ(cfg.webhook.port, 9090);
+    const config env_only =
+        load(with_token, {{"ZOOM_WEBHOOK_SECRET_TOKEN", "env"}, {"TOKEN_BROKER_WEBHOOK_PORT", "8081"}});
+    EXPECT_EQ(env_only.webhook.secret_token.reveal(), "env");
+    EXPECT_TRUE(env_only.webhook.enabled());
+    const config off = load(R"({"zoom": {"access_token": "t"}, "webhook": {"port": 1, "secret_token": "s"}})",
+                            {{"TOKEN_BROKER_WEBHOOK_PORT", "0"}});
+    EXPECT_FALSE(off.webhook.enabled());
+    EXPECT_TRUE(off.webhook.secret_token.empty()) << "a secret that is not used is not kept";
+    EXPECT_EQ(load_error(with_token, {{"TOKEN_BROKER_WEBHOOK_PORT", "8081"}}).key(), "webhook.secret_token");
+    EXPECT_EQ(load_error(with_token, {{"TOKEN_BROKER_WEBHOOK_PORT", "http"}}).key(),
+              "TOKEN_BROKER_WEBHOOK_PORT");
+    EXPECT_EQ(
+        load_error(with_token, {{"ZOOM_WEBHOOK_SECRET_TOKEN", "a"}, {"ZOOM_WEBHOOK_SECRET_TOKEN_FILE", "b"}})
+            .key(),
+        "ZOOM_WEBHOOK_SECRET_TOKEN_FILE");
+}
+
+TEST_F(ConfigTest, WebhookSecretTokenNeverInAnError) {
+    const config_error e = load_error(
+        R"({"zoom": {"access_token": "t"}, "webhook": {"port": 8081, "secret_token": "hunter2-secret", "path": "x"}})");
+    EXPECT_THAT(std::string(e.what()), Not(HasSubstr("hunter2-secret")));
 }
 
 } // namespace

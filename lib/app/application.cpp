@@ -11,6 +11,7 @@
 #include "server/http_server.hpp"
 #include "server/router.hpp"
 #include "server/token_endpoint.hpp"
+#include "webhook/receiver.hpp"
 #include "zoom/zoom_client.hpp"
 
 #include <boost/asio/post.hpp>
@@ -42,6 +43,31 @@ redis::options redis_options(const redis_config& r) {
     return o;
 }
 
+// The webhook listener's settings: its own address, port, TLS and body limit, the token API's
+// timeouts and header limit; the body of POST {webhook.path} is kept for the receiver.
+server_config webhook_listener(const config& cfg) {
+    server_config s = cfg.server;
+    s.address = cfg.webhook.address;
+    s.port = cfg.webhook.port;
+    s.threads = cfg.server.threads;
+    s.max_body_bytes = cfg.webhook.max_body_bytes;
+    s.max_connections = 1000;
+    s.tls = cfg.webhook.tls;
+    s.kept_body_path = cfg.webhook.path;
+    return s;
+}
+
+webhook::receiver::settings receiver_settings(const config& cfg) {
+    webhook::receiver::settings s;
+    s.path = cfg.webhook.path;
+    s.secret_token = cfg.webhook.secret_token;
+    s.tolerance = cfg.webhook.tolerance;
+    s.account_id = cfg.zoom.account_id;
+    s.revoked_for = std::max<std::chrono::seconds>(cfg.cache.negative_ttl, std::chrono::hours(1));
+    s.format = cfg.log.format;
+    return s;
+}
+
 } // namespace
 
 // With redis.url, two Redis users share the replicas' state (CONTRACT.md section 7): the token
@@ -62,6 +88,10 @@ struct application::impl {
           routes(
               m, [this] { return readiness(); }, &endpoint),
           server(ioc, cfg.server, routes, log, m), flush_timer(ioc), signals(ioc), reload_signal(ioc) {
+        if (cfg.webhook.enabled()) {
+            hooks = std::make_unique<webhook::receiver>(receiver_settings(cfg), tokens, m, log, nullptr);
+            hook_server = std::make_unique<http_server>(ioc, webhook_listener(cfg), *hooks, log, m);
+        }
         if (shared_tier)
             routes.report_redis([this] {
                 return router::redis_state{shared_tier->up(), redis_refusals->reason()};
@@ -195,6 +225,8 @@ struct application::impl {
         if (draining.exchange(true))
             return;
         log->info("draining connections for up to {} ms", cfg.server.drain_timeout.count());
+        if (hook_server)
+            hook_server->drain([] {});
         server.drain([this] {
             log->info("drained; exiting");
             beast::error_code ignored;
@@ -220,6 +252,8 @@ struct application::impl {
     token_endpoint endpoint;
     router routes;
     http_server server;
+    std::unique_ptr<webhook::receiver> hooks; // null without webhook.port
+    std::unique_ptr<http_server> hook_server; // null without webhook.port
     net::steady_timer flush_timer;
     net::signal_set signals;
     net::signal_set reload_signal;
@@ -234,6 +268,12 @@ application::~application() = default;
 void application::start() {
     auto& p = *impl_;
     p.server.start();
+    if (p.hook_server) {
+        p.hook_server->start();
+        p.log->info("Zoom event notifications on {}://{}:{}{}",
+                    p.cfg.webhook.tls.enabled() ? "https" : "http", p.cfg.webhook.address,
+                    p.hook_server->local_endpoint().port(), p.cfg.webhook.path);
+    }
     if (p.cfg.auth.keys.empty())
         p.log->warn("no caller keys configured: every caller that can reach {}:{} may ask for tokens",
                     p.cfg.server.address, port());

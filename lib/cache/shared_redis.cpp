@@ -1,6 +1,7 @@
 #include "cache/shared_redis.hpp"
 
 #include "core/spawn.hpp"
+#include "core/user_identity.hpp"
 #include "redis/lease.hpp"
 #include "redis/refusals.hpp"
 
@@ -352,11 +353,13 @@ shared_redis::key_names names_from(const std::string& user, const cache_key& key
 } // namespace
 
 shared_redis::key_names shared_redis::names_of(const cache_key& key) const {
-    return names_from(sealer_.key_name(settings_.key_prefix, "u", key.user_id), key);
+    // An email's keys are named after its lower-cased form, so that a forget of any spelling removes
+    // them (core/user_identity.hpp).
+    return names_from(sealer_.key_name(settings_.key_prefix, "u", user_identity(key.user_id)), key);
 }
 
 std::optional<shared_redis::key_names> shared_redis::previous_names_of(const cache_key& key) const {
-    auto user = sealer_.previous_key_name(settings_.key_prefix, "u", key.user_id);
+    auto user = sealer_.previous_key_name(settings_.key_prefix, "u", user_identity(key.user_id));
     if (!user)
         return std::nullopt;
     return names_from(*user, key);

@@ -10,6 +10,7 @@
 
 #include "core/secret.hpp"
 #include "core/token_query.hpp"
+#include "core/user_identity.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -148,7 +149,8 @@ public:
     // max_entries. The margin is computed here from the configured one. Ignores onbehalf keys.
     void put(cache_key key, secret token, time_point fetched_at, time_point expires_at);
 
-    // Drops every entry of `user_id` (exact bytes; all types and ttls) and returns how many.
+    // Drops every entry of `user_id` (all types and ttls; an email in any case, see same_user) and
+    // returns how many.
     std::size_t erase_user(std::string_view user_id);
 
     std::size_t size() const noexcept { return entries_.size(); }
@@ -192,7 +194,8 @@ private:
     entry* newest_ = nullptr;
     entry* oldest_ = nullptr;
     // Each user's first entry; the key views that entry's user id.
-    std::unordered_map<std::string_view, entry*> users_;
+    // Emails without regard to case (core/user_identity.hpp), so that a forget drops every spelling.
+    std::unordered_map<std::string_view, entry*, user_identity_hash, user_identity_equal> users_;
 };
 
 // Users Zoom said do not exist (404 / code 1001), remembered for cache.negative_ttl_s so that repeated

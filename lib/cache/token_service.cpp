@@ -1,6 +1,7 @@
 #include "cache/token_service.hpp"
 
 #include "core/spawn.hpp"
+#include "core/user_identity.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -201,7 +202,7 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
     std::optional<shared_tokens::lease> held;
     result<secret> r = make_error(errc::internal_error, "internal error");
     try {
-        const bool shared = shared_ && q.type != token_type::onbehalf;
+        const bool shared = shared_ && q.type != token_type::onbehalf && !revoked(key.user_id);
         if (shared) {
             auto c = co_await shared_->acquire(key, refresh);
             if (c.what == shared_tokens::claim::kind::found) {
@@ -242,7 +243,8 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
         std::lock_guard lock(mutex_);
         if (!local)
             dropped = drop_all_locked();
-        forgotten = f && f->forgotten;
+        // A revoked user's token is passed on, never kept (CONTRACT.md section 9).
+        forgotten = (f && f->forgotten) || revoked_locked(key.user_id, now);
         const bool cacheable = f && !forgotten && local;
         if (got.what == shared_entry::kind::token) {
             o->expires_at = got.expires_at;
@@ -326,7 +328,7 @@ std::size_t token_service::forget(std::string_view user_id) {
         dropped = cache_.erase_user(user_id);
         unknown_users_.forget(user_id);
         for (auto& [key, f] : flights_)
-            if (key.user_id == user_id)
+            if (same_user(key.user_id, user_id))
                 f->forgotten = true;
         entries = cache_.size();
     }
@@ -363,6 +365,31 @@ net::awaitable<result<void>> token_service::forget_everywhere(std::string user_i
     if (!shared_)
         co_return result<void>();
     co_return co_await shared_->forget(std::move(user_id));
+}
+
+void token_service::revoke(std::string_view user_id, time_point until) {
+    const auto now = now_();
+    std::lock_guard lock(mutex_);
+    std::erase_if(revoked_, [now](const auto& mark) { return mark.second <= now; });
+    auto& mark = revoked_[user_identity(user_id)];
+    mark = std::max(mark, until);
+}
+
+void token_service::reinstate(std::string_view user_id) {
+    std::lock_guard lock(mutex_);
+    revoked_.erase(user_identity(user_id));
+}
+
+bool token_service::revoked(std::string_view user_id) const {
+    std::lock_guard lock(mutex_);
+    return revoked_locked(user_id, now_());
+}
+
+bool token_service::revoked_locked(std::string_view user_id, time_point now) const {
+    if (revoked_.empty())
+        return false;
+    const auto it = revoked_.find(user_identity(user_id));
+    return it != revoked_.end() && now < it->second;
 }
 
 std::size_t token_service::size() const {

@@ -107,6 +107,14 @@ public:
     // copies are gone all the same). Without a shared tier: forget() and success. Thread-safe.
     net::awaitable<result<void>> forget_everywhere(std::string user_id);
 
+    // The revoked mark of CONTRACT.md section 9 (a deactivated, deleted or disassociated user), in
+    // this process, until `until` (wall clock) or reinstate(): meanwhile the user's fetches go to Zoom
+    // (never answered from the shared tier), nothing fetched is cached or shared, and no stale answer
+    // is given. An email in any case (same_user). Thread-safe.
+    void revoke(std::string_view user_id, time_point until);
+    void reinstate(std::string_view user_id);
+    bool revoked(std::string_view user_id) const;
+
     std::size_t size() const;
 
     // What a fetch produced: an answer prefix and its expiry, or an error; shared by all its waiters.
@@ -142,6 +150,9 @@ private:
     token_cache cache_;
     negative_cache unknown_users_;
     std::unordered_map<cache_key, std::shared_ptr<flight>, cache_key_hash, cache_key_equal> flights_;
+    // Revoked users (user_identity) and until when.
+    std::unordered_map<std::string, time_point> revoked_;
+    bool revoked_locked(std::string_view user_id, time_point now) const;
 };
 
 } // namespace token_broker

@@ -254,6 +254,44 @@ void read_redis(const json::value& v, const std::string& key, const fs::path& ba
 }
 
 // ---------------------------------------------------------------------------------------------
+// Webhooks (CONTRACT.md sections 2 and 9)
+
+void read_webhook(const json::value& v, const std::string& key, const fs::path& base_dir, webhook_config& w) {
+    read_object(
+        v, key,
+        {
+            {"address",
+             [&](const json::value& v, const std::string& k) {
+                 w.address = read_string(v, k);
+                 check_listen_address(w.address, k);
+             }},
+            integer_field("port", w.port, {0, 65535, "must be an integer from 0 (off) to 65535", {}}),
+            {"path",
+             [&](const json::value& v, const std::string& k) {
+                 w.path = read_string(v, k);
+                 check_webhook_path(w.path, k);
+             }},
+            {"secret_token",
+             [&](const json::value& v, const std::string& k) {
+                 std::string text = read_string(v, k);
+                 check_credential_text(text, k);
+                 w.secret_token = secret(std::move(text));
+             }},
+            duration_field("tolerance_s", w.tolerance, {1, 86'400, "must be an integer from 1 to 86400", {}}),
+            integer_field("max_body_bytes", w.max_body_bytes,
+                          {1, 1'048'576, "must be a positive integer", "must be at most 1048576 (1 MiB)"}),
+            {"tls",
+             [&](const json::value& v, const std::string& k) {
+                 read_object(v, k,
+                             {
+                                 path_field("cert_file", w.tls.cert_file, base_dir),
+                                 path_field("key_file", w.tls.key_file, base_dir),
+                             });
+             }},
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Rules that span keys
 
 void check_credentials(const zoom_config& z) {
@@ -319,6 +357,27 @@ void check_files(const config& cfg) {
         check_ca_file(cfg.redis.ca_file, "redis.ca_file");
 }
 
+void check_webhook(webhook_config& w) {
+    if (!w.enabled()) {
+        w.secret_token = {}; // not used, so not kept
+        return;
+    }
+    if (w.secret_token.empty())
+        throw config_error("webhook.secret_token",
+                           "is required with webhook.port: the app's Secret Token, in the file or in "
+                           "ZOOM_WEBHOOK_SECRET_TOKEN or ZOOM_WEBHOOK_SECRET_TOKEN_FILE");
+    const listener_tls_config& tls = w.tls;
+    if (!tls.cert_file.empty() && tls.key_file.empty())
+        throw config_error("webhook.tls.key_file", "is required with webhook.tls.cert_file");
+    if (tls.cert_file.empty() && !tls.key_file.empty())
+        throw config_error("webhook.tls.cert_file", "is required with webhook.tls.key_file");
+    if (tls.enabled()) {
+        check_readable_file(tls.cert_file, "webhook.tls.cert_file");
+        check_readable_file(tls.key_file, "webhook.tls.key_file");
+        make_listener_tls_context(tls, "webhook.tls");
+    }
+}
+
 void check_auth(const config& cfg) {
     if (cfg.auth.keys.empty() && !cfg.auth.allow_unauthenticated && !is_loopback_address(cfg.server.address))
         throw config_error("auth.keys", "no caller keys, and the listener address " + cfg.server.address +
@@ -357,11 +416,14 @@ config load_config(const fs::path& path, const env_lookup& env) {
             {"log", [&](const json::value& v, const std::string& k) { read_log(v, k, cfg.log); }},
             {"redis",
              [&](const json::value& v, const std::string& k) { read_redis(v, k, base_dir, cfg.redis); }},
+            {"webhook",
+             [&](const json::value& v, const std::string& k) { read_webhook(v, k, base_dir, cfg.webhook); }},
         });
     apply_environment(cfg, env);
     check_credentials(cfg.zoom);
     check_redis(cfg.redis);
     check_files(cfg);
+    check_webhook(cfg.webhook);
     if (!cfg.auth.keys_file.empty())
         load_auth_keys_file(cfg.auth);
     check_auth(cfg);

@@ -43,6 +43,9 @@ struct server_config {
     std::size_t max_body_bytes = 65536;
     std::size_t max_connections = 10000;
     listener_tls_config tls;
+    // Not a key of the file: the path whose POST bodies the listener keeps for its handler (every
+    // other body is read and dropped). "/tokens" for the token API, webhook.path for Zoom's events.
+    std::string kept_body_path = "/tokens";
 };
 
 struct zoom_config {
@@ -105,6 +108,18 @@ struct redis_config {
     bool enabled() const noexcept { return !url.empty(); }
 };
 
+// The listener for Zoom's event notifications (CONTRACT.md section 9). Port 0: no such listener.
+struct webhook_config {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;
+    std::string path = "/zoom/webhook"; // starts with '/'
+    secret secret_token;                // the app's Secret Token; required when port != 0
+    seconds tolerance{5400};            // how far x-zm-request-timestamp may be from the clock
+    std::size_t max_body_bytes = 65536;
+    listener_tls_config tls; // cert_file and key_file only (no client certificates)
+    bool enabled() const noexcept { return port != 0; }
+};
+
 struct config {
     server_config server;
     zoom_config zoom;
@@ -112,6 +127,7 @@ struct config {
     auth_config auth;
     log_config log;
     redis_config redis;
+    webhook_config webhook;
 };
 
 // A configuration error. what() is "config: <key>: <reason>", e.g.
@@ -139,15 +155,15 @@ env_lookup process_environment();
 
 // Reads and validates the configuration file at `path`, then applies the environment overrides
 // (ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET, ZOOM_ACCESS_TOKEN, TOKEN_BROKER_REDIS_PASSWORD,
-// TOKEN_BROKER_REDIS_ENCRYPTION_KEY, TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY, each also as
-// NAME_FILE, TOKEN_BROKER_REDIS_URL, TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL),
-// loads auth.keys_file, and checks the rules that span keys (credentials present, keys required off
-// loopback, an encryption key with a Redis URL). Relative file paths in
-// the file are resolved against the directory of `path`; those of NAME_FILE variables against the
-// current directory. A NAME_FILE's content is used without its trailing whitespace (the newline an
-// editor or `echo` leaves). The files named by server.tls.*, zoom.ca_file and redis.ca_file are
-// loaded as they will be used (config/tls_files.hpp).
-// Throws config_error on any problem; never returns a configuration that breaks the contract.
+// TOKEN_BROKER_REDIS_ENCRYPTION_KEY, TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY,
+// ZOOM_WEBHOOK_SECRET_TOKEN, each also as NAME_FILE, TOKEN_BROKER_REDIS_URL, TOKEN_BROKER_WEBHOOK_PORT,
+// TOKEN_BROKER_ADDRESS, TOKEN_BROKER_PORT, TOKEN_BROKER_LOG_LEVEL), loads auth.keys_file, and checks the
+// rules that span keys (credentials present, keys required off loopback, an encryption key with a Redis URL).
+// Relative file paths in the file are resolved against the directory of `path`; those of NAME_FILE variables
+// against the current directory. A NAME_FILE's content is used without its trailing whitespace (the newline
+// an editor or `echo` leaves). The files named by server.tls.*, zoom.ca_file and redis.ca_file are loaded as
+// they will be used (config/tls_files.hpp). Throws config_error on any problem; never returns a configuration
+// that breaks the contract.
 config load_config(const std::filesystem::path& path, const env_lookup& env);
 
 // The level named by `name`: one of trace, debug, info, warn, error, critical, off (exactly so);

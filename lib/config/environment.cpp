@@ -81,6 +81,16 @@ void apply_environment(config& cfg, const env_lookup& env) {
             throw config_error("TOKEN_BROKER_PORT", std::string(port_rule.reason));
         cfg.server.port = *number;
     }
+    if (auto found = lookup_secret(env, "ZOOM_WEBHOOK_SECRET_TOKEN")) {
+        check_credential_text(found->value, found->name);
+        cfg.webhook.secret_token = secret(std::move(found->value));
+    }
+    if (auto port = lookup(env, "TOKEN_BROKER_WEBHOOK_PORT")) {
+        const auto number = *port == "0" ? std::optional<std::uint16_t>(0) : parse_port_number(*port);
+        if (!number)
+            throw config_error("TOKEN_BROKER_WEBHOOK_PORT", "must be an integer from 0 (off) to 65535");
+        cfg.webhook.port = *number;
+    }
     if (auto level = lookup(env, "TOKEN_BROKER_LOG_LEVEL"))
         cfg.log.level = to_log_level(*level, "TOKEN_BROKER_LOG_LEVEL");
 }

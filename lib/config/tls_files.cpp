@@ -17,7 +17,8 @@ void throw_unusable(std::string_view key, const boost::system::error_code& ec) {
 
 } // namespace
 
-ssl::context make_listener_tls_context(const listener_tls_config& tls) {
+ssl::context make_listener_tls_context(const listener_tls_config& tls, std::string_view key_prefix) {
+    const std::string prefix(key_prefix);
     ssl::context ctx(ssl::context::tls_server);
     SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
     ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression |
@@ -33,7 +34,7 @@ ssl::context make_listener_tls_context(const listener_tls_config& tls) {
     boost::system::error_code ec;
     ctx.use_certificate_chain_file(tls.cert_file, ec);
     if (ec)
-        throw_unusable("server.tls.cert_file", ec);
+        throw_unusable(prefix + ".cert_file", ec);
     ctx.use_private_key_file(tls.key_file, ssl::context::pem, ec);
     // OpenSSL compares the key with the certificate as it loads it; say so in words.
     const bool mismatch =
@@ -42,21 +43,21 @@ ssl::context make_listener_tls_context(const listener_tls_config& tls) {
            : SSL_CTX_check_private_key(ctx.native_handle()) != 1;
     if (mismatch) {
         ERR_clear_error();
-        throw config_error("server.tls.key_file",
+        throw config_error(prefix + ".key_file",
                            "is not the private key of the certificate in " + tls.cert_file);
     }
     if (ec)
-        throw_unusable("server.tls.key_file", ec);
+        throw_unusable(prefix + ".key_file", ec);
     if (!tls.client_ca_file.empty()) {
         ctx.load_verify_file(tls.client_ca_file, ec);
         if (ec)
-            throw_unusable("server.tls.client_ca_file", ec);
+            throw_unusable(prefix + ".client_ca_file", ec);
         // The CAs' names go into the CertificateRequest, so that a client with several
         // certificates presents one that these CAs signed.
         STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str());
         if (!names) {
             ERR_clear_error();
-            throw config_error("server.tls.client_ca_file", "cannot be used: it holds no PEM certificate");
+            throw config_error(prefix + ".client_ca_file", "cannot be used: it holds no PEM certificate");
         }
         SSL_CTX_set_client_CA_list(ctx.native_handle(), names); // takes ownership
         ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);

@@ -18,7 +18,9 @@ namespace token_broker {
 // the CertificateRequest. TLS 1.2 (ECDHE with AEAD suites only) and TLS 1.3.
 // Throws config_error naming the server.tls.* key of the file that cannot be used. A key file that
 // is encrypted is refused, never asked a passphrase for.
-boost::asio::ssl::context make_listener_tls_context(const listener_tls_config& tls);
+// `key_prefix` names the section in errors: "server.tls" or "webhook.tls".
+boost::asio::ssl::context make_listener_tls_context(const listener_tls_config& tls,
+                                                    std::string_view key_prefix = "server.tls");
 
 // Checks that the file at `path` loads as a trust store (PEM certificates), as the Zoom client
 // loads zoom.ca_file. Throws config_error(key, ...) when it does not.

@@ -31,6 +31,15 @@ void check_credential_text(const std::string& value, const std::string& key) {
         throw config_error(key, "must hold only visible ASCII characters (no spaces or line breaks)");
 }
 
+void check_webhook_path(const std::string& path, const std::string& key) {
+    if (path.empty() || path.front() != '/')
+        throw config_error(key, "must start with '/'");
+    if (path.size() > 256 || !std::all_of(path.begin(), path.end(), [](char c) {
+            return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '%';
+        }))
+        throw config_error(key, "must be at most 256 visible ASCII characters, without '?', '#' or '%'");
+}
+
 constexpr std::string_view log_level_reason = "must be one of trace, debug, info, warn, error, critical, off";
 
 spdlog::level::level_enum to_log_level(const std::string& text, const std::string& key) {

@@ -28,6 +28,10 @@ void check_listen_address(const std::string& address, const std::string& key);
 // Zoom's ids, secrets and tokens are visible ASCII.
 void check_credential_text(const std::string& value, const std::string& key);
 
+// webhook.path: starts with '/', at most 256 visible ASCII characters, no '?', '#' or '%'
+// (the path is compared with the request target as it is, never decoded).
+void check_webhook_path(const std::string& path, const std::string& key);
+
 // The level `text` names (see parse_log_level).
 spdlog::level::level_enum to_log_level(const std::string& text, const std::string& key);
 

@@ -43,6 +43,10 @@ metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Name("token_broker_requests_total")
                      .Help("HTTP requests answered, by route and status code")
                      .Register(r);
+    webhook_events_ = &prometheus::BuildCounter()
+                           .Name("token_broker_webhook_events_total")
+                           .Help("Zoom event notifications answered, by event and outcome")
+                           .Register(r);
     upstream_requests_ = &prometheus::BuildCounter()
                               .Name("token_broker_upstream_requests_total")
                               .Help("Requests made to Zoom, by endpoint and outcome")
@@ -108,6 +112,10 @@ void metrics::upstream_request(upstream_endpoint e, const std::string& code, dou
                                                                  0.5,   1,    2.5,   5,    10};
     upstream_requests_->Add({{"endpoint", endpoint_label(e)}, {"code", code}}).Increment();
     upstream_duration_->Add({{"endpoint", endpoint_label(e)}}, buckets).Observe(seconds);
+}
+
+void metrics::webhook_event(std::string_view event, std::string_view outcome) {
+    webhook_events_->Add({{"event", std::string(event)}, {"outcome", std::string(outcome)}}).Increment();
 }
 
 } // namespace token_broker

@@ -91,12 +91,17 @@ public:
     // this replica could no longer be sure to hear of a forget (`lease_lapsed` true).
     void local_copies_dropped(std::size_t n, bool lease_lapsed);
 
+    // A Zoom event notification answered (CONTRACT.md section 9): `event` its name (or "unknown"
+    // when it could not be trusted or read), `outcome` evicted, ignored, rejected or unavailable.
+    void webhook_event(std::string_view event, std::string_view outcome);
+
 private:
     prometheus::Counter& requests_series(route r, unsigned status);
 
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>* requests_;
     prometheus::Family<prometheus::Counter>* upstream_requests_;
+    prometheus::Family<prometheus::Counter>* webhook_events_;
     prometheus::Family<prometheus::Histogram>* upstream_duration_;
     prometheus::Counter* cache_hits_;
     prometheus::Counter* cache_misses_;

@@ -21,10 +21,13 @@ struct request {
     http::verb method = http::verb::unknown;
     std::string method_name;
     std::string target;
-    std::string authorization; // the Authorization header, empty when absent
-    std::string request_id;    // the caller's X-Request-Id when sane, else a new one
-    trace_context trace;       // the caller's W3C trace when its traceparent is valid, else a new one
-    std::string body;          // kept for POST /tokens only; other bodies are read and dropped
+    std::string authorization;        // the Authorization header, empty when absent
+    std::string request_id;           // the caller's X-Request-Id when sane, else a new one
+    trace_context trace;              // the caller's W3C trace when its traceparent is valid, else a new one
+    std::string body;                 // kept for POST on the listener's kept_body_path only (/tokens, or
+                                      // webhook.path); other bodies are read and dropped
+    std::string zm_signature;         // Zoom's x-zm-signature, empty when absent
+    std::string zm_request_timestamp; // Zoom's x-zm-request-timestamp, empty when absent
     bool keep_alive = true;
     unsigned version = 11;
     std::chrono::steady_clock::time_point received_at;

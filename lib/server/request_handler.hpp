@@ -35,12 +35,16 @@ struct pending_token {
 // A POST /tokens whose misses are being fetched (defined by the token endpoint).
 struct pending_batch;
 
+// A Zoom event whose evictions are being confirmed (defined by the webhook receiver).
+struct pending_webhook;
+
 // What one connection keeps from one request to the next. Owned by the session; only ever used on
 // the connection's executor.
 struct connection_context {
     authorization_memo caller;
     pending_token pending; // the caller, and the query of a GET that answer() left to complete()
-    std::shared_ptr<pending_batch> batch; // a batch that answer() left to complete()
+    std::shared_ptr<pending_batch> batch;     // a batch that answer() left to complete()
+    std::shared_ptr<pending_webhook> webhook; // an event that answer() left to complete()
 };
 
 // Answers requests. Both members run on the connection's executor (a strand when server.threads > 1)

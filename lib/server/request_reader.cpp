@@ -43,8 +43,9 @@ void assign_origin_form(std::string& out, std::string_view target) {
 
 } // namespace
 
-request_reader::request_reader(request& into, std::uint32_t max_header_bytes, std::uint64_t max_body_bytes)
-    : into_(into), body_limit_(max_body_bytes) {
+request_reader::request_reader(request& into, std::uint32_t max_header_bytes, std::uint64_t max_body_bytes,
+                               std::string_view kept_body_path)
+    : into_(into), body_limit_(max_body_bytes), kept_body_path_(kept_body_path) {
     header_limit(max_header_bytes);
     body_limit(max_body_bytes);
     into_.method = http::verb::unknown;
@@ -54,6 +55,8 @@ request_reader::request_reader(request& into, std::uint32_t max_header_bytes, st
     into_.request_id.clear();
     into_.trace.start_new(); // a request refused before its header is read has a trace id too
     into_.body.clear();
+    into_.zm_signature.clear();
+    into_.zm_request_timestamp.clear();
     into_.keep_alive = true;
     into_.version = 11;
 }
@@ -103,6 +106,15 @@ void request_reader::on_field_impl(http::field name, beast::string_view name_str
         } else if (beast::iequals(name_string, "traceparent")) {
             ++traceparents_;
             traceparent_.assign(value.data(), value.size());
+        } else if (beast::iequals(name_string, "x-zm-signature")) {
+            // Repeated: neither value is taken as Zoom's (an empty one is refused as missing).
+            if (!into_.zm_signature.empty())
+                return refuse("x-zm-signature may appear only once", ec);
+            into_.zm_signature.assign(value.data(), value.size());
+        } else if (beast::iequals(name_string, "x-zm-request-timestamp")) {
+            if (!into_.zm_request_timestamp.empty())
+                return refuse("x-zm-request-timestamp may appear only once", ec);
+            into_.zm_request_timestamp.assign(value.data(), value.size());
         } else if (beast::iequals(name_string, "tracestate")) {
             // Several tracestate lines are one list (W3C Trace Context 3.3.1.1, RFC 9110 5.3).
             if (!tracestate_.empty() && !value.empty())
@@ -119,7 +131,7 @@ void request_reader::on_header_impl(beast::error_code& ec) {
     into_.keep_alive = keep_alive();
     if (traceparents_ > 0)
         into_.trace.adopt(traceparent_, traceparents_ > 1, tracestate_);
-    keep_body_ = into_.method == http::verb::post && target_path(into_.target) == "/tokens";
+    keep_body_ = into_.method == http::verb::post && target_path(into_.target) == kept_body_path_;
     if (seen_transfer_encoding_ && !transfer_encoding_chunked_)
         return refuse("Transfer-Encoding other than a sole chunked is not accepted", ec);
     if (seen_transfer_encoding_ && seen_content_length_)

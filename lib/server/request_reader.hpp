@@ -1,7 +1,7 @@
 // An HTTP request parser that keeps only what the broker uses (method, target, Authorization,
-// X-Request-Id, traceparent and tracestate) in the session's reused `request`, instead of building a header
-// map per message. One is made per message, with the header limit of the configuration and a small body
-// limit.
+// X-Request-Id, traceparent and tracestate, Zoom's x-zm-signature and x-zm-request-timestamp) in the
+// session's reused `request`, instead of building a header map per message. One is made per message, with the
+// header limit of the configuration and a small body limit.
 //
 // Beyond Beast's own checks it refuses what RFC 9112 says a server must refuse, since a front proxy
 // may read such a message differently and smuggle a second request behind it: a Transfer-Encoding
@@ -18,8 +18,10 @@ class request_reader final : public http::basic_parser<true> {
 public:
     // Fills `into`, which must outlive the reader. Its strings are cleared first. A body beyond
     // `body_limit` bytes ends the read with http::error::body_limit (answered 413); only the body of
-    // POST /tokens is kept, in into.body, every other one is read and dropped.
-    request_reader(request& into, std::uint32_t header_limit, std::uint64_t body_limit);
+    // POST to `kept_body_path` (which must outlive the reader) is kept, in into.body, every other one
+    // is read and dropped.
+    request_reader(request& into, std::uint32_t header_limit, std::uint64_t body_limit,
+                   std::string_view kept_body_path = "/tokens");
 
     std::uint64_t body_limit_bytes() const noexcept { return body_limit_; }
 
@@ -51,6 +53,7 @@ private:
 
     request& into_;
     std::uint64_t body_limit_;
+    std::string_view kept_body_path_;
     bool keep_body_ = false;
     std::string_view refusal_;
     bool seen_authorization_ = false;

@@ -9,7 +9,8 @@ session::step session::parse() {
     if (!reader_) {
         if (buffer_.size() == 0)
             return step::read;
-        reader_.emplace(req_, static_cast<std::uint32_t>(cfg_.max_header_bytes), cfg_.max_body_bytes);
+        reader_.emplace(req_, static_cast<std::uint32_t>(cfg_.max_header_bytes), cfg_.max_body_bytes,
+                        cfg_.kept_body_path);
         reader_->eager(true);
     }
     for (;;) {
