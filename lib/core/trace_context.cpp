@@ -1,17 +1,12 @@
 #include "core/trace_context.hpp"
 
+#include "core/digest.hpp"
+
 #include <cstdint>
 #include <random>
 
 namespace token_broker {
 namespace {
-
-bool is_lower_hex(std::string_view s) noexcept {
-    for (char c : s)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    return true;
-}
 
 bool all_zero(std::string_view s) noexcept {
     return s.find_first_not_of('0') == std::string_view::npos;
@@ -82,6 +77,13 @@ void trace_context::adopt(std::optional<std::string_view> traceparent, bool repe
 void trace_context::start_new() {
     random_hex(trace_id, 32);
     flags.assign("00");
+    tracestate.clear();
+    from_caller = false;
+}
+
+void trace_context::clear() noexcept {
+    trace_id.clear();
+    flags.clear();
     tracestate.clear();
     from_caller = false;
 }

@@ -40,6 +40,10 @@ struct trace_context {
     // Starts a new trace: a random trace id, flags "00", no tracestate.
     void start_new();
 
+    // No trace yet (an empty trace id), keeping the strings' capacity: what a request starts with
+    // until its header says whether the caller sent one.
+    void clear() noexcept;
+
     // The traceparent for a call made for this request: version 00, this trace id, a new random
     // parent id (the call's own span), these flags.
     std::string child_traceparent() const;

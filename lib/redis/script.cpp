@@ -1,5 +1,7 @@
 #include "redis/script.hpp"
 
+#include "core/digest.hpp"
+
 #include <openssl/evp.h>
 
 #include <stdexcept>
@@ -11,12 +13,7 @@ script::script(std::string lua) : lua_(std::move(lua)) {
     unsigned int size = 0;
     if (EVP_Digest(lua_.data(), lua_.size(), digest, &size, EVP_sha1(), nullptr) != 1)
         throw std::runtime_error("SHA-1 of a Redis script failed");
-    static constexpr char hex[] = "0123456789abcdef";
-    sha1_.reserve(2 * size);
-    for (unsigned int i = 0; i < size; ++i) {
-        sha1_ += hex[digest[i] >> 4];
-        sha1_ += hex[digest[i] & 0xf];
-    }
+    sha1_ = lower_hex({reinterpret_cast<const char*>(digest), size});
 }
 
 net::awaitable<result<reply>> script::run(connection& c, std::vector<std::string> keys,

@@ -1,7 +1,8 @@
 #include "redis/sealed.hpp"
 
+#include "core/digest.hpp"
+
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <memory>
@@ -11,15 +12,6 @@ namespace token_broker::redis {
 namespace {
 
 constexpr std::size_t key_size = 32;
-
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &size) == nullptr)
-        throw std::runtime_error("HMAC-SHA256 failed");
-    return std::string(reinterpret_cast<const char*>(out), size);
-}
 
 struct cipher_ctx_deleter {
     void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
@@ -72,15 +64,11 @@ sealer::sealer(const secret& key32, const secret& previous32) : current_(expand(
 
 std::string sealer::name_of(const keys& k, std::string_view prefix, std::string_view kind,
                             std::string_view id) {
-    static constexpr char hex[] = "0123456789abcdef";
     const std::string mac = hmac_sha256(k.name, id);
     std::string out;
     out.reserve(prefix.size() + kind.size() + 1 + 2 * mac.size());
     out.append(prefix).append(kind).append(":");
-    for (unsigned char c : mac) {
-        out += hex[c >> 4];
-        out += hex[c & 0xf];
-    }
+    append_lower_hex(out, mac);
     return out;
 }
 

@@ -53,7 +53,7 @@ request_reader::request_reader(request& into, std::uint32_t max_header_bytes, st
     into_.target.clear();
     into_.authorization.clear();
     into_.request_id.clear();
-    into_.trace.start_new(); // a request refused before its header is read has a trace id too
+    into_.trace.clear(); // the header adopts the caller's trace; session::finish starts one otherwise
     into_.body.clear();
     into_.zm_signature.clear();
     into_.zm_request_timestamp.clear();

@@ -47,6 +47,8 @@ session::step session::finish(beast::error_code ec) {
         sent_id_.assign(req_.request_id);
         make_request_id(req_.request_id);
     }
+    if (req_.trace.trace_id.empty()) // no valid traceparent, or refused before the header was read
+        req_.trace.start_new();
     res_.clear();
     const auto outcome = classify_read(ec, *reader_, cfg_.max_header_bytes, res_);
     reader_.reset();

@@ -1,5 +1,7 @@
 #include "webhook/event.hpp"
 
+#include "core/user_identity.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -32,12 +34,6 @@ const json::object* object_of(const json::object& o, std::string_view name) {
     return v && v->is_object() ? &v->get_object() : nullptr;
 }
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
-    return s;
-}
-
 void add_user(std::vector<std::string>& users, std::string id) {
     if (!id.empty() && std::find(users.begin(), users.end(), id) == users.end())
         users.push_back(std::move(id));
@@ -48,10 +44,10 @@ void collect_users(event& e, const json::object& payload) {
     const json::object* object = object_of(payload, "object");
     if (object) {
         add_user(e.users, text_of(*object, "id"));
-        add_user(e.users, lower(text_of(*object, "email")));
+        add_user(e.users, user_identity(text_of(*object, "email")));
     }
     if (const json::object* old = object_of(payload, "old_object"))
-        add_user(e.users, lower(text_of(*old, "email")));
+        add_user(e.users, user_identity(text_of(*old, "email")));
 }
 
 bool email_changes(const json::object& payload) {

@@ -1,8 +1,8 @@
 #include "webhook/signature.hpp"
 
+#include "core/digest.hpp"
+
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <array>
 #include <charconv>
@@ -16,26 +16,7 @@ constexpr std::size_t digest_hex_length = 64;
 constexpr std::size_t max_timestamp_digits = 12;
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-              reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest.data(), &length))
-        throw std::runtime_error("HMAC-SHA256 failed");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * length);
-    for (unsigned int i = 0; i < length; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 0x0f]);
-    }
-    return out;
-}
-
-bool is_lower_hex(std::string_view s) noexcept {
-    for (const char c : s)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    return true;
+    return lower_hex(hmac_sha256(key, message));
 }
 
 // Whole seconds: 1 to 12 decimal digits, nothing else (no sign, no space, no fraction).
