@@ -495,15 +495,18 @@ TEST_F(SharedCache, WhileRedisIsDownEveryReplicaAnswersAloneAndDeleteIsUnavailab
     redis.restart();
     ASSERT_TRUE(eventually([&] { return a.shared->up() && b.shared->up(); })) << "no reconnection";
     ASSERT_TRUE(eventually([&] { return a.counts("token_broker_redis_up 1"); }));
-    auto again_a = get(a, "after@example.com");
-    ASSERT_TRUE(again_a->r);
-    EXPECT_FALSE(again_a->cached());
-    auto again_b = get(b, "after@example.com");
-    ASSERT_TRUE(again_b->r);
-    EXPECT_TRUE(again_b->cached());
-    EXPECT_EQ(again_b->token(), again_a->token());
-    EXPECT_EQ(sim.token_calls("after@example.com"), 1u);
-    EXPECT_TRUE(forget(b, "after@example.com"));
+    // They share again: a token one fetches is the other's cached answer, from one Zoom call. Asked
+    // until it holds, for a new user each time: right after the restart a command may still meet the
+    // short command timeout on a loaded machine, and that replica then fetches alone, as it should.
+    std::string shared_user;
+    ASSERT_TRUE(eventually([&] {
+        shared_user = "after-" + std::to_string(sim.token_calls()) + "@example.com";
+        auto again_a = get(a, shared_user);
+        auto again_b = get(b, shared_user);
+        return again_a->r && !again_a->cached() && again_b->r && again_b->cached() &&
+               again_b->token() == again_a->token() && sim.token_calls(shared_user) == 1u;
+    })) << "the replicas never shared again";
+    EXPECT_TRUE(forget(b, shared_user));
 }
 
 TEST_F(SharedCache, ALockLeftByADeadReplicaHoldsTheOthersUpUntilItExpiresThenOneFetches) {
