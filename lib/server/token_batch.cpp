@@ -12,21 +12,6 @@
 namespace token_broker {
 namespace {
 
-broker_error bad(std::string message) {
-    return make_error(errc::invalid_request, std::move(message));
-}
-
-// A member's name as a message may show it: in quotes, at most 64 bytes, anything but printable
-// ASCII as '?'.
-std::string quoted(std::string_view name) {
-    constexpr std::size_t max_shown = 64;
-    std::string out = "\"";
-    for (const char c : name.substr(0, max_shown))
-        out += (c >= 0x20 && c <= 0x7E) ? c : '?';
-    out += name.size() > max_shown ? "\"..." : "\"";
-    return out;
-}
-
 // A string member's value; an error naming it when it is there but not a string.
 result<std::optional<std::string>> string_member(const boost::json::object& item, std::string_view name,
                                                  std::size_t index) {
@@ -34,7 +19,7 @@ result<std::optional<std::string>> string_member(const boost::json::object& item
     if (!v)
         return std::optional<std::string>();
     if (!v->is_string())
-        return bad(fmt::format("requests item {}: {} must be a string", index, name));
+        return invalid_request(fmt::format("requests item {}: {} must be a string", index, name));
     return std::optional<std::string>(std::string(v->get_string()));
 }
 
@@ -42,20 +27,21 @@ result<std::optional<std::string>> string_member(const boost::json::object& item
 std::optional<broker_error> read_item(const boost::json::value& value, std::size_t index,
                                       std::vector<batch_item>& out) {
     if (!value.is_object())
-        return bad(fmt::format("requests item {} is not an object", index));
+        return invalid_request(fmt::format("requests item {} is not an object", index));
     const auto& item = value.get_object();
     for (const auto& member : item) {
         const std::string_view key = member.key();
         if (key != "user_id" && key != "type" && key != "ttl" && key != "meeting_id")
-            return bad(fmt::format("requests item {} has an unknown member {} (only user_id, type, ttl and "
-                                   "meeting_id are allowed)",
-                                   index, quoted(key)));
+            return invalid_request(
+                fmt::format("requests item {} has an unknown member {} (only user_id, type, ttl and "
+                            "meeting_id are allowed)",
+                            index, quoted_for_message(key)));
     }
     auto user_id = string_member(item, "user_id", index);
     if (!user_id)
         return user_id.error();
     if (!*user_id)
-        return bad(fmt::format("requests item {} has no user_id", index));
+        return invalid_request(fmt::format("requests item {} has no user_id", index));
     auto type = string_member(item, "type", index);
     if (!type)
         return type.error();
@@ -71,7 +57,7 @@ std::optional<broker_error> read_item(const boost::json::value& value, std::size
         else if (v->is_uint64())
             ttl = std::to_string(v->get_uint64());
         else
-            return bad(fmt::format("requests item {}: ttl must be an integer", index));
+            return invalid_request(fmt::format("requests item {}: ttl must be an integer", index));
     }
     out.push_back(make_token_query(std::move(**user_id), *type, ttl, *meeting_id));
     return std::nullopt;
@@ -81,12 +67,13 @@ std::optional<broker_error> read_item(const boost::json::value& value, std::size
 broker_error repeated_member(const std::vector<json_step>& path) {
     const auto* name = std::get_if<std::string>(&path.back());
     if (path.size() == 1 && name)
-        return bad(fmt::format("the body has the member {} more than once", quoted(*name)));
+        return invalid_request(
+            fmt::format("the body has the member {} more than once", quoted_for_message(*name)));
     const auto* index = std::get_if<std::size_t>(&path[1 % path.size()]);
     if (path.size() == 3 && index && name)
-        return bad(
-            fmt::format("requests item {} has the member {} more than once", *index + 1, quoted(*name)));
-    return bad("the body has a member more than once in one object");
+        return invalid_request(fmt::format("requests item {} has the member {} more than once", *index + 1,
+                                           quoted_for_message(*name)));
+    return invalid_request("the body has a member more than once in one object");
 }
 
 } // namespace
@@ -97,24 +84,25 @@ result<std::vector<batch_item>> parse_token_batch(std::string_view body) {
     if (scan.repeated)
         return repeated_member(*scan.repeated);
     if (!scan.valid(body.size()))
-        return bad("the body is not JSON: send {\"requests\": [{\"user_id\": \"...\"}, ...]}");
+        return invalid_request("the body is not JSON: send {\"requests\": [{\"user_id\": \"...\"}, ...]}");
     boost::system::error_code ec;
     const boost::json::value doc = boost::json::parse(body, ec);
     if (ec)
-        return bad("the body is not JSON: send {\"requests\": [{\"user_id\": \"...\"}, ...]}");
+        return invalid_request("the body is not JSON: send {\"requests\": [{\"user_id\": \"...\"}, ...]}");
     if (!doc.is_object())
-        return bad("the body must be a JSON object with a member \"requests\"");
+        return invalid_request("the body must be a JSON object with a member \"requests\"");
     const auto& top = doc.get_object();
     for (const auto& member : top)
         if (member.key() != "requests")
-            return bad(fmt::format("the body has an unknown member {} (only \"requests\" is allowed)",
-                                   quoted(member.key())));
+            return invalid_request(
+                fmt::format("the body has an unknown member {} (only \"requests\" is allowed)",
+                            quoted_for_message(member.key())));
     const auto* requests = top.if_contains("requests");
     if (!requests || !requests->is_array())
-        return bad("\"requests\" must be an array of items");
+        return invalid_request("\"requests\" must be an array of items");
     const auto& items = requests->get_array();
     if (items.empty() || items.size() > max_batch_items)
-        return bad(
+        return invalid_request(
             fmt::format("\"requests\" must hold 1 to {} items, not {}", max_batch_items, items.size()));
 
     std::vector<batch_item> out;

@@ -12,23 +12,23 @@
 #include <string>
 
 namespace token_broker {
-namespace {
 
-constexpr std::string_view route_prefix = "/token/";
-constexpr std::size_t max_quoted_bytes = 64;
-
-// At most 64 bytes of caller input, in quotes, safe to show: non-printable bytes become '?'.
-std::string quoted(std::string_view input) {
+std::string quoted_for_message(std::string_view text) {
+    constexpr std::size_t max_quoted_bytes = 64;
     std::string out = "\"";
-    for (char c : input.substr(0, max_quoted_bytes))
+    for (char c : text.substr(0, max_quoted_bytes))
         out += (c >= 0x20 && c <= 0x7E) ? c : '?';
-    out += input.size() > max_quoted_bytes ? "\"..." : "\"";
+    out += text.size() > max_quoted_bytes ? "\"..." : "\"";
     return out;
 }
 
-broker_error bad(std::string message) {
+broker_error invalid_request(std::string message) {
     return make_error(errc::invalid_request, std::move(message));
 }
+
+namespace {
+
+constexpr std::string_view route_prefix = "/token/";
 
 bool all_digits(std::string_view s) noexcept {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -75,18 +75,18 @@ result<raw_query> read_query(const boost::urls::url_view& url) {
     raw_query q;
     for (const boost::urls::param p : url.params()) {
         if (p.key.empty())
-            return bad("the query has an empty parameter (a stray '&' or '=')");
+            return invalid_request("the query has an empty parameter (a stray '&' or '=')");
         std::optional<std::string>* slot = p.key == "type"         ? &q.type
                                            : p.key == "ttl"        ? &q.ttl
                                            : p.key == "meeting_id" ? &q.meeting_id
                                                                    : nullptr;
         if (!slot)
-            return bad("unknown query parameter " + quoted(p.key) +
-                       "; the known ones are type, ttl and meeting_id");
+            return invalid_request("unknown query parameter " + quoted_for_message(p.key) +
+                                   "; the known ones are type, ttl and meeting_id");
         if (*slot)
-            return bad("query parameter " + p.key + " is given more than once");
+            return invalid_request("query parameter " + p.key + " is given more than once");
         if (!p.has_value || p.value.empty())
-            return bad("query parameter " + p.key + " needs a value");
+            return invalid_request("query parameter " + p.key + " needs a value");
         *slot = p.value;
     }
     return q;
@@ -99,27 +99,27 @@ result<token_query> apply_query_fields(token_query query, const std::optional<st
     if (type) {
         const auto parsed = parse_token_type(*type);
         if (!parsed)
-            return bad("type must be zak, token or onbehalf, not " + quoted(*type));
+            return invalid_request("type must be zak, token or onbehalf, not " + quoted_for_message(*type));
         query.type = *parsed;
     }
 
     if (ttl) {
         if (query.type == token_type::token)
-            return bad("ttl is only allowed with type zak or onbehalf");
+            return invalid_request("ttl is only allowed with type zak or onbehalf");
         const std::string& s = *ttl;
         std::uint64_t seconds = 0;
         const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
         if (!all_digits(s) || ec != std::errc() || end != s.data() + s.size() || seconds < min_ttl_seconds ||
             seconds > max_ttl_seconds)
-            return bad("ttl must be a whole number of seconds from 60 to 31536000");
+            return invalid_request("ttl must be a whole number of seconds from 60 to 31536000");
         query.ttl = static_cast<std::uint32_t>(seconds);
     }
 
     if (meeting_id) {
         if (query.type != token_type::onbehalf)
-            return bad("meeting_id is only allowed with type onbehalf");
+            return invalid_request("meeting_id is only allowed with type onbehalf");
         if (!all_digits(*meeting_id) || meeting_id->size() < 9 || meeting_id->size() > 12)
-            return bad("meeting_id must be 9 to 12 digits");
+            return invalid_request("meeting_id must be 9 to 12 digits");
         query.meeting_id = *meeting_id;
     }
     return query;
@@ -140,33 +140,34 @@ bool is_token_route(std::string_view target) noexcept {
 result<token_query> parse_token_target(std::string_view target, bool is_delete) {
     const auto parsed = boost::urls::parse_origin_form(target);
     if (!parsed)
-        return bad("the request target is not a valid path and query (RFC 3986): check its percent-encoding "
-                   "and characters");
+        return invalid_request(
+            "the request target is not a valid path and query (RFC 3986): check its percent-encoding "
+            "and characters");
     const boost::urls::url_view& url = *parsed;
 
     const std::string_view path = url.encoded_path();
     if (!path.starts_with(route_prefix))
-        return bad("the path must be /token/{userId}");
+        return invalid_request("the path must be /token/{userId}");
     const std::string_view segment = path.substr(route_prefix.size());
     if (segment.find('/') != std::string_view::npos)
-        return bad("the path must be /token/{userId}, with the user id as one path segment");
+        return invalid_request("the path must be /token/{userId}, with the user id as one path segment");
     // Each byte of a user id takes at most 3 characters encoded: refuse longer before decoding.
     if (segment.size() > 3 * max_user_id_bytes)
-        return bad(std::string(describe(user_id_problem::too_long)));
+        return invalid_request(std::string(describe(user_id_problem::too_long)));
     // parse_origin_form has checked the percent-encoding, so this cannot fail; decoding is Boost.URL's.
     const auto encoded_id = boost::urls::make_pct_string_view(segment);
     if (!encoded_id)
-        return bad("the user id is not validly percent-encoded");
+        return invalid_request("the user id is not validly percent-encoded");
 
     token_query query;
     query.user_id = encoded_id->decode();
     if (const user_id_problem p = check_user_id(query.user_id); p != user_id_problem::none)
-        return bad(std::string(describe(p)));
+        return invalid_request(std::string(describe(p)));
 
     if (url.encoded_query().empty()) // no query, or a bare '?'
         return query;
     if (is_delete)
-        return bad("DELETE /token/{userId} takes no query parameters");
+        return invalid_request("DELETE /token/{userId} takes no query parameters");
 
     const auto raw = read_query(url);
     if (!raw)
@@ -180,7 +181,7 @@ result<token_query> make_token_query(std::string user_id, const std::optional<st
     token_query query;
     query.user_id = std::move(user_id);
     if (const user_id_problem p = check_user_id(query.user_id); p != user_id_problem::none)
-        return bad(std::string(describe(p)));
+        return invalid_request(std::string(describe(p)));
     return apply_query_fields(std::move(query), type, ttl, meeting_id);
 }
 

@@ -23,6 +23,13 @@ inline constexpr std::uint32_t max_ttl_seconds = 31536000; // one year, Zoom's m
 // never change the path of the upstream request. Exact bytes: no case folding, no trimming.
 bool is_valid_user_id(std::string_view decoded) noexcept;
 
+// An invalid_request error (400) with `message`.
+broker_error invalid_request(std::string message);
+
+// A caller's text as an error message may show it: in double quotes, at most 64 bytes, anything but
+// printable ASCII as '?'.
+std::string quoted_for_message(std::string_view text);
+
 // True when the router should hand `target` (an HTTP request-target as received) to the token route:
 // its path, the part before any '?' or '#', starts with "/token/". Everything else under that prefix,
 // however malformed, is the token route's to answer (400 from parse_token_target), so that

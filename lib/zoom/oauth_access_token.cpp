@@ -13,15 +13,6 @@
 #include <utility>
 
 namespace token_broker {
-namespace {
-
-constexpr std::string_view user_agent = "token-broker/" TOKEN_BROKER_VERSION;
-
-broker_error stopped_error() {
-    return make_error(errc::not_ready, "the Zoom client is stopped");
-}
-
-} // namespace
 
 oauth_access_token::oauth_access_token(net::any_io_executor strand, std::shared_ptr<https_pool> pool,
                                        endpoint_url endpoint, const zoom_config& cfg,
@@ -62,7 +53,7 @@ readiness oauth_access_token::ready() const {
 net::awaitable<result<secret>> oauth_access_token::current(steady::time_point deadline) {
     for (;;) {
         if (stopped_)
-            co_return stopped_error();
+            co_return zoom_client_stopped();
         if (token_ && clock_.steady_now() < expires_)
             co_return *token_;
         if (!pending_ && failure_.empty()) {
@@ -184,7 +175,7 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
                          shared_->lock_lease();
     for (;;) {
         if (stopped_)
-            co_return stopped_error();
+            co_return zoom_client_stopped();
         auto found = co_await shared_->read(clock_.wall_now());
         if (!found)
             co_return co_await fetch_alone(found.error().message);
@@ -229,7 +220,7 @@ net::awaitable<result<oauth_grant>> oauth_access_token::request_access_token() {
     req.set(http::field::authorization, basic_authorization(client_id_, client_secret_));
     req.set(http::field::content_type, "application/x-www-form-urlencoded");
     req.set(http::field::accept, "application/json");
-    req.set(http::field::user_agent, user_agent);
+    req.set(http::field::user_agent, zoom_user_agent);
     req.body() =
         "grant_type=account_credentials&account_id=" + urls::encode(account_id_, urls::unreserved_chars);
     req.prepare_payload();
@@ -238,7 +229,7 @@ net::awaitable<result<oauth_grant>> oauth_access_token::request_access_token() {
     auto res = co_await pool_->exchange(std::move(req), clock_.timer_expiry(sent + request_timeout_));
     const double seconds = std::chrono::duration<double>(clock_.steady_now() - sent).count();
     if (stopped_)
-        co_return stopped_error();
+        co_return zoom_client_stopped();
     metrics_.upstream_request(upstream_endpoint::oauth, metric_code(res), seconds);
     if (!res) {
         metrics_.oauth_refresh(false);

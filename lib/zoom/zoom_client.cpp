@@ -26,15 +26,9 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-constexpr std::string_view user_agent = "token-broker/" TOKEN_BROKER_VERSION;
-
 // The least time a turn in the budget must leave before the request's deadline: a call made later
 // could not be answered in time and would still spend one of the account's calls.
 constexpr std::chrono::milliseconds least_call_time{100};
-
-broker_error stopped_error() {
-    return make_error(errc::not_ready, "the Zoom client is stopped");
-}
 
 broker_error rate_limited_error(std::string message, std::chrono::seconds retry_after) {
     broker_error e = make_error(errc::rate_limited, std::move(message));
@@ -169,7 +163,7 @@ private:
     net::awaitable<result<secret>> do_fetch(token_query q, bool& asked) {
         const auto deadline = clock_.steady_now() + cfg_.request_timeout;
         if (stopped_)
-            co_return stopped_error();
+            co_return zoom_client_stopped();
         if (!started_)
             co_return make_error(errc::not_ready, "the Zoom client is not started");
         if (q.user_id.empty())
@@ -181,7 +175,7 @@ private:
 
         const auto blocked = co_await budget_->blocked_for(clock_.steady_now());
         if (stopped_)
-            co_return stopped_error();
+            co_return zoom_client_stopped();
         if (blocked)
             co_return blocked_error(*blocked);
 
@@ -191,7 +185,7 @@ private:
         for (;;) {
             auto token = co_await keeper_->current(deadline);
             if (stopped_)
-                co_return stopped_error();
+                co_return zoom_client_stopped();
             if (!token)
                 co_return token.error();
             if (refused && *token == *refused) {
@@ -208,7 +202,7 @@ private:
             asked = true;
             auto res = co_await exchange(target, *token, q.trace, deadline);
             if (stopped_)
-                co_return stopped_error();
+                co_return zoom_client_stopped();
             if (!res) {
                 const auto& e = res.error();
                 log_->warn("Zoom token request failed: endpoint=token path={} error=\"{}\"", path, e.message);
@@ -217,7 +211,7 @@ private:
                 if (retryable && co_await backoff_before_retry(retries, deadline))
                     continue;
                 if (stopped_)
-                    co_return stopped_error();
+                    co_return zoom_client_stopped();
                 co_return transport_failure_error(e, cfg_.request_timeout);
             }
 
@@ -242,7 +236,7 @@ private:
                 if (co_await backoff_before_retry(retries, deadline))
                     continue;
                 if (stopped_)
-                    co_return stopped_error();
+                    co_return zoom_client_stopped();
                 break;
             case verdict::rate_limited:
                 co_return co_await rate_limited(*res, std::move(answer));
@@ -268,7 +262,7 @@ private:
         const auto last_turn = std::max(now, deadline - least_call_time);
         const auto turn = co_await budget_->reserve(now, last_turn);
         if (stopped_)
-            co_return stopped_error();
+            co_return zoom_client_stopped();
         if (!turn.granted) {
             metrics_.rate_limit_rejected();
             co_return rate_limited_error("the broker's budget of requests to Zoom is spent",
@@ -277,7 +271,7 @@ private:
         if (turn.go > now) {
             metrics_.rate_limit_wait();
             if (!co_await sleep_until(turn.go))
-                co_return stopped_error();
+                co_return zoom_client_stopped();
             // A 429 may have arrived meanwhile.
             if (const auto blocked = co_await budget_->blocked_for(clock_.steady_now()))
                 co_return blocked_error(*blocked);
@@ -291,7 +285,7 @@ private:
         https_request req{http::verb::get, target, 11};
         req.set(http::field::authorization, "Bearer " + access_token.reveal());
         req.set(http::field::accept, "application/json");
-        req.set(http::field::user_agent, user_agent);
+        req.set(http::field::user_agent, zoom_user_agent);
         req.set("traceparent", trace.child_traceparent());
         if (!trace.tracestate.empty())
             req.set("tracestate", trace.tracestate);

@@ -18,6 +18,11 @@
 #include <stdexcept>
 
 namespace token_broker {
+
+broker_error zoom_client_stopped() {
+    return make_error(errc::not_ready, "the Zoom client is stopped");
+}
+
 namespace {
 
 namespace urls = boost::urls;

@@ -15,6 +15,12 @@
 
 namespace token_broker {
 
+// The User-Agent of every request to Zoom (the API and OAuth).
+inline constexpr std::string_view zoom_user_agent = "token-broker/" TOKEN_BROKER_VERSION;
+
+// What a call made after the Zoom client was stopped answers (not_ready).
+broker_error zoom_client_stopped();
+
 // An https URL taken apart: where to connect, and the path (and query) to ask for.
 struct endpoint_url {
     origin where;
