@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/application.hpp"
+#include "auth/auth.hpp"
 #include "log/logging.hpp"
 #include "server_harness.hpp"
 #include "zoom_simulator.hpp"
@@ -12,6 +13,16 @@
 #include <functional>
 
 namespace token_broker::testing {
+
+// A caller key named `name` whose plain text is `plain`, for the users matching `users`.
+inline caller_key key_for(std::string name, std::string_view plain, std::vector<std::string> users) {
+    return caller_key{std::move(name), sha256(plain), std::move(users)};
+}
+
+// The Authorization header line that presents `key`.
+inline std::string bearer(std::string_view key) {
+    return "Authorization: Bearer " + std::string(key) + "\r\n";
+}
 
 class running_broker {
 public:

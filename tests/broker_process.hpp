@@ -7,6 +7,7 @@
 #include "test_support.hpp"
 #include "zoom_simulator.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <chrono>
@@ -30,11 +31,6 @@ using namespace std::chrono_literals;
 inline std::string keys_json(const std::string& name, const std::string& plain) {
     return boost::json::serialize(boost::json::object{
         {"keys", boost::json::array{{{"name", name}, {"sha256", hex(sha256(plain))}, {"users", {"*"}}}}}});
-}
-
-inline std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The broker as a child process, its stdout in a file; killed at the end if still running.
@@ -159,5 +155,56 @@ private:
     pid_t pid_ = -1;
     std::uint16_t webhook_port_ = 0;
 };
+
+// The caller key every broker_process accepts (its keys file, see write_keys), as a header line.
+inline const std::string caller_auth = "Authorization: Bearer first-key-0123456789\r\n";
+
+// One answer from a broker process: status 0 and the error's text when none came.
+struct answer {
+    int status = 0;
+    std::string body;
+    std::chrono::steady_clock::duration took{};
+
+    bool cached() const { return body.find(R"("cached":true)") != std::string::npos; }
+    std::string token() const {
+        const auto v = boost::json::parse(body);
+        return std::string(v.as_object().at("token").as_string());
+    }
+};
+
+// GET `target` with the caller key; never throws.
+inline answer get_with_key(std::uint16_t port, const std::string& target,
+                           std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        client c(port, limit);
+        const auto r = c.get(target, caller_auth);
+        return {static_cast<int>(r.result_int()), r.body(), std::chrono::steady_clock::now() - started};
+    } catch (const std::exception& e) {
+        return {0, e.what(), std::chrono::steady_clock::now() - started};
+    }
+}
+
+// GET /token/{user} with the caller key; never throws.
+inline answer get_token(std::uint16_t port, const std::string& user,
+                        std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    return get_with_key(port, "/token/" + user, limit);
+}
+
+// DELETE /token/{user} with the caller key: the status.
+inline int delete_token(std::uint16_t port, const std::string& user) {
+    client c(port);
+    c.send("DELETE /token/" + user + " HTTP/1.1\r\nHost: localhost\r\n" + caller_auth + "\r\n");
+    return static_cast<int>(c.read().result_int());
+}
+
+// The body of /readyz, or the error's text when no answer came.
+inline std::string readyz(std::uint16_t port) {
+    try {
+        return client(port).get("/readyz").body();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
 
 } // namespace token_broker::testing

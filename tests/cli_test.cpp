@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 #include "core/net.hpp"
 #include "test_certs.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -128,11 +129,6 @@ struct process_result {
     std::string err;
 };
 
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Runs the broker in a fresh directory for each test. The child's environment is this process's
 // without any ZOOM_* or TOKEN_BROKER_* variable, plus `env`: the tests do not depend on the shell
 // they run from, and never change their own environment.
@@ -201,8 +197,8 @@ protected:
         }
         if (WIFEXITED(wait_status))
             result.status = WEXITSTATUS(wait_status);
-        result.out = read_text(out);
-        result.err = read_text(err);
+        result.out = testing::read_file(out);
+        result.err = testing::read_file(err);
         return result;
     }
 
@@ -319,15 +315,15 @@ private:
     std::thread thread_;
 };
 
-std::string answer(std::string_view status_line, std::string_view body) {
+std::string http_answer(std::string_view status_line, std::string_view body) {
     return std::string(status_line) +
            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
            "\r\nConnection: close\r\n\r\n" + std::string(body);
 }
 
 TEST_F(BinaryTest, ProbeExits0OnlyWhenTheAnswerIs200) {
-    canned_http_server server({answer("HTTP/1.1 200 OK", R"({"status":"ok"})"),
-                               answer("HTTP/1.1 503 Service Unavailable", R"({"error":{}})"), ""});
+    canned_http_server server({http_answer("HTTP/1.1 200 OK", R"({"status":"ok"})"),
+                               http_answer("HTTP/1.1 503 Service Unavailable", R"({"error":{}})"), ""});
     const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/healthz";
 
     process_result r = run({"--probe", url});
@@ -549,7 +545,7 @@ TEST_F(BinaryTest, ProductionExample) {
 TEST_F(BinaryTest, DevConfigWithTheSimulatorsCa) {
     // Laid out as in the source tree, where config/dev.json names ../build/zoom-sim/ca.pem.
     const std::string dev =
-        write("config/dev.json", read_text(fs::path(SOURCE_DIR) / "config/dev.json")).string();
+        write("config/dev.json", testing::read_file(fs::path(SOURCE_DIR) / "config/dev.json")).string();
     process_result r = run({"--check-config", "--config", dev});
     EXPECT_EQ(r.status, 2);
     EXPECT_THAT(r.err, StartsWith("config: zoom.ca_file: cannot read "));
@@ -598,7 +594,7 @@ TEST_F(BinaryTest, StartFailuresExplainThemselvesOnStderrWhateverTheLogLevel) {
 // docker/compose-config.json with the simulator's CA path (a file on the shared volume in the stack)
 // replaced by a file in the test's directory.
 std::string compose_config_here(const fs::path& ca) {
-    std::string text = read_text(fs::path(SOURCE_DIR) / "docker/compose-config.json");
+    std::string text = testing::read_file(fs::path(SOURCE_DIR) / "docker/compose-config.json");
     const std::string ca_in_container = "/var/lib/zoom-sim/ca.pem";
     const auto at = text.find('"' + ca_in_container + '"');
     if (at == std::string::npos)
@@ -654,7 +650,8 @@ TEST_F(BinaryTest, ComposeConfigHoldsTheDocumentedDevCallerKey) {
     const authenticator callers(cfg.auth.keys);
     EXPECT_NE(callers.identify(dev_key), nullptr);
     EXPECT_EQ(callers.identify("dev-caller-key-change-me-not"), nullptr);
-    EXPECT_THAT(read_text(fs::path(SOURCE_DIR) / "docker/compose.yaml"), HasSubstr("Bearer " + dev_key));
+    EXPECT_THAT(testing::read_file(fs::path(SOURCE_DIR) / "docker/compose.yaml"),
+                HasSubstr("Bearer " + dev_key));
 }
 
 } // namespace

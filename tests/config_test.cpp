@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 #include "test_certs.hpp"
+#include "test_support.hpp"
 
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
@@ -1283,15 +1284,10 @@ void collect_keys(const json::object& object, const std::string& prefix, std::ve
     }
 }
 
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 TEST_F(ConfigTest, ProductionExampleHasEveryKeyWithItsDefault) {
     const fs::path example = fs::path(SOURCE_DIR) / "config/token-broker.json";
     std::vector<std::string> keys;
-    collect_keys(json::parse(read_text(example)).as_object(), "", keys);
+    collect_keys(json::parse(testing::read_file(example)).as_object(), "", keys);
     std::sort(keys.begin(), keys.end());
     std::vector<std::string> expected = all_keys;
     std::sort(expected.begin(), expected.end());
@@ -1337,7 +1333,7 @@ TEST_F(ConfigTest, ProductionExampleLoadsWithCredentialsFromTheEnvironment) {
 }
 
 TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {
-    const std::string readme = read_text(fs::path(SOURCE_DIR) / "config/README.md");
+    const std::string readme = testing::read_file(fs::path(SOURCE_DIR) / "config/README.md");
     for (const std::string& key : all_keys)
         EXPECT_THAT(readme, HasSubstr("`" + key + "`"));
     for (const char* variable :
@@ -1350,7 +1346,7 @@ TEST(ConfigReadme, DocumentsEveryKeyAndVariable) {
 
 TEST_F(ConfigTest, DevConfigNeedsTheSimulatorsCa) {
     // A copy laid out as in the source tree: config/dev.json names ../build/zoom-sim/ca.pem.
-    write("config/dev.json", read_text(fs::path(SOURCE_DIR) / "config/dev.json"));
+    write("config/dev.json", testing::read_file(fs::path(SOURCE_DIR) / "config/dev.json"));
     try {
         load_config(dir() / "config/dev.json", lookup_in({}));
         FAIL() << "loaded without the simulator's CA";

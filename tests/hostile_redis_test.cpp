@@ -20,8 +20,8 @@ using test::fake_redis;
 using testing::broker_process;
 using testing::client;
 using testing::eventually;
+using testing::get_with_key;
 
-const std::string auth = "Authorization: Bearer first-key-0123456789\r\n";
 const std::string encryption_key(64, 'a');
 
 boost::json::object redis_block(const fake_redis& redis) {
@@ -40,17 +40,6 @@ long status_kib(pid_t pid, const std::string& field) {
     return -1;
 }
 
-// The status and body of a GET, or 0 and why none came.
-std::pair<int, std::string> get(std::uint16_t port, const std::string& target) {
-    try {
-        client c(port);
-        const auto r = c.get(target, auth);
-        return {static_cast<int>(r.result_int()), r.body()};
-    } catch (const std::exception& e) {
-        return {0, e.what()};
-    }
-}
-
 // The hostile reply meets every command after the handshake, on every connection: each time the
 // broker drops the connection, names the limit, and reconnects; meanwhile it answers /healthz and
 // callers, and its memory stays far from what the reply announced.
@@ -65,9 +54,9 @@ void expect_refused_for_its_size(const fake_redis::answer& hostile) {
         << broker->output();
     EXPECT_NE(broker->output().find("max_reply_bytes"), std::string::npos) << broker->output();
 
-    EXPECT_EQ(get(port, "/healthz").first, 200);
-    const auto token = get(port, "/token/alone@example.com");
-    EXPECT_EQ(token.first, 200) << token.second;
+    EXPECT_EQ(get_with_key(port, "/healthz").status, 200);
+    const auto token = get_with_key(port, "/token/alone@example.com");
+    EXPECT_EQ(token.status, 200) << token.body;
 
     // Nothing near the gigabytes announced: the broker's own size, with room to spare.
     const long size = status_kib(broker->pid(), "VmSize");
@@ -103,8 +92,8 @@ TEST(HostileRedis, OneAsTheAnswerToEverythingIsNoBlock) {
     const auto port = broker->wait_port();
     ASSERT_NE(port, 0);
     for (const char* user : {"one", "two", "three"}) {
-        const auto r = get(port, std::string("/token/") + user);
-        EXPECT_EQ(r.first, 200) << user << ": " << r.second;
+        const auto r = get_with_key(port, std::string("/token/") + user);
+        EXPECT_EQ(r.status, 200) << user << ": " << r.body;
         EXPECT_EQ(sim.token_calls(user), 1u) << user;
     }
 }
@@ -130,8 +119,8 @@ TEST(HostileRedis, ContradictoryBudgetRepliesAreRedisFailing) {
     const auto port = broker->wait_port();
     ASSERT_NE(port, 0);
     for (const char* user : {"first", "second", "third"}) {
-        const auto r = get(port, std::string("/token/") + user);
-        EXPECT_EQ(r.first, 200) << user << ": " << r.second;
+        const auto r = get_with_key(port, std::string("/token/") + user);
+        EXPECT_EQ(r.status, 200) << user << ": " << r.body;
         EXPECT_EQ(sim.token_calls(user), 1u) << user;
     }
     EXPECT_GE(next->load(), 3u) << "the budget's script was asked for each miss";

@@ -17,54 +17,19 @@ namespace token_broker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::answer;
 using testing::broker_process;
 using testing::client;
+using testing::delete_token;
 using testing::eventually;
-
-const std::string auth = "Authorization: Bearer first-key-0123456789\r\n";
-
-struct answer {
-    int status = 0;
-    std::string body;
-    std::chrono::steady_clock::duration took{};
-
-    bool cached() const { return body.find(R"("cached":true)") != std::string::npos; }
-    std::string token() const {
-        const auto v = boost::json::parse(body);
-        return std::string(v.as_object().at("token").as_string());
-    }
-};
-
-answer get(std::uint16_t port, const std::string& user, std::chrono::milliseconds limit = 5s) {
-    const auto started = std::chrono::steady_clock::now();
-    try {
-        client c(port, limit);
-        const auto r = c.get("/token/" + user, auth);
-        return {static_cast<int>(r.result_int()), r.body(), std::chrono::steady_clock::now() - started};
-    } catch (const std::exception& e) {
-        return {0, e.what(), std::chrono::steady_clock::now() - started};
-    }
-}
-
-int remove(std::uint16_t port, const std::string& user) {
-    client c(port);
-    c.send("DELETE /token/" + user + " HTTP/1.1\r\nHost: localhost\r\n" + auth + "\r\n");
-    return static_cast<int>(c.read().result_int());
-}
+using testing::get_token;
+using testing::readyz;
 
 std::size_t occurrences(const std::string& text, const std::string& what) {
     std::size_t n = 0;
     for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size()))
         ++n;
     return n;
-}
-
-std::string readyz(std::uint16_t port) {
-    try {
-        return client(port).get("/readyz").body();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
 }
 
 struct Replicas : ::testing::Test {
@@ -110,7 +75,7 @@ struct Replicas : ::testing::Test {
         std::vector<std::future<answer>> running;
         for (int i = 0; i < count; ++i)
             running.push_back(std::async(std::launch::async, [this, i, &user, limit] {
-                return get(ports[static_cast<std::size_t>(i) % ports.size()], user, limit);
+                return get_token(ports[static_cast<std::size_t>(i) % ports.size()], user, limit);
             }));
         std::vector<answer> all;
         for (auto& f : running)
@@ -136,11 +101,11 @@ TEST_F(Replicas, ThreeProcessesOverRedissMakeOneZoomCallForNinetyConcurrentReque
     EXPECT_EQ(sim.token_calls("slow@example.com"), 1u);
 
     // Fetched by one, served by the others from Redis as cached.
-    const auto first = get(ports[0], "shared@example.com");
+    const auto first = get_token(ports[0], "shared@example.com");
     ASSERT_EQ(first.status, 200) << first.body;
     EXPECT_FALSE(first.cached());
     for (auto port : {ports[1], ports[2]}) {
-        const auto other = get(port, "shared@example.com");
+        const auto other = get_token(port, "shared@example.com");
         ASSERT_EQ(other.status, 200) << other.body;
         EXPECT_TRUE(other.cached()) << other.body;
         EXPECT_EQ(other.token(), first.token());
@@ -154,13 +119,13 @@ TEST_F(Replicas, ThreeProcessesOverRedissMakeOneZoomCallForNinetyConcurrentReque
         EXPECT_NE(a.body.find("user_not_found"), std::string::npos) << a.body;
     }
     for (auto port : ports)
-        EXPECT_EQ(get(port, "unknown-1@example.com").status, 404);
+        EXPECT_EQ(get_token(port, "unknown-1@example.com").status, 404);
     EXPECT_EQ(sim.token_calls("unknown-1@example.com"), 1u);
 
     // DELETE on one: every replica fetches fresh, and the three of them make one call for it. (The
     // simulator's tokens carry their issue time in seconds: a second later, a new one differs.)
     std::this_thread::sleep_for(1100ms);
-    ASSERT_EQ(remove(ports[2], "shared@example.com"), 204);
+    ASSERT_EQ(delete_token(ports[2], "shared@example.com"), 204);
     std::set<std::string> after;
     for (const auto& a : concurrently("shared@example.com", 9)) {
         ASSERT_EQ(a.status, 200) << a.body;
@@ -182,12 +147,12 @@ TEST_F(Replicas, WhatTheProcessesLeaveInRedisHoldsNoUserIdTokenOrSecret) {
     std::vector<std::string> forbidden = users;
     for (const auto& u : users)
         for (auto port : ports) {
-            const auto a = get(port, u);
+            const auto a = get_token(port, u);
             if (a.status == 200)
                 forbidden.push_back(a.token());
         }
     ASSERT_EQ(forbidden.size(), users.size() + 6) << "three users, each answered on both replicas";
-    ASSERT_EQ(remove(ports[1], "leaver@example.com"), 204);
+    ASSERT_EQ(delete_token(ports[1], "leaver@example.com"), 204);
     const auto issued = sim.issued_access_tokens();
     ASSERT_EQ(issued.size(), 1u);
     forbidden.insert(forbidden.end(), issued.begin(), issued.end());
@@ -211,36 +176,36 @@ TEST_F(Replicas, RedisGoingAwayLeavesEachReplicaAloneAndEachFindsItAgainByItself
     // A budget that never makes a miss wait: only Redis's part of a miss is measured.
     start_brokers(2, {{"redis", redis_block(redis, false, more)},
                       {"zoom", {{"request_timeout_ms", 5000}, {"requests_per_second", 10000}}}});
-    ASSERT_EQ(get(ports[0], "before@example.com").status, 200);
-    ASSERT_TRUE(get(ports[1], "before@example.com").cached());
-    const auto zoom_miss = get(ports[0], "baseline@example.com").took;
+    ASSERT_EQ(get_token(ports[0], "before@example.com").status, 200);
+    ASSERT_TRUE(get_token(ports[1], "before@example.com").cached());
+    const auto zoom_miss = get_token(ports[0], "baseline@example.com").took;
 
     redis.pause();
     for (std::size_t i = 0; i < ports.size(); ++i) {
         // From memory while the invalidation lease holds, else from Zoom: answered either way.
-        const auto hit = get(ports[i], "before@example.com");
+        const auto hit = get_token(ports[i], "before@example.com");
         EXPECT_EQ(hit.status, 200) << hit.body;
         // A miss: one command that waits its command_timeout_ms (400 ms), then Zoom; a second
         // command's timeout, the wait for a fetch lock (5 s + 1 s here) or for a reconnection play
         // no part. The margin is for a loaded machine, and less than a second timeout.
-        const auto miss = get(ports[i], "frozen-" + std::to_string(i) + "@example.com");
+        const auto miss = get_token(ports[i], "frozen-" + std::to_string(i) + "@example.com");
         EXPECT_EQ(miss.status, 200) << miss.body;
         EXPECT_FALSE(miss.cached());
         EXPECT_LT(miss.took, zoom_miss + 400ms + 300ms) << "a miss waited more than one command timeout";
-        const auto next = get(ports[i], "frozen-next-" + std::to_string(i) + "@example.com");
+        const auto next = get_token(ports[i], "frozen-next-" + std::to_string(i) + "@example.com");
         EXPECT_EQ(next.status, 200) << next.body;
         EXPECT_LT(next.took, zoom_miss + 300ms) << "Redis is known to be down: no more waiting";
-        EXPECT_TRUE(get(ports[i], "frozen-next-" + std::to_string(i) + "@example.com").cached())
+        EXPECT_TRUE(get_token(ports[i], "frozen-next-" + std::to_string(i) + "@example.com").cached())
             << "a lone replica keeps its own copies";
     }
     for (auto port : ports) {
         EXPECT_EQ(readyz(port), R"({"status":"ready","redis":"down"})");
-        EXPECT_EQ(remove(port, "before@example.com"), 503);
+        EXPECT_EQ(delete_token(port, "before@example.com"), 503);
     }
 
     redis.stop(); // gone: connections refused
     for (auto port : ports) {
-        const auto miss = get(port, "gone@example.com");
+        const auto miss = get_token(port, "gone@example.com");
         EXPECT_EQ(miss.status, 200) << miss.body;
         EXPECT_FALSE(miss.cached()) << "each replica alone";
         EXPECT_EQ(readyz(port), R"({"status":"ready","redis":"down"})");
@@ -251,13 +216,13 @@ TEST_F(Replicas, RedisGoingAwayLeavesEachReplicaAloneAndEachFindsItAgainByItself
     for (auto port : ports)
         EXPECT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; }, 20s))
             << readyz(port);
-    const auto fresh = get(ports[0], "after@example.com");
+    const auto fresh = get_token(ports[0], "after@example.com");
     ASSERT_EQ(fresh.status, 200);
-    const auto shared = get(ports[1], "after@example.com");
+    const auto shared = get_token(ports[1], "after@example.com");
     ASSERT_EQ(shared.status, 200);
     EXPECT_TRUE(shared.cached()) << "sharing works again";
     EXPECT_EQ(sim.token_calls("after@example.com"), 1u);
-    EXPECT_EQ(remove(ports[1], "after@example.com"), 204);
+    EXPECT_EQ(delete_token(ports[1], "after@example.com"), 204);
     // One warning each time Redis went (frozen, then briefly back when the stop thawed it, then
     // gone), one line each time it came back, none for the failed reconnections in between; never
     // its password or the encryption key.
@@ -286,7 +251,7 @@ TEST_F(Replicas, AReplicaStartedUnderTrafficServesWhatTheOthersCachedWithoutCall
     std::vector<std::string> users;
     for (int i = 0; i < 20; ++i) {
         users.push_back("user-" + std::to_string(i) + "@example.com");
-        ASSERT_EQ(get(ports[0], users.back()).status, 200);
+        ASSERT_EQ(get_token(ports[0], users.back()).status, 200);
     }
     const auto calls = sim.token_calls();
     const auto oauth = sim.oauth_calls();
@@ -295,7 +260,7 @@ TEST_F(Replicas, AReplicaStartedUnderTrafficServesWhatTheOthersCachedWithoutCall
     const auto port = start_broker(extra);
     std::vector<std::future<answer>> first;
     for (const auto& u : users)
-        first.push_back(std::async(std::launch::async, [&, u] { return get(port, u, 10s); }));
+        first.push_back(std::async(std::launch::async, [&, u] { return get_token(port, u, 10s); }));
     std::this_thread::sleep_for(300ms);
     redis.resume();
     for (auto& f : first) {
@@ -318,7 +283,7 @@ std::vector<answer> served_forgotten(std::uint16_t port, const std::string& user
     std::vector<answer> bad;
     const auto until = std::chrono::steady_clock::now() + period;
     do {
-        auto a = get(port, user);
+        auto a = get_token(port, user);
         if (a.status != 200 || forgotten.contains(a.token()))
             bad.push_back(std::move(a));
         std::this_thread::sleep_for(20ms);
@@ -373,13 +338,13 @@ private:
 TEST_F(Replicas, ASubscriptionKilledThenADeleteLeavesNoReplicaServingTheForgottenToken) {
     test::redis_server redis;
     start_brokers(2, {{"redis", redis_block(redis)}});
-    const auto first = get(ports[0], "killed@example.com");
+    const auto first = get_token(ports[0], "killed@example.com");
     ASSERT_EQ(first.status, 200) << first.body;
-    ASSERT_TRUE(get(ports[1], "killed@example.com").cached());
+    ASSERT_TRUE(get_token(ports[1], "killed@example.com").cached());
     std::this_thread::sleep_for(1100ms); // a token fetched from now on differs from the first
 
     ASSERT_GE(redis.command({"CLIENT", "KILL", "TYPE", "pubsub"}).integer, 2);
-    EXPECT_TRUE(eventually([&] { return remove(ports[0], "killed@example.com") == 204; }, 10s));
+    EXPECT_TRUE(eventually([&] { return delete_token(ports[0], "killed@example.com") == 204; }, 10s));
     const auto bad = served_forgotten(ports[1], "killed@example.com", {first.token()});
     EXPECT_TRUE(bad.empty()) << "served after the 204:\n" << describe(bad);
 }
@@ -389,14 +354,14 @@ TEST_F(Replicas, ASubscriptionKilledThenADeleteLeavesNoReplicaServingTheForgotte
 TEST_F(Replicas, ASubscriptionRefusedThenADeleteLeavesNoReplicaServingTheForgottenToken) {
     test::redis_server redis;
     start_brokers(2, {{"redis", redis_block(redis)}});
-    const auto first = get(ports[0], "refused@example.com");
+    const auto first = get_token(ports[0], "refused@example.com");
     ASSERT_EQ(first.status, 200) << first.body;
-    ASSERT_TRUE(get(ports[1], "refused@example.com").cached());
+    ASSERT_TRUE(get_token(ports[1], "refused@example.com").cached());
     std::this_thread::sleep_for(1100ms);
 
     ASSERT_FALSE(redis.command({"ACL", "SETUSER", "default", "-subscribe", "-psubscribe"}).is_error());
     ASSERT_GE(redis.command({"CLIENT", "KILL", "TYPE", "pubsub"}).integer, 2);
-    EXPECT_TRUE(eventually([&] { return remove(ports[0], "refused@example.com") == 204; }, 10s));
+    EXPECT_TRUE(eventually([&] { return delete_token(ports[0], "refused@example.com") == 204; }, 10s));
     const auto bad = served_forgotten(ports[1], "refused@example.com", {first.token()});
     EXPECT_TRUE(bad.empty()) << "served after the 204:\n" << describe(bad);
 }
@@ -406,14 +371,14 @@ TEST_F(Replicas, ASubscriptionRefusedThenADeleteLeavesNoReplicaServingTheForgott
 TEST_F(Replicas, AnOutsideSubscriberNeverTurnsADeleteIntoA503) {
     test::redis_server redis;
     start_brokers(2, {{"redis", redis_block(redis)}});
-    ASSERT_EQ(get(ports[0], "watched@example.com").status, 200);
-    ASSERT_TRUE(get(ports[1], "watched@example.com").cached());
+    ASSERT_EQ(get_token(ports[0], "watched@example.com").status, 200);
+    ASSERT_TRUE(get_token(ports[1], "watched@example.com").cached());
     outside_subscriber everything(redis, {"PSUBSCRIBE", "*"});
     outside_subscriber forgets(redis, {"SUBSCRIBE", "token-broker:forget"});
 
-    EXPECT_EQ(remove(ports[0], "watched@example.com"), 204);
-    EXPECT_EQ(remove(ports[1], "watched@example.com"), 204);
-    const auto after = get(ports[1], "watched@example.com");
+    EXPECT_EQ(delete_token(ports[0], "watched@example.com"), 204);
+    EXPECT_EQ(delete_token(ports[1], "watched@example.com"), 204);
+    const auto after = get_token(ports[1], "watched@example.com");
     ASSERT_EQ(after.status, 200) << after.body;
     EXPECT_FALSE(after.cached()) << after.body;
 }
@@ -432,24 +397,24 @@ TEST_F(Replicas, DuringAKeyRotationADeleteFromEitherSideIsForgottenByEveryReplic
         ASSERT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; }, 20s));
 
     // Fetched by a new-key replica, forgotten on the old-key one.
-    const auto b = get(ports[1], "rotated-1@example.com");
+    const auto b = get_token(ports[1], "rotated-1@example.com");
     ASSERT_EQ(b.status, 200) << b.body;
-    ASSERT_TRUE(get(ports[2], "rotated-1@example.com").cached());
-    const auto a = get(ports[0], "rotated-1@example.com");
+    ASSERT_TRUE(get_token(ports[2], "rotated-1@example.com").cached());
+    const auto a = get_token(ports[0], "rotated-1@example.com");
     ASSERT_EQ(a.status, 200) << a.body;
     std::this_thread::sleep_for(1100ms);
-    EXPECT_TRUE(eventually([&] { return remove(ports[0], "rotated-1@example.com") == 204; }, 10s));
+    EXPECT_TRUE(eventually([&] { return delete_token(ports[0], "rotated-1@example.com") == 204; }, 10s));
     for (auto port : ports) {
         const auto bad = served_forgotten(port, "rotated-1@example.com", {a.token(), b.token()}, 100ms);
         EXPECT_TRUE(bad.empty()) << "port " << port << " served after the 204:\n" << describe(bad);
     }
 
     // Fetched by the old-key replica, read by a new-key one, forgotten on a new-key one.
-    const auto c = get(ports[0], "rotated-2@example.com");
+    const auto c = get_token(ports[0], "rotated-2@example.com");
     ASSERT_EQ(c.status, 200) << c.body;
-    ASSERT_TRUE(get(ports[1], "rotated-2@example.com").cached());
+    ASSERT_TRUE(get_token(ports[1], "rotated-2@example.com").cached());
     std::this_thread::sleep_for(1100ms);
-    EXPECT_TRUE(eventually([&] { return remove(ports[2], "rotated-2@example.com") == 204; }, 10s));
+    EXPECT_TRUE(eventually([&] { return delete_token(ports[2], "rotated-2@example.com") == 204; }, 10s));
     for (auto port : ports) {
         const auto bad = served_forgotten(port, "rotated-2@example.com", {c.token()}, 100ms);
         EXPECT_TRUE(bad.empty()) << "port " << port << " served after the 204:\n" << describe(bad);
@@ -472,12 +437,12 @@ TEST_F(Replicas, AFetchRacingADeleteNeverLeavesTheForgottenTokenBehind) {
             for (int i = 0; i < tries; ++i) {
                 const auto user = "race-" + std::to_string(lane) + "-" + std::to_string(i) + "@example.com";
                 sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 100ms, .times = 1}, user);
-                auto fetch = std::async(std::launch::async, [&] { return get(ports[1], user); });
+                auto fetch = std::async(std::launch::async, [&] { return get_token(ports[1], user); });
                 std::this_thread::sleep_for(75ms + std::chrono::milliseconds(i % 50));
                 const auto deleting = std::chrono::steady_clock::now();
                 int status = 0;
                 for (int attempt = 0; attempt < 5 && status != 204; ++attempt)
-                    status = remove(ports[0], user);
+                    status = delete_token(ports[0], user);
                 const auto fetched = fetch.get();
                 if (status != 204 || fetched.status != 200) {
                     report += user + ": DELETE " + std::to_string(status) + ", GET " + fetched.body + "\n";
@@ -495,7 +460,7 @@ TEST_F(Replicas, AFetchRacingADeleteNeverLeavesTheForgottenTokenBehind) {
                 // Nothing fetched this user since the 204: a cached answer on C is B's forgotten
                 // token, read back from Redis. (A fresh one may equal it: the simulator's tokens
                 // change once a second.)
-                const auto after = get(ports[2], user);
+                const auto after = get_token(ports[2], user);
                 if (after.status != 200 || after.cached()) {
                     ++stale;
                     report += user + ": after the 204 C answered " + after.body + "\n";
@@ -520,7 +485,7 @@ TEST_F(Replicas, ARedisStallLeavesNoLockThatHoldsOthersUpLongerThanALease) {
     test::redis_server redis;
     start_brokers(3, {{"redis", redis_block(redis)}, {"zoom", {{"requests_per_second", 10000}}}});
     // Redis knows the scripts (else the late EVALSHA would only say NOSCRIPT).
-    ASSERT_EQ(get(ports[0], "warm@example.com").status, 200);
+    ASSERT_EQ(get_token(ports[0], "warm@example.com").status, 200);
     std::vector<std::string> users;
     for (int i = 0; i < 6; ++i)
         users.push_back("stalled-" + std::to_string(i) + "@example.com");
@@ -529,7 +494,7 @@ TEST_F(Replicas, ARedisStallLeavesNoLockThatHoldsOthersUpLongerThanALease) {
     {
         std::vector<std::future<answer>> alone;
         for (const auto& u : users)
-            alone.push_back(std::async(std::launch::async, [&, u] { return get(ports[0], u); }));
+            alone.push_back(std::async(std::launch::async, [&, u] { return get_token(ports[0], u); }));
         for (auto& f : alone)
             EXPECT_EQ(f.get().status, 200);
     }
@@ -545,7 +510,7 @@ TEST_F(Replicas, ARedisStallLeavesNoLockThatHoldsOthersUpLongerThanALease) {
     std::vector<std::future<answer>> after;
     for (const auto& u : users)
         for (auto port : {ports[1], ports[2]})
-            after.push_back(std::async(std::launch::async, [&, u, port] { return get(port, u, 20s); }));
+            after.push_back(std::async(std::launch::async, [&, u, port] { return get_token(port, u, 20s); }));
     for (auto& f : after) {
         const auto a = f.get();
         EXPECT_EQ(a.status, 200) << a.body;
@@ -563,15 +528,17 @@ TEST_F(Replicas, AReplicaKilledWhileItFetchesHoldsTheOthersUpForOneLeaseAtMost) 
     start_brokers(3, {{"redis", redis_block(redis)}, {"zoom", {{"request_timeout_ms", 5000}}}});
     sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 4000ms, .times = 1}, "orphan@example.com");
 
-    auto on_dying = std::async(std::launch::async, [&] { return get(ports[0], "orphan@example.com"); });
+    auto on_dying = std::async(std::launch::async, [&] { return get_token(ports[0], "orphan@example.com"); });
     ASSERT_TRUE(eventually([&] { return sim.token_calls("orphan@example.com") == 1; }));
     const auto taken = std::chrono::steady_clock::now(); // the lock was taken before Zoom was called
     brokers[0]->signal(SIGKILL);
     EXPECT_EQ(brokers[0]->wait_exit(5s), 128 + SIGKILL);
     EXPECT_EQ(on_dying.get().status, 0) << "the killed replica answered nothing";
 
-    auto on_b = std::async(std::launch::async, [&] { return get(ports[1], "orphan@example.com", 20s); });
-    auto on_c = std::async(std::launch::async, [&] { return get(ports[2], "orphan@example.com", 20s); });
+    auto on_b =
+        std::async(std::launch::async, [&] { return get_token(ports[1], "orphan@example.com", 20s); });
+    auto on_c =
+        std::async(std::launch::async, [&] { return get_token(ports[2], "orphan@example.com", 20s); });
     const auto b = on_b.get();
     const auto c = on_c.get();
     ASSERT_EQ(b.status, 200) << b.body;
@@ -613,16 +580,16 @@ TEST_F(Replicas, AReplicaKilledWhileItFetchesTheAccessTokenHoldsTheNextOneUpForO
 TEST_F(Replicas, AReplicaFrozenLongerThanItsLeaseNeverServesATokenForgottenMeanwhile) {
     test::redis_server redis;
     start_brokers(2, {{"redis", redis_block(redis)}});
-    const auto first = get(ports[0], "leaver@example.com");
+    const auto first = get_token(ports[0], "leaver@example.com");
     ASSERT_EQ(first.status, 200) << first.body;
-    ASSERT_TRUE(get(ports[1], "leaver@example.com").cached());
+    ASSERT_TRUE(get_token(ports[1], "leaver@example.com").cached());
     std::this_thread::sleep_for(1100ms);
 
     brokers[1]->signal(SIGSTOP);
     std::this_thread::sleep_for(1500ms); // longer than redis.invalidation_lease_ms (1 s)
-    EXPECT_EQ(remove(ports[0], "leaver@example.com"), 204);
+    EXPECT_EQ(delete_token(ports[0], "leaver@example.com"), 204);
     brokers[1]->signal(SIGCONT);
-    const auto after = get(ports[1], "leaver@example.com");
+    const auto after = get_token(ports[1], "leaver@example.com");
     ASSERT_EQ(after.status, 200) << after.body;
     EXPECT_NE(after.token(), first.token()) << "the thawed replica served the forgotten token";
     EXPECT_EQ(sim.token_calls("leaver@example.com"), 2u);
@@ -653,7 +620,7 @@ TEST_F(Replicas, RedisRefusingScriptsIsDegradedNotUp) {
     test::redis_server redis;
     start_brokers(1, {{"redis", redis_block(redis)}});
     ASSERT_FALSE(redis.command({"ACL", "SETUSER", "default", "-evalsha", "-eval"}).is_error());
-    const auto a = get(ports[0], "refused-scripts@example.com");
+    const auto a = get_token(ports[0], "refused-scripts@example.com");
     EXPECT_EQ(a.status, 200) << a.body;
     EXPECT_TRUE(eventually([&] {
         return readyz(ports[0]).find(R"("redis":"degraded")") != std::string::npos;
@@ -661,7 +628,7 @@ TEST_F(Replicas, RedisRefusingScriptsIsDegradedNotUp) {
     EXPECT_NE(readyz(ports[0]).find(R"("redis_reason":"commands: NOPERM)"), std::string::npos)
         << readyz(ports[0]);
     EXPECT_NE(metrics_text(ports[0]).find("\ntoken_broker_redis_degraded 1\n"), std::string::npos);
-    EXPECT_EQ(get(ports[0], "refused-scripts-2@example.com").status, 200);
+    EXPECT_EQ(get_token(ports[0], "refused-scripts-2@example.com").status, 200);
 
     ASSERT_FALSE(redis.command({"ACL", "SETUSER", "default", "+evalsha", "+eval"}).is_error());
     EXPECT_TRUE(eventually([&] { return readyz(ports[0]) == R"({"status":"ready","redis":"up"})"; }))
@@ -680,13 +647,13 @@ TEST_F(Replicas, AnOutOfMemoryRedisIsDegradedNotUp) {
     start_brokers(1, {{"redis", redis_block(redis)}});
     ASSERT_TRUE(redis.command({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).is_status("OK"));
     ASSERT_TRUE(redis.command({"CONFIG", "SET", "maxmemory", "1"}).is_status("OK"));
-    EXPECT_EQ(get(ports[0], "out-of-memory@example.com").status, 200);
+    EXPECT_EQ(get_token(ports[0], "out-of-memory@example.com").status, 200);
     EXPECT_TRUE(eventually([&] {
         return readyz(ports[0]).find(R"("redis":"degraded")") != std::string::npos;
     })) << readyz(ports[0]);
     EXPECT_NE(readyz(ports[0]).find("OOM"), std::string::npos) << readyz(ports[0]);
     EXPECT_NE(metrics_text(ports[0]).find("\ntoken_broker_redis_degraded 1\n"), std::string::npos);
-    EXPECT_EQ(get(ports[0], "out-of-memory-2@example.com").status, 200);
+    EXPECT_EQ(get_token(ports[0], "out-of-memory-2@example.com").status, 200);
 
     ASSERT_TRUE(redis.command({"CONFIG", "SET", "maxmemory", "0"}).is_status("OK"));
     EXPECT_TRUE(eventually([&] { return readyz(ports[0]) == R"({"status":"ready","redis":"up"})"; }))
@@ -702,12 +669,12 @@ TEST_F(Replicas, AReadOnlyReplicaIsDegradedNotUp) {
     start_brokers(1, {{"redis", redis_block(redis)}});
     ASSERT_TRUE(redis.command({"CONFIG", "SET", "masterauth", master.password()}).is_status("OK"));
     ASSERT_TRUE(redis.command({"REPLICAOF", "127.0.0.1", std::to_string(master.port())}).is_status("OK"));
-    EXPECT_EQ(get(ports[0], "read-only@example.com").status, 200);
+    EXPECT_EQ(get_token(ports[0], "read-only@example.com").status, 200);
     EXPECT_TRUE(eventually([&] {
         return readyz(ports[0]).find(R"("redis":"degraded")") != std::string::npos;
     })) << readyz(ports[0]);
     EXPECT_NE(readyz(ports[0]).find("READONLY"), std::string::npos) << readyz(ports[0]);
-    EXPECT_EQ(get(ports[0], "read-only-2@example.com").status, 200);
+    EXPECT_EQ(get_token(ports[0], "read-only-2@example.com").status, 200);
 
     ASSERT_TRUE(redis.command({"REPLICAOF", "NO", "ONE"}).is_status("OK"));
     EXPECT_TRUE(eventually([&] { return readyz(ports[0]) == R"({"status":"ready","redis":"up"})"; }))

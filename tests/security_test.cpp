@@ -18,18 +18,12 @@ namespace token_broker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::bearer;
 using testing::client;
 using testing::error_code_of;
 using testing::json_body;
+using testing::key_for;
 using testing::running_broker;
-
-caller_key key_for(std::string name, std::string_view plain, std::vector<std::string> users) {
-    return caller_key{std::move(name), sha256(plain), std::move(users)};
-}
-
-std::string bearer(std::string_view key) {
-    return "Authorization: Bearer " + std::string(key) + "\r\n";
-}
 
 using testing::hex;
 using testing::temp_dir;
@@ -41,13 +35,13 @@ std::string keys_json(std::initializer_list<std::pair<std::string, std::string>>
     return boost::json::serialize(boost::json::object{{"keys", list}});
 }
 
-auto with_keys = [](config& c) {
+auto with_two_keys = [](config& c) {
     c.auth.keys = {key_for("launcher", "launcher-key-0123456789", {"*"}),
                    key_for("team-a", "team-a-key-0123456789", {"*@a.example.com", "team-a-*"})};
 };
 
 TEST(Auth, MissingOrUnknownKeysAre401WithWwwAuthenticate) {
-    running_broker b(with_keys);
+    running_broker b(with_two_keys);
     client c(b.port());
     for (std::string headers :
          {std::string(), bearer("not-a-key"), std::string("Authorization: Basic abc\r\n"),
@@ -61,7 +55,7 @@ TEST(Auth, MissingOrUnknownKeysAre401WithWwwAuthenticate) {
 }
 
 TEST(Auth, AKeyMayOnlyAskForItsUsers) {
-    running_broker b(with_keys);
+    running_broker b(with_two_keys);
     client c(b.port());
     const auto team = bearer("team-a-key-0123456789");
     EXPECT_EQ(c.get("/token/jdoe@a.example.com", team).result_int(), 200);
@@ -81,7 +75,7 @@ TEST(Auth, AKeyMayOnlyAskForItsUsers) {
 }
 
 TEST(Auth, ProbesNeedNoKey) {
-    running_broker b(with_keys);
+    running_broker b(with_two_keys);
     client c(b.port());
     EXPECT_EQ(c.get("/healthz").result_int(), 200);
     EXPECT_EQ(c.get("/metrics").result_int(), 200);

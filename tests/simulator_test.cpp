@@ -177,13 +177,6 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
     return condition();
 }
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 class Simulator : public ::testing::Test {
 protected:
     std::string access_token(test_client& client) {
@@ -600,13 +593,13 @@ TEST(SimulatorTls, ReusesTheCaInItsCertDir) {
     std::string first_ca;
     {
         simulator first({.cert_dir = dir.string()});
-        first_ca = read_text(first.ca_file());
+        first_ca = token_broker::testing::read_file(first.ca_file());
         EXPECT_TRUE(std::filesystem::exists(dir / "ca-key.pem"));
     }
     EXPECT_TRUE(std::filesystem::exists(dir / "ca.pem")); // a given directory is kept
     {
         simulator second({.cert_dir = dir.string(), .hostnames = {"zoom-sim"}});
-        EXPECT_EQ(read_text(second.ca_file()), first_ca);
+        EXPECT_EQ(token_broker::testing::read_file(second.ca_file()), first_ca);
         test_client client(second);
         EXPECT_FALSE(client.connect());
         test_client by_service_name(second, "zoom-sim");

@@ -16,6 +16,19 @@
 
 namespace token_broker::testing {
 
+// The whole content of a file; empty when it cannot be read.
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The system clock's seconds since 1970, as decimal text (Zoom's x-zm-request-timestamp).
+inline std::string unix_seconds_now() {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
 // Polls `condition` every 5 ms until it holds (true) or `limit` has passed (false). The limit is an
 // upper bound for a loaded machine, never a measure.
 template <class F>

@@ -22,9 +22,11 @@ namespace token_broker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::bearer;
 using testing::client;
 using testing::error_code_of;
 using testing::json_body;
+using testing::key_for;
 using testing::running_broker;
 using response_t = http::response<http::string_body>;
 
@@ -194,18 +196,10 @@ TEST(TokenBatchParse, ABadItemFailsAloneWithItsGetsError) {
 
 // ---- through HTTP -----------------------------------------------------------------------------------
 
-caller_key key_for(std::string name, std::string_view plain, std::vector<std::string> users) {
-    return caller_key{std::move(name), sha256(plain), std::move(users)};
-}
-
-std::string bearer(std::string_view key) {
-    return "Authorization: Bearer " + std::string(key) + "\r\n";
-}
-
 constexpr std::string_view all_key = "batch-all-key-0123456789";
 constexpr std::string_view team_key = "batch-team-key-0123456789";
 
-void with_keys(config& c) {
+void with_batch_keys(config& c) {
     c.auth.keys = {key_for("all", all_key, {"*"}), key_for("team", team_key, {"team-*", "unknown-*"})};
 }
 
@@ -279,7 +273,7 @@ double metric(const std::string& text, const std::string& name) {
 using testing::eventually;
 
 void json_logs_and_keys(config& c) {
-    with_keys(c);
+    with_batch_keys(c);
     c.log.format = log_format::json;
 }
 
@@ -673,7 +667,7 @@ TEST(TokenBatch, OtherMethodsAre405WithAllowPost) {
 }
 
 TEST(TokenBatch, NeedsACallerKeyAndChecksEachUserAgainstIt) {
-    running_broker b(with_keys);
+    running_broker b(with_batch_keys);
     client c(b.port());
     const auto body = batch_of({user("team-a"), user("someone")});
     const auto none = post_tokens(c, body);

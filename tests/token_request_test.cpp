@@ -176,7 +176,7 @@ TEST(TokenRequest, AcceptsGoodTargets) {
 
 TEST(TokenRequest, RefusesBadTargetsWithAMessageForAPerson) {
     for (const bad_case& c : bad_targets) {
-        SCOPED_TRACE(testing::Message() << (c.is_delete ? "DELETE " : "GET ") << c.target);
+        SCOPED_TRACE(::testing::Message() << (c.is_delete ? "DELETE " : "GET ") << c.target);
         const auto r = parse_token_target(c.target, c.is_delete);
         if (!r.has_error()) {
             ADD_FAILURE() << "accepted, user_id=" << r->user_id;

@@ -135,7 +135,7 @@ TEST(TraceContext, AChildTraceparentKeepsTheTraceIdAndFlagsWithANewParentIdEachT
 
 // ---- through the broker ----------------------------------------------------------------------
 
-const std::string auth = "Authorization: Bearer first-key-0123456789\r\n";
+using testing::caller_auth;
 
 struct BrokerTrace : ::testing::Test {
     zoom_sim::simulator sim;
@@ -182,7 +182,7 @@ std::string trace_id_of(const std::string& traceparent) {
 }
 
 TEST_F(BrokerTrace, AValidTraceparentIsLoggedAndCarriedToZoomWithANewParentIdAndTheTracestate) {
-    const auto r = client(port).get("/token/jdoe@example.com", auth + "traceparent: " + valid +
+    const auto r = client(port).get("/token/jdoe@example.com", caller_auth + "traceparent: " + valid +
                                                                    "\r\ntracestate: congo=t61rcWkgMzE\r\n"
                                                                    "tracestate: rojo=00f067aa0ba902b7\r\n"
                                                                    "X-Request-Id: traced-1\r\n");
@@ -201,7 +201,7 @@ TEST_F(BrokerTrace, AValidTraceparentIsLoggedAndCarriedToZoomWithANewParentIdAnd
 
 TEST_F(BrokerTrace, AnInvalidTraceparentIsIgnoredAndTheNewTraceIdIsLoggedAndSentWithoutTracestate) {
     const std::string upper = "00-4BF92F3577B34DA6A3CE929D0E0E4736-" + parent_id + "-01";
-    const auto r = client(port).get("/token/upper@example.com", auth + "traceparent: " + upper +
+    const auto r = client(port).get("/token/upper@example.com", caller_auth + "traceparent: " + upper +
                                                                     "\r\ntracestate: congo=t61rcWkgMzE\r\n"
                                                                     "X-Request-Id: traced-2\r\n");
     ASSERT_EQ(r.result_int(), 200) << r.body();
@@ -217,9 +217,12 @@ TEST_F(BrokerTrace, AnInvalidTraceparentIsIgnoredAndTheNewTraceIdIsLoggedAndSent
 }
 
 TEST_F(BrokerTrace, WithoutATraceparentTheRequestGetsATraceIdOfItsOwn) {
-    ASSERT_EQ(client(port).get("/token/plain@example.com", auth + "X-Request-Id: traced-3\r\n").result_int(),
-              200);
-    ASSERT_EQ(client(port).get("/token/plain2@example.com", auth + "X-Request-Id: traced-4\r\n").result_int(),
+    ASSERT_EQ(
+        client(port).get("/token/plain@example.com", caller_auth + "X-Request-Id: traced-3\r\n").result_int(),
+        200);
+    ASSERT_EQ(client(port)
+                  .get("/token/plain2@example.com", caller_auth + "X-Request-Id: traced-4\r\n")
+                  .result_int(),
               200);
     const auto first = calls("plain@example.com"), second = calls("plain2@example.com");
     ASSERT_EQ(first.size(), 1u);
@@ -232,8 +235,8 @@ TEST_F(BrokerTrace, WithoutATraceparentTheRequestGetsATraceIdOfItsOwn) {
 }
 
 TEST_F(BrokerTrace, TwoTraceparentHeadersAreNoTrace) {
-    const auto r = client(port).get("/token/twice@example.com",
-                                    auth + "traceparent: " + valid + "\r\ntraceparent: " + valid + "\r\n");
+    const auto r = client(port).get("/token/twice@example.com", caller_auth + "traceparent: " + valid +
+                                                                    "\r\ntraceparent: " + valid + "\r\n");
     ASSERT_EQ(r.result_int(), 200) << r.body();
     const auto zoom = calls("twice@example.com");
     ASSERT_EQ(zoom.size(), 1u);
@@ -244,7 +247,7 @@ TEST_F(BrokerTrace, EveryZoomCallOfABatchCarriesTheBatchsTrace) {
     client c(port);
     const std::string body =
         R"({"requests": [{"user_id": "b1@example.com"}, {"user_id": "b2@example.com"}]})";
-    c.send("POST /tokens HTTP/1.1\r\nHost: localhost\r\n" + auth + "traceparent: " + valid +
+    c.send("POST /tokens HTTP/1.1\r\nHost: localhost\r\n" + caller_auth + "traceparent: " + valid +
            "\r\nX-Request-Id: traced-5\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body);
     const auto r = c.read();

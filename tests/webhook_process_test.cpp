@@ -4,6 +4,7 @@
 #include "broker_process.hpp"
 #include "redis_server.hpp"
 #include "webhook/signature.hpp"
+#include "webhook_support.hpp"
 
 #include <boost/json/parse.hpp>
 #include <gmock/gmock.h>
@@ -13,40 +14,24 @@ namespace token_broker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::answer;
 using testing::broker_process;
 using testing::client;
 using testing::eventually;
+using testing::get_token;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::readyz;
+using testing::unix_seconds_now;
+using testing::user_event;
 
-const std::string auth = "Authorization: Bearer first-key-0123456789\r\n";
 const std::string hook_secret = "process-test-webhook-secret";
-
-struct reply {
-    int status = 0;
-    std::string body;
-};
-
-reply get(std::uint16_t port, const std::string& user) {
-    try {
-        const auto r = client(port).get("/token/" + user, auth);
-        return {static_cast<int>(r.result_int()), r.body()};
-    } catch (const std::exception& e) {
-        return {0, e.what()};
-    }
-}
-
-std::string now_seconds() {
-    return std::to_string(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-}
 
 // POSTs `body` to `path` on `port`, signed with `secret` for timestamp `ts` unless `signature` is
 // given.
-reply post(std::uint16_t port, const std::string& body, const std::string& ts = now_seconds(),
-           const std::string& secret = hook_secret, std::optional<std::string> signature = std::nullopt,
-           const std::string& path = "/zoom/webhook") {
+answer post(std::uint16_t port, const std::string& body, const std::string& ts = unix_seconds_now(),
+            const std::string& secret = hook_secret, std::optional<std::string> signature = std::nullopt,
+            const std::string& path = "/zoom/webhook") {
     const std::string sig = signature ? *signature : webhook::signature(secret, ts, body);
     try {
         client c(port, 10s);
@@ -57,20 +42,6 @@ reply post(std::uint16_t port, const std::string& body, const std::string& ts = 
         return {static_cast<int>(r.result_int()), r.body()};
     } catch (const std::exception& e) {
         return {0, e.what()};
-    }
-}
-
-std::string user_event(const std::string& name, const std::string& id, const std::string& email,
-                       const std::string& account) {
-    return R"({"event":")" + name + R"(","event_ts":1700000000000,"payload":{"account_id":")" + account +
-           R"(","object":{"id":")" + id + R"(","email":")" + email + R"("}}})";
-}
-
-std::string readyz(std::uint16_t port) {
-    try {
-        return client(port).get("/readyz").body();
-    } catch (const std::exception& e) {
-        return e.what();
     }
 }
 
@@ -108,10 +79,10 @@ TEST_F(WebhookProcess, ADeactivatedUserIsServedByNoReplicaOnceTheEventIsAnswered
     test::redis_server redis;
     start_brokers(3, {{"redis", redis_block(redis)}}, true);
     const std::string user = "JDoe@Example.com";
-    const auto first = get(port(0), user);
+    const auto first = get_token(port(0), user);
     ASSERT_EQ(first.status, 200) << first.body;
     for (std::size_t i = 1; i < 3; ++i)
-        ASSERT_THAT(get(port(i), user).body, HasSubstr(R"("cached":true)"));
+        ASSERT_THAT(get_token(port(i), user).body, HasSubstr(R"("cached":true)"));
 
     // Zoom deactivates the user: its token calls answer 404/1001, and the event goes to one replica.
     sim.remove_user(user);
@@ -119,7 +90,7 @@ TEST_F(WebhookProcess, ADeactivatedUserIsServedByNoReplicaOnceTheEventIsAnswered
         post(brokers[0]->webhook_port(), event("user.deactivated", "UID-JDOE", "jdoe@example.com"));
     ASSERT_EQ(answered.status, 200) << answered.body;
     for (std::size_t i = 0; i < 3; ++i) {
-        const auto after = get(port(i), user);
+        const auto after = get_token(port(i), user);
         EXPECT_EQ(after.status, 404) << "replica " << i << ": " << after.body;
         EXPECT_THAT(after.body, Not(HasSubstr(R"("token")"))) << "replica " << i;
     }
@@ -134,7 +105,7 @@ TEST_F(WebhookProcess, ADeactivatedUserIsServedByNoReplicaOnceTheEventIsAnswered
     const std::string old_token =
         std::string(boost::json::parse(first.body).as_object().at("token").as_string());
     for (std::size_t i = 0; i < 3; ++i) {
-        const auto during = get(port(i), user);
+        const auto during = get_token(port(i), user);
         EXPECT_NE(during.status, 200) << "replica " << i << ": " << during.body;
         EXPECT_THAT(during.body, Not(HasSubstr(old_token))) << "replica " << i;
     }
@@ -146,8 +117,8 @@ TEST_F(WebhookProcess, RefusesWhatZoomDidNotSendAndTheTokenPortRefusesTheWebhook
     start_brokers(1, {{"webhook", {{"max_body_bytes", 1024}}}}, false);
     const auto hook = brokers[0]->webhook_port();
     const std::string body = event("user.signed_out", "UID1", "a@example.com");
-    EXPECT_EQ(post(hook, body, now_seconds(), "not-the-secret").status, 401);
-    EXPECT_EQ(post(hook, body, std::to_string(std::stoll(now_seconds()) - 6000)).status, 401);
+    EXPECT_EQ(post(hook, body, unix_seconds_now(), "not-the-secret").status, 401);
+    EXPECT_EQ(post(hook, body, std::to_string(std::stoll(unix_seconds_now()) - 6000)).status, 401);
     EXPECT_EQ(post(hook, std::string(2000, ' ') + body).status, 413);
     EXPECT_EQ(post(hook, "this is not JSON").status, 400);
     EXPECT_EQ(post(port(0), body).status, 404) << "the token API never serves the webhook path";
@@ -172,15 +143,15 @@ TEST_F(WebhookProcess, RedisDownIsA503AndTheLocalCopyIsGoneAllTheSame) {
     start_brokers(2, {{"redis", block}}, true);
     const std::string user = "down@example.com";
     const std::string kept = "kept@example.com";
-    ASSERT_EQ(get(port(0), user).status, 200);
-    ASSERT_EQ(get(port(0), kept).status, 200);
-    ASSERT_THAT(get(port(0), user).body, HasSubstr(R"("cached":true)"));
+    ASSERT_EQ(get_token(port(0), user).status, 200);
+    ASSERT_EQ(get_token(port(0), kept).status, 200);
+    ASSERT_THAT(get_token(port(0), user).body, HasSubstr(R"("cached":true)"));
     redis.pause(); // commands time out; the connections stay, and so do the copies (the lease)
-    ASSERT_THAT(get(port(0), kept).body, HasSubstr(R"("cached":true)")) << "copies outlive the outage";
+    ASSERT_THAT(get_token(port(0), kept).body, HasSubstr(R"("cached":true)")) << "copies outlive the outage";
     const auto answered = post(brokers[0]->webhook_port(), event("user.signed_out", "UID-DOWN", user));
     EXPECT_EQ(answered.status, 503) << answered.body;
     EXPECT_THAT(answered.body, HasSubstr("cache_unavailable"));
-    const auto after = get(port(0), user);
+    const auto after = get_token(port(0), user);
     EXPECT_EQ(after.status, 200) << after.body;
     EXPECT_THAT(after.body, HasSubstr(R"("cached":false)")) << "the local copy went";
     EXPECT_THAT(

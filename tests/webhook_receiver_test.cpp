@@ -5,6 +5,7 @@
 #include "server_harness.hpp"
 #include "webhook/receiver.hpp"
 #include "webhook/signature.hpp"
+#include "webhook_support.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
@@ -41,17 +42,9 @@ public:
     readiness ready() const override { return {true, {}}; }
 };
 
-std::string now_seconds() {
-    return std::to_string(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-}
-
 std::string user_event(std::string_view name, std::string_view id, std::string_view email,
                        std::string_view acct = account) {
-    return R"({"event":")" + std::string(name) + R"(","event_ts":1700000000000,"payload":{"account_id":")" +
-           std::string(acct) + R"(","object":{"id":")" + std::string(id) + R"(","email":")" +
-           std::string(email) + R"("}}})";
+    return testing::user_event(name, id, email, acct);
 }
 
 class WebhookReceiverTest : public ::testing::Test {
@@ -81,7 +74,8 @@ protected:
         return *got == answer_source::cached ? "cached" : *got == answer_source::fresh ? "fresh" : "stale";
     }
 
-    http::response<http::string_body> post(std::string_view body, std::string ts = now_seconds(),
+    http::response<http::string_body> post(std::string_view body,
+                                           std::string ts = testing::unix_seconds_now(),
                                            std::optional<std::string> sig = std::nullopt,
                                            std::string_view path = "/zoom/webhook") {
         const std::string signature = sig ? *sig : webhook::signature(secret_token, ts, body);
@@ -110,19 +104,19 @@ TEST_F(WebhookReceiverTest, ServesOnlyPostOnItsPath) {
     auto r = c.get("/zoom/webhook");
     EXPECT_EQ(r.result_int(), 405);
     EXPECT_EQ(r[http::field::allow], "POST");
-    EXPECT_EQ(post("{}", now_seconds(), std::nullopt, "/token/x").result_int(), 404);
+    EXPECT_EQ(post("{}", testing::unix_seconds_now(), std::nullopt, "/token/x").result_int(), 404);
     EXPECT_EQ(client(server_->port()).get("/healthz").result_int(), 404);
     EXPECT_EQ(client(server_->port()).get("/metrics").result_int(), 404);
 }
 
 TEST_F(WebhookReceiverTest, RefusesWhatZoomDidNotSignAndSaysWhyWithoutTheSecret) {
     const std::string body = user_event("user.signed_out", "u1", "a@example.com");
-    const auto wrong = post(body, now_seconds(), "v0=" + std::string(64, 'a'));
+    const auto wrong = post(body, testing::unix_seconds_now(), "v0=" + std::string(64, 'a'));
     EXPECT_EQ(wrong.result_int(), 401);
     EXPECT_EQ(wrong.count(http::field::www_authenticate), 0u);
-    const auto stale = post(body, std::to_string(std::stoll(now_seconds()) - 5401));
+    const auto stale = post(body, std::to_string(std::stoll(testing::unix_seconds_now()) - 5401));
     EXPECT_EQ(stale.result_int(), 401);
-    const auto missing = post(body, now_seconds(), "");
+    const auto missing = post(body, testing::unix_seconds_now(), "");
     EXPECT_EQ(missing.result_int(), 401);
     const std::string text = log_.text();
     EXPECT_THAT(text, HasSubstr("signature does not match the body"));
@@ -171,7 +165,7 @@ TEST_F(WebhookReceiverTest, EvictionForgetsAnEmailInAnyCase) {
 
 TEST_F(WebhookReceiverTest, AReplayIsAnsweredAsTheFirstAndNotActedOnAgain) {
     const std::string body = user_event("user.signed_out", "UID1", "x@example.com");
-    const std::string ts = now_seconds();
+    const std::string ts = testing::unix_seconds_now();
     EXPECT_EQ(post(body, ts).result_int(), 200);
     EXPECT_EQ(get("UID1"), "fresh"); // cached again after the eviction
     const auto again = post(body, ts);

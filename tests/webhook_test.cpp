@@ -12,7 +12,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::string_view secret = "secret-token-1";
+constexpr std::string_view secret_token = "secret-token-1";
 constexpr std::string_view body =
     R"({"event":"user.signed_out","payload":{"account_id":"AAAA","object":{"id":"z8yAAAA","email":"Jane@Example.com"}},"event_ts":1658940994})";
 constexpr std::string_view stamp = "1658940994";
@@ -21,50 +21,51 @@ constexpr std::chrono::seconds at_stamp{1658940994};
 constexpr std::chrono::seconds tolerance{5400};
 
 TEST(WebhookSignature, IsTheHmacOfVersionTimestampAndTheRawBody) {
-    EXPECT_EQ(signature(secret, stamp, body), good);
-    EXPECT_EQ(verify(secret, good, stamp, body, at_stamp, tolerance), std::nullopt);
+    EXPECT_EQ(signature(secret_token, stamp, body), good);
+    EXPECT_EQ(verify(secret_token, good, stamp, body, at_stamp, tolerance), std::nullopt);
 }
 
 TEST(WebhookSignature, TheUrlValidationAnswerIsTheHmacOfThePlainToken) {
-    EXPECT_EQ(encrypted_token(secret, "qgg8vlvZRS6UYooatFL8Aw"),
+    EXPECT_EQ(encrypted_token(secret_token, "qgg8vlvZRS6UYooatFL8Aw"),
               "4f40367d2e31e58c3e1423a9e9eab6fd1ef46b36a812262dd606a35c3ce741c9");
 }
 
 TEST(WebhookSignature, AnyChangeToTheBytesOrTheTimestampOrTheSecretIsRefused) {
     std::string reserialised(body);
     reserialised.insert(1, " "); // the same JSON, other bytes
-    EXPECT_EQ(verify(secret, good, stamp, reserialised, at_stamp, tolerance), refusal::wrong_signature);
-    EXPECT_EQ(verify(secret, good, "1658940995", body, at_stamp, tolerance), refusal::wrong_signature);
+    EXPECT_EQ(verify(secret_token, good, stamp, reserialised, at_stamp, tolerance), refusal::wrong_signature);
+    EXPECT_EQ(verify(secret_token, good, "1658940995", body, at_stamp, tolerance), refusal::wrong_signature);
     EXPECT_EQ(verify("secret-token-2", good, stamp, body, at_stamp, tolerance), refusal::wrong_signature);
     std::string flipped(good);
     flipped.back() = flipped.back() == '9' ? '8' : '9';
-    EXPECT_EQ(verify(secret, flipped, stamp, body, at_stamp, tolerance), refusal::wrong_signature);
+    EXPECT_EQ(verify(secret_token, flipped, stamp, body, at_stamp, tolerance), refusal::wrong_signature);
 }
 
 TEST(WebhookSignature, MissingOrMalformedHeadersAreNamed) {
-    EXPECT_EQ(verify(secret, "", stamp, body, at_stamp, tolerance), refusal::missing_signature);
-    EXPECT_EQ(verify(secret, good, "", body, at_stamp, tolerance), refusal::missing_timestamp);
+    EXPECT_EQ(verify(secret_token, "", stamp, body, at_stamp, tolerance), refusal::missing_signature);
+    EXPECT_EQ(verify(secret_token, good, "", body, at_stamp, tolerance), refusal::missing_timestamp);
     std::string upper(good);
     for (auto& c : upper)
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     upper.replace(0, 3, "v0=");
-    EXPECT_EQ(verify(secret, upper, stamp, body, at_stamp, tolerance), refusal::malformed_signature);
-    EXPECT_EQ(
-        verify(secret, std::string("v1=") + std::string(good.substr(3)), stamp, body, at_stamp, tolerance),
-        refusal::malformed_signature);
-    EXPECT_EQ(verify(secret, good.substr(0, good.size() - 1), stamp, body, at_stamp, tolerance),
+    EXPECT_EQ(verify(secret_token, upper, stamp, body, at_stamp, tolerance), refusal::malformed_signature);
+    EXPECT_EQ(verify(secret_token, std::string("v1=") + std::string(good.substr(3)), stamp, body, at_stamp,
+                     tolerance),
+              refusal::malformed_signature);
+    EXPECT_EQ(verify(secret_token, good.substr(0, good.size() - 1), stamp, body, at_stamp, tolerance),
               refusal::malformed_signature);
     for (const std::string_view bad : {"-1658940994", "+1658940994", "1658940994.5", " 1658940994",
                                        "1658940994 ", "0x62e1", "1234567890123", "abc"})
-        EXPECT_EQ(verify(secret, good, bad, body, at_stamp, tolerance), refusal::malformed_timestamp) << bad;
+        EXPECT_EQ(verify(secret_token, good, bad, body, at_stamp, tolerance), refusal::malformed_timestamp)
+            << bad;
 }
 
 TEST(WebhookSignature, TheWindowHoldsBothEdgesAndNothingBeyond) {
-    EXPECT_EQ(verify(secret, good, stamp, body, at_stamp + tolerance, tolerance), std::nullopt);
-    EXPECT_EQ(verify(secret, good, stamp, body, at_stamp - tolerance, tolerance), std::nullopt);
-    EXPECT_EQ(verify(secret, good, stamp, body, at_stamp + tolerance + 1s, tolerance),
+    EXPECT_EQ(verify(secret_token, good, stamp, body, at_stamp + tolerance, tolerance), std::nullopt);
+    EXPECT_EQ(verify(secret_token, good, stamp, body, at_stamp - tolerance, tolerance), std::nullopt);
+    EXPECT_EQ(verify(secret_token, good, stamp, body, at_stamp + tolerance + 1s, tolerance),
               refusal::outside_window);
-    EXPECT_EQ(verify(secret, good, stamp, body, at_stamp - tolerance - 1s, tolerance),
+    EXPECT_EQ(verify(secret_token, good, stamp, body, at_stamp - tolerance - 1s, tolerance),
               refusal::outside_window);
 }
 
@@ -73,7 +74,7 @@ TEST(WebhookSignature, ARefusalIsDescribedWithoutTheSignatureOrSecret) {
                          refusal::malformed_timestamp, refusal::outside_window, refusal::wrong_signature}) {
         const auto text = describe(r);
         EXPECT_FALSE(text.empty());
-        EXPECT_EQ(text.find(secret), std::string_view::npos);
+        EXPECT_EQ(text.find(secret_token), std::string_view::npos);
         EXPECT_EQ(text.find(good.substr(3, 16)), std::string_view::npos);
     }
 }
