@@ -1,7 +1,8 @@
-// The Redis state machines alone, without a socket: the pipeline of commands (connection), fed byte
-// strings the way a socket would feed them, split anywhere.
+// The Redis state machines alone, without a socket: the pipeline of commands (connection) and the
+// subscription (subscriber), fed byte strings the way a socket would feed them, split anywhere.
 #include "redis/pipeline.hpp"
 #include "redis/protocol.hpp"
+#include "redis/subscription.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,6 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace std::string_literals;
+using event_kind = subscription::event::kind;
 
 std::string command(std::vector<std::string> args) {
     return format_command(std::span<const std::string>(args));
@@ -274,6 +276,173 @@ TEST(RedisPipeline, ACompletionMayPushTheNextCommand) {
     EXPECT_EQ(p.received(":1\r\n"), std::nullopt);
     ASSERT_EQ(c.done(), 1u);
     EXPECT_EQ(c.of(0)->integer, 1);
+}
+
+// The subscription: what SUBSCRIBE a b, then a publication on each, make Redis send.
+const std::string subscribed_stream = "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+                                      "*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+                                      "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nfirst\r\n"
+                                      "*3\r\n$7\r\nmessage\r\n$1\r\nb\r\n$7\r\nsec\r\nnd\r\n";
+
+using clock = subscription::clock;
+const clock::time_point t0 = clock::time_point() + 1h;
+
+std::vector<subscription::event> feed(subscription& s, std::string_view bytes,
+                                      std::optional<std::string>* failure = nullptr) {
+    auto out = s.received(bytes);
+    if (failure)
+        *failure = out.failure;
+    else
+        EXPECT_EQ(out.failure, std::nullopt);
+    return out.events;
+}
+
+void expect_subscribed_then_messages(const std::vector<subscription::event>& got) {
+    ASSERT_EQ(got.size(), 4u);
+    EXPECT_EQ(got[0].type, event_kind::subscribed);
+    EXPECT_EQ(got[1].type, event_kind::alive);
+    EXPECT_EQ(got[1].sent, t0) << "alive as of when SUBSCRIBE was sent";
+    EXPECT_EQ(got[2].type, event_kind::message);
+    EXPECT_EQ(got[2].channel, "a");
+    EXPECT_EQ(got[2].payload, "first");
+    EXPECT_EQ(got[3].type, event_kind::message);
+    EXPECT_EQ(got[3].channel, "b");
+    EXPECT_EQ(got[3].payload, "sec\r\nnd");
+}
+
+TEST(RedisSubscription, ConfirmationsAndMessagesSplitAtEveryByteBoundary) {
+    for (std::size_t split = 0; split <= subscribed_stream.size(); ++split) {
+        SCOPED_TRACE("split at " + std::to_string(split));
+        subscription s({"a", "b"});
+        EXPECT_EQ(s.subscribe(t0), command({"SUBSCRIBE", "a", "b"}));
+        auto got = feed(s, std::string_view(subscribed_stream).substr(0, split));
+        EXPECT_EQ(s.subscribed(), split >= subscribed_stream.find("*3\r\n$7\r\nmessage"));
+        auto rest = feed(s, std::string_view(subscribed_stream).substr(split));
+        got.insert(got.end(), rest.begin(), rest.end());
+        expect_subscribed_then_messages(got);
+        EXPECT_TRUE(s.subscribed());
+    }
+}
+
+TEST(RedisSubscription, OneByteAtATime) {
+    subscription s({"a", "b"});
+    s.subscribe(t0);
+    std::vector<subscription::event> got;
+    for (char byte : subscribed_stream) {
+        auto more = feed(s, std::string_view(&byte, 1));
+        got.insert(got.end(), more.begin(), more.end());
+    }
+    expect_subscribed_then_messages(got);
+}
+
+TEST(RedisSubscription, APongProvesTheLinkAliveWhenItsPingWasSentWithMessagesBetween) {
+    subscription s({"a"});
+    s.subscribe(t0);
+    feed(s, "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+    ASSERT_TRUE(s.subscribed());
+
+    const auto t1 = t0 + 1s;
+    EXPECT_EQ(s.ping(t1), command({"PING"}));
+    EXPECT_EQ(s.ping(t1 + 1s), std::nullopt) << "a PING still unanswered: the link is dead or half-open";
+
+    const auto got = feed(s, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n"
+                             "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+                             "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\ny\r\n");
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[0].type, event_kind::message);
+    EXPECT_EQ(got[1].type, event_kind::alive);
+    EXPECT_EQ(got[1].sent, t1);
+    EXPECT_EQ(got[2].type, event_kind::message);
+    EXPECT_EQ(got[2].payload, "y");
+
+    const auto t2 = t1 + 2s;
+    ASSERT_TRUE(s.ping(t2).has_value()) << "answered: the next PING may go";
+    const auto pong = feed(s, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    ASSERT_EQ(pong.size(), 1u);
+    EXPECT_EQ(pong[0].sent, t2);
+}
+
+TEST(RedisSubscription, APongForNoPingIsAProtocolError) {
+    subscription s({"a"});
+    s.subscribe(t0);
+    std::optional<std::string> failure;
+    feed(s, "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n", &failure);
+    EXPECT_EQ(failure, "redis answered a PING that was not sent");
+}
+
+TEST(RedisSubscription, AnErrorReplyIsARefusal) {
+    subscription s({"a"});
+    s.subscribe(t0);
+    const auto out = s.received("-NOPERM this user has no permissions to access the 'a' channel\r\n");
+    EXPECT_TRUE(out.refused);
+    ASSERT_TRUE(out.failure.has_value());
+    EXPECT_EQ(*out.failure,
+              "SUBSCRIBE refused: NOPERM this user has no permissions to access the 'a' channel");
+    EXPECT_FALSE(s.subscribed());
+    EXPECT_TRUE(out.events.empty());
+}
+
+TEST(RedisSubscription, UnexpectedRepliesAreProtocolErrors) {
+    const std::vector<std::string> unexpected{
+        "+OK\r\n",
+        ":1\r\n",
+        "$7\r\nmessage\r\n",
+        "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n",
+        "*3\r\n$7\r\nmessage\r\n$5\r\nother\r\n$1\r\nx\r\n", // a channel not subscribed to
+        "*3\r\n$9\r\nsubscribe\r\n$5\r\nother\r\n:1\r\n",    // a confirmation not asked for
+        "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n:1\r\n",          // a payload that is not a string
+        "*4\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n$1\r\ny\r\n",
+        "*2\r\n$9\r\nsubscribe\r\n$1\r\na\r\n",
+        "*-1\r\n",
+        "?garbage\r\n",
+    };
+    for (const auto& bytes : unexpected) {
+        SCOPED_TRACE(bytes);
+        subscription s({"a"});
+        s.subscribe(t0);
+        auto out = s.received(bytes);
+        ASSERT_TRUE(out.failure.has_value());
+        EXPECT_FALSE(out.refused);
+        EXPECT_TRUE(out.events.empty());
+        // Permanent: what follows is not read.
+        out = s.received("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+        EXPECT_TRUE(out.failure.has_value());
+        EXPECT_TRUE(out.events.empty());
+        EXPECT_FALSE(s.subscribed());
+    }
+}
+
+TEST(RedisSubscription, AReplyBeforeSubscribeIsAProtocolError) {
+    subscription s({"a"});
+    std::optional<std::string> failure;
+    feed(s, "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", &failure);
+    EXPECT_EQ(failure, "redis sent a reply to no command");
+}
+
+TEST(RedisSubscription, AMessageOverTheBudgetFailsTheLink) {
+    subscription s({"a"}, 1024);
+    s.subscribe(t0);
+    feed(s, "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+    std::optional<std::string> failure;
+    const auto got =
+        feed(s, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5000\r\n" + std::string(1100, 'x'), &failure);
+    EXPECT_TRUE(got.empty());
+    ASSERT_TRUE(failure.has_value());
+    EXPECT_NE(failure->find("redis.max_reply_bytes"), std::string::npos) << *failure;
+}
+
+TEST(RedisSubscription, EventsBeforeAFailureAreStillDelivered) {
+    subscription s({"a"});
+    s.subscribe(t0);
+    std::optional<std::string> failure;
+    const auto got = feed(s,
+                          "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+                          "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$4\r\nlast\r\n"
+                          "+garbage\r\n",
+                          &failure);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[2].payload, "last");
+    EXPECT_TRUE(failure.has_value());
 }
 
 } // namespace
