@@ -4,6 +4,7 @@
 #include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/link.hpp"
+#include "redis/pipeline.hpp"
 #include "redis/protocol.hpp"
 #include "redis/refusals.hpp"
 
@@ -13,7 +14,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <deque>
 #include <optional>
 
 namespace token_broker::redis {
@@ -39,15 +39,15 @@ redis_command_result outcome_of(const result<reply>& r) {
 struct connection::pending {
     explicit pending(net::any_io_executor ex) : wake(ex) {}
     net::steady_timer wake;               // expires at the command's deadline; cancelled on completion
-    std::optional<result<reply>> outcome; // set once
+    std::optional<result<reply>> outcome; // set once, by the pipeline
 };
 
+// One connection's socket and the state machine that decides what its bytes mean.
 struct connection::session {
-    session(net::any_io_executor ex, std::shared_ptr<ssl::context> tls)
-        : link(std::make_shared<detail::link>(ex, std::move(tls))) {}
+    session(net::any_io_executor ex, std::shared_ptr<ssl::context> tls, std::size_t max_reply_bytes)
+        : link(std::make_shared<detail::link>(ex, std::move(tls))), commands(max_reply_bytes) {}
     std::shared_ptr<detail::link> link;
-    std::deque<std::shared_ptr<pending>> waiting; // written (or queued), in the order Redis answers
-    std::string queued;                           // formatted commands not yet written
+    pipeline commands; // queued, written, and waiting for their replies
     bool writing = false;
     bool open = false;   // the handshake was accepted
     bool closed = false; // dropped: no more commands
@@ -137,13 +137,7 @@ void connection::drop(session& s, const std::string& reason) {
     s.closed = true;
     s.reason = reason;
     s.link->close();
-    for (auto& p : s.waiting) {
-        if (!p->outcome) {
-            p->outcome = unavailable(reason);
-            p->wake.cancel();
-        }
-    }
-    s.waiting.clear();
+    s.commands.fail(reason);
     if (s.open && up_)
         set_state(false, reason);
 }
@@ -151,7 +145,7 @@ void connection::drop(session& s, const std::string& reason) {
 net::awaitable<void> connection::run(std::shared_ptr<connection> self) {
     unsigned failures = 0;
     while (!self->stopped_) {
-        auto s = std::make_shared<session>(self->strand_, self->tls_);
+        auto s = std::make_shared<session>(self->strand_, self->tls_, self->opts_.max_reply_bytes);
         self->current_ = s;
         auto refused = co_await s->link->open(self->opts_);
         if (self->stopped_ || s->closed)
@@ -180,38 +174,32 @@ net::awaitable<void> connection::run(std::shared_ptr<connection> self) {
 
 net::awaitable<void> connection::read_replies(std::shared_ptr<session> s) {
     while (!s->closed) {
-        auto r = co_await s->link->read_reply();
+        auto bytes = co_await s->link->read_some();
         if (s->closed)
             break;
-        if (!r) {
-            drop(*s, r.error().message);
+        if (!bytes) {
+            drop(*s, bytes.error().message);
             break;
         }
-        if (s->waiting.empty()) {
-            drop(*s, "redis sent a reply to no command");
+        if (auto failure = s->commands.received(*bytes)) {
+            drop(*s, *failure);
             break;
-        }
-        auto p = std::move(s->waiting.front());
-        s->waiting.pop_front();
-        if (!p->outcome) {
-            p->outcome = std::move(r);
-            p->wake.cancel();
         }
     }
 }
 
 void connection::flush(const std::shared_ptr<session>& s) {
-    if (s->writing || s->closed || s->queued.empty())
+    if (s->writing || s->closed)
         return;
     s->writing = true;
     net::co_spawn(strand_, write_queued(s), log_escaped_exception(log_, "redis write"));
 }
 
 net::awaitable<void> connection::write_queued(std::shared_ptr<session> s) {
-    std::string sending;
-    while (!s->closed && !s->queued.empty()) {
-        sending.clear();
-        std::swap(sending, s->queued);
+    while (!s->closed) {
+        const std::string sending = s->commands.take_output();
+        if (sending.empty())
+            break;
         if (auto ec = co_await s->link->write(sending)) {
             drop(*s, "cannot write to redis: " + ec.message());
             break;
@@ -243,13 +231,18 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
     }
     auto p = std::make_shared<pending>(strand_);
     p->wake.expires_at(started + opts_.command_timeout);
-    s->queued += format_command(std::span<const std::string>(args));
-    s->waiting.push_back(p);
+    const auto ticket =
+        s->commands.push(format_command(std::span<const std::string>(args)), [p](result<reply> r) {
+            p->outcome = std::move(r);
+            p->wake.cancel();
+        });
     flush(s);
-    co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
+    if (!p->outcome)
+        co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
     auto outcome = redis_command_result::timeout;
     if (!p->outcome) {
-        p->outcome = unavailable("redis did not answer within command_timeout_ms");
+        s->commands.abandon(ticket, "redis did not answer within command_timeout_ms");
+        // A Redis that stalls is dropped rather than waited for: the next commands would stall too.
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
         outcome = outcome_of(*p->outcome);

@@ -3,7 +3,6 @@
 #include "core/spawn.hpp"
 #include "core/tls_client.hpp"
 #include "redis/link.hpp"
-#include "redis/protocol.hpp"
 #include "redis/refusals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -12,8 +11,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <deque>
-#include <set>
 #include <stdexcept>
 
 namespace token_broker::redis {
@@ -31,11 +28,12 @@ std::shared_ptr<subscriber> subscriber::create(net::any_io_executor ex, options 
                        std::move(on_message), std::move(on_subscribed), health_check, std::move(on_alive)));
 }
 
-// The PINGs of one subscribed connection that Redis has not answered yet, oldest first.
+// What the listener and the health check of one subscribed connection share.
 struct subscriber::health {
-    explicit health(net::any_io_executor ex) : timer(std::move(ex)) {}
+    health(net::any_io_executor ex, std::vector<std::string> channels, std::size_t max_reply_bytes)
+        : timer(std::move(ex)), state(std::move(channels), max_reply_bytes) {}
     net::steady_timer timer;
-    std::deque<std::chrono::steady_clock::time_point> sent;
+    subscription state;
     bool over = false; // the connection is gone: stop pinging
 };
 
@@ -100,13 +98,7 @@ net::awaitable<void> subscriber::run(std::shared_ptr<subscriber> self) {
 }
 
 net::awaitable<std::string> subscriber::listen(std::shared_ptr<detail::link> l, bool& subscribed) {
-    std::vector<std::string> command{"SUBSCRIBE"};
-    command.insert(command.end(), channels_.begin(), channels_.end());
-    const auto subscribe_sent = std::chrono::steady_clock::now();
-    if (auto ec = co_await l->write(format_command(std::span<const std::string>(command))))
-        co_return "cannot write to redis: " + ec.message();
-
-    auto h = std::make_shared<health>(strand_);
+    auto h = std::make_shared<health>(strand_, channels_, opts_.max_reply_bytes);
     struct stop_pinging {
         std::shared_ptr<health> h;
         ~stop_pinging() {
@@ -114,75 +106,66 @@ net::awaitable<std::string> subscriber::listen(std::shared_ptr<detail::link> l, 
             h->timer.cancel();
         }
     } stop{h};
-    std::set<std::string> waiting(channels_.begin(), channels_.end());
+    if (auto ec = co_await l->write(h->state.subscribe(std::chrono::steady_clock::now())))
+        co_return "cannot write to redis: " + ec.message();
     for (;;) {
-        auto r = co_await l->read_reply();
+        auto bytes = co_await l->read_some();
         if (stopped_)
             co_return std::string("stopped");
-        if (!r)
-            co_return r.error().message;
-        // Pushes in SUBSCRIBE mode are arrays: [subscribe, channel, count], [message, channel,
-        // payload], or [pong, ""] for a PING.
-        if (r->type == reply::kind::array && r->elements.size() == 2 &&
-            r->elements[0].type == reply::kind::string && r->elements[0].text == "pong") {
-            if (h->sent.empty())
-                co_return std::string("redis answered a PING that was not sent");
-            const auto sent = h->sent.front();
-            h->sent.pop_front();
-            if (on_alive_)
-                on_alive_(sent);
-            continue;
+        if (!bytes)
+            co_return bytes.error().message;
+        auto out = h->state.received(*bytes);
+        for (auto& e : out.events)
+            handle(e, l, h, subscribed);
+        if (out.failure) {
+            if (out.refused && refusals_)
+                refusals_->refused("subscription", *out.failure);
+            co_return *out.failure;
         }
-        if (r->type != reply::kind::array || r->elements.size() != 3 ||
-            r->elements[0].type != reply::kind::string || r->elements[1].type != reply::kind::string) {
-            if (r->is_error() && refusals_)
-                refusals_->refused("subscription", "SUBSCRIBE refused: " + r->text);
-            co_return r->is_error() ? "SUBSCRIBE refused: " + r->text
-                                    : std::string("redis sent something else than a publication");
-        }
-        const std::string& what = r->elements[0].text;
-        if (what == "message") {
-            if (on_message_)
-                on_message_(r->elements[1].text, r->elements[2].text);
-        } else if (what == "subscribe" && !waiting.empty()) {
-            waiting.erase(r->elements[1].text);
-            if (waiting.empty()) {
-                up_ = true;
-                subscribed = true;
-                if (refusals_)
-                    refusals_->accepted("subscription");
-                log_->debug("redis subscription at {} is up", where_);
-                if (on_subscribed_)
-                    on_subscribed_();
-                if (on_alive_)
-                    on_alive_(subscribe_sent);
-                if (health_check_.count() > 0)
-                    net::co_spawn(strand_, ping(shared_from_this(), l, h),
-                                  log_escaped_exception(log_, "redis subscription health check"));
-            }
-        }
+    }
+}
+
+void subscriber::handle(const subscription::event& e, const std::shared_ptr<detail::link>& l,
+                        const std::shared_ptr<health>& h, bool& subscribed) {
+    switch (e.type) {
+    case subscription::event::kind::message:
+        if (on_message_)
+            on_message_(e.channel, e.payload);
+        break;
+    case subscription::event::kind::alive:
+        if (on_alive_)
+            on_alive_(e.sent);
+        break;
+    case subscription::event::kind::subscribed:
+        up_ = true;
+        subscribed = true;
+        if (refusals_)
+            refusals_->accepted("subscription");
+        log_->debug("redis subscription at {} is up", where_);
+        if (on_subscribed_)
+            on_subscribed_();
+        if (health_check_.count() > 0)
+            net::co_spawn(strand_, ping(shared_from_this(), l, h),
+                          log_escaped_exception(log_, "redis subscription health check"));
+        break;
     }
 }
 
 net::awaitable<void> subscriber::ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
                                       std::shared_ptr<health> h) {
-    static const std::string ping_command = [] {
-        const std::vector<std::string> c{"PING"};
-        return format_command(std::span<const std::string>(c));
-    }();
     while (!h->over && !self->stopped_) {
         h->timer.expires_after(self->health_check_);
         co_await h->timer.async_wait(net::as_tuple(net::use_awaitable));
         if (h->over || self->stopped_)
             break;
-        if (!h->sent.empty()) {
+        auto ping = h->state.ping(std::chrono::steady_clock::now());
+        if (!ping) {
             self->log_->warn("redis subscription at {} did not answer a PING within {} ms: reconnecting",
                              self->where_, self->health_check_.count());
             l->close();
             break;
         }
-        h->sent.push_back(std::chrono::steady_clock::now());
-        if (auto ec = co_await l->write(ping_command)) {
+        if (auto ec = co_await l->write(*ping)) {
             l->close();
             break;
         }

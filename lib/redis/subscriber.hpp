@@ -13,6 +13,7 @@
 
 #include "core/net.hpp"
 #include "redis/options.hpp"
+#include "redis/subscription.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
@@ -74,6 +75,9 @@ private:
     // Subscribes on `l` and delivers messages until the link fails; the reason. `subscribed` is set
     // once Redis confirmed every channel.
     net::awaitable<std::string> listen(std::shared_ptr<detail::link> l, bool& subscribed);
+    // Acts on what Redis sent on `l`: calls back, and once subscribed starts the health check.
+    void handle(const subscription::event& e, const std::shared_ptr<detail::link>& l,
+                const std::shared_ptr<health>& h, bool& subscribed);
     // PINGs on `l` every health_check_ while `h` is current; closes `l` when a PING went unanswered.
     static net::awaitable<void> ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
                                      std::shared_ptr<health> h);
