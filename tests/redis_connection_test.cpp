@@ -327,6 +327,60 @@ TEST(RedisConnection, NonsenseFromTheServerClosesTheConnection) {
     f.run(nonsense(f, acceptor));
 }
 
+// A "server" that sends a reply nobody asked for in the same write as its answer to the handshake's
+// PING, then answers every later read with "real"; every connection alike.
+net::awaitable<void> one_reply_too_many(net::ip::tcp::socket socket) {
+    char buf[256];
+    auto [ec, n] = co_await socket.async_read_some(net::buffer(buf), net::as_tuple(net::use_awaitable));
+    if (ec)
+        co_return;
+    std::tie(ec, n) = co_await net::async_write(socket, net::buffer(std::string("+PONG\r\n+EXTRA\r\n")),
+                                                net::as_tuple(net::use_awaitable));
+    while (!ec) {
+        std::tie(ec, n) =
+            co_await socket.async_read_some(net::buffer(buf), net::as_tuple(net::use_awaitable));
+        if (!ec)
+            std::tie(ec, n) = co_await net::async_write(socket, net::buffer(std::string("$4\r\nreal\r\n")),
+                                                        net::as_tuple(net::use_awaitable));
+    }
+}
+
+net::awaitable<void> one_reply_too_many_server(net::ip::tcp::acceptor& acceptor) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+        if (ec)
+            co_return;
+        net::co_spawn(acceptor.get_executor(), one_reply_too_many(std::move(socket)),
+                      [](std::exception_ptr) {});
+    }
+}
+
+net::awaitable<void> bytes_after_the_handshake(redis_fixture& f, net::ip::tcp::acceptor& acceptor) {
+    redis::options o;
+    o.port = acceptor.local_endpoint().port();
+    auto c = f.connect(o);
+    EXPECT_TRUE(co_await eventually(
+        [&] { return f.logs().find("redis sent a reply to no command") != std::string::npos; }, 5s))
+        << f.logs();
+    for (int i = 0; i < 20; ++i) {
+        auto r = co_await c->exec(cmd("GET", "k"));
+        if (r) {
+            EXPECT_EQ(r->text, "real") << "a reply sent with the handshake's was taken for a command's";
+        }
+        co_await sleep_for(10ms);
+    }
+}
+
+// The reply that came in the same read as the handshake's last one is judged by the pipeline, not
+// lost, and never taken for the next command's reply.
+TEST(RedisConnection, AReplySentWithTheHandshakesIsAReplyToNoCommand) {
+    redis_fixture f;
+    net::ip::tcp::acceptor acceptor(f.ioc, {net::ip::make_address("127.0.0.1"), 0});
+    net::co_spawn(f.ioc, one_reply_too_many_server(acceptor), [](std::exception_ptr) {});
+    f.stops.push_back([&] { acceptor.close(); });
+    f.run(bytes_after_the_handshake(f, acceptor));
+}
+
 net::awaitable<void> tls_works(redis_fixture& f, redis_server& server) {
     auto c = f.connect(server.client_options());
     EXPECT_TRUE(co_await eventually([&] { return c->up(); })) << f.logs();

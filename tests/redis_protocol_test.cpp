@@ -128,6 +128,22 @@ TEST(RedisReader, GarbageIsAPermanentError) {
     EXPECT_FALSE(r.take().has_value());
 }
 
+// What link hands on from the handshake's reader to the machine that reads the rest of the stream.
+TEST(RedisReader, UnparsedIsWhatFollowsTheLastReplyTaken) {
+    reader r;
+    ASSERT_TRUE(r.feed("+PONG\r\n*3\r\n$9\r\nsubscribe"));
+    EXPECT_EQ(r.unparsed(), "+PONG\r\n*3\r\n$9\r\nsubscribe");
+    auto first = r.take();
+    ASSERT_TRUE(first.has_value() && first->has_value());
+    EXPECT_TRUE((*first)->is_status("PONG"));
+    EXPECT_EQ(r.unparsed(), "*3\r\n$9\r\nsubscribe");
+
+    reader garbage;
+    garbage.feed("?what\r\n");
+    EXPECT_FALSE(garbage.take().has_value());
+    EXPECT_EQ(garbage.unparsed(), "") << "nothing is handed on from a failed stream";
+}
+
 TEST(RedisReader, BadLengthIsAnError) {
     reader r;
     r.feed("$abc\r\n");

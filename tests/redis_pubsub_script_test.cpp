@@ -83,6 +83,43 @@ TEST(RedisSubscriber, WrongPasswordNeverSubscribes) {
     f.run(wrong_password(f, server, got));
 }
 
+// The health check: every answered PING reports the link alive as of when it was sent; a PING left
+// unanswered (the server frozen) drops the subscription, which comes back once the server does.
+net::awaitable<void> health_check(redis_fixture& f, redis_server& server, received& got,
+                                  std::vector<std::chrono::steady_clock::time_point>& alive) {
+    auto o = server.client_options();
+    o.connect_timeout = 300ms;
+    auto s = redis::subscriber::create(
+        f.ioc.get_executor(), o, f.log, {"chan"}, [](std::string_view, std::string_view) {},
+        [&got] { ++got.subscribed; }, 100ms,
+        [&alive](std::chrono::steady_clock::time_point sent) { alive.push_back(sent); });
+    s->start();
+    f.stops.push_back([s] { s->stop(); });
+    EXPECT_TRUE(co_await eventually([&] { return alive.size() >= 4; }, 5s)) << "SUBSCRIBE and three PINGs";
+
+    server.pause();
+    EXPECT_TRUE(co_await eventually([&] { return !s->up(); }, 5s)) << f.logs();
+    EXPECT_NE(f.logs().find("did not answer a PING within 100 ms"), std::string::npos) << f.logs();
+    const auto while_frozen = alive.size();
+    co_await sleep_for(300ms);
+    EXPECT_EQ(alive.size(), while_frozen) << "nothing proves a frozen server alive";
+
+    server.resume();
+    EXPECT_TRUE(
+        co_await eventually([&] { return got.subscribed == 2 && alive.size() >= while_frozen + 2; }, 10s))
+        << f.logs();
+}
+
+TEST(RedisSubscriber, HealthCheckProvesTheLinkAliveAndDropsAFrozenOne) {
+    redis_server server;
+    redis_fixture f;
+    received got;
+    std::vector<std::chrono::steady_clock::time_point> alive;
+    f.run(health_check(f, server, got, alive));
+    for (std::size_t i = 1; i < alive.size(); ++i)
+        EXPECT_LT(alive[i - 1], alive[i]) << "each answer is for a later PING";
+}
+
 TEST(RedisSubscriber, NeedsAChannel) {
     net::io_context ioc;
     EXPECT_THROW(redis::subscriber::create(ioc.get_executor(), {}, spdlog::default_logger(), {}, {}, {}),

@@ -1,10 +1,11 @@
 #include "redis/connection.hpp"
 
 #include "core/spawn.hpp"
-#include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/link.hpp"
+#include "redis/pipeline.hpp"
 #include "redis/protocol.hpp"
+#include "redis/reconnecting_link.hpp"
 #include "redis/refusals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,7 +14,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <deque>
 #include <optional>
 
 namespace token_broker::redis {
@@ -39,17 +39,16 @@ redis_command_result outcome_of(const result<reply>& r) {
 struct connection::pending {
     explicit pending(net::any_io_executor ex) : wake(ex) {}
     net::steady_timer wake;               // expires at the command's deadline; cancelled on completion
-    std::optional<result<reply>> outcome; // set once
+    std::optional<result<reply>> outcome; // set once, by the pipeline
 };
 
+// One connection's socket and the state machine that decides what its bytes mean.
 struct connection::session {
-    session(net::any_io_executor ex, std::shared_ptr<ssl::context> tls)
-        : link(std::make_shared<detail::link>(ex, std::move(tls))) {}
-    std::shared_ptr<detail::link> link;
-    std::deque<std::shared_ptr<pending>> waiting; // written (or queued), in the order Redis answers
-    std::string queued;                           // formatted commands not yet written
+    session(std::shared_ptr<detail::link> l, std::size_t max_reply_bytes)
+        : link(std::move(l)), commands(max_reply_bytes) {}
+    std::shared_ptr<detail::link> link; // opened: its handshake was accepted
+    pipeline commands;                  // queued, written, and waiting for their replies
     bool writing = false;
-    bool open = false;   // the handshake was accepted
     bool closed = false; // dropped: no more commands
     std::string reason;  // why it was dropped
 };
@@ -61,9 +60,7 @@ std::shared_ptr<connection> connection::create(net::any_io_executor ex, options 
 
 connection::connection(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log, metrics* m)
     : strand_(net::make_strand(ex)), opts_(std::move(o)), log_(std::move(log)), metrics_(m),
-      tls_(opts_.tls ? make_tls_client_context(opts_.ca_file, "redis.ca_file") : nullptr),
-      where_((opts_.tls ? "rediss://" : "redis://") + opts_.host + ":" + std::to_string(opts_.port)),
-      backoff_(strand_) {}
+      links_(std::make_shared<detail::reconnecting_link>(strand_, opts_, log_)) {}
 
 connection::~connection() = default;
 
@@ -72,22 +69,19 @@ void connection::on_state(std::function<void(bool up)> f) {
 }
 
 void connection::start() {
-    net::dispatch(strand_, [self = shared_from_this()] {
-        if (self->started_ || self->stopped_)
-            return;
-        self->started_ = true;
-        net::co_spawn(self->strand_, run(self), log_escaped_exception(self->log_, "redis connection"));
-    });
+    auto self = shared_from_this();
+    links_->start([self](std::shared_ptr<detail::link> l) { return use(self, std::move(l)); },
+                  [self](const std::string& reason) { self->set_state(false, reason); });
 }
 
 void connection::stop() {
     stopped_ = true;
     net::dispatch(strand_, [self = shared_from_this()] {
-        self->backoff_.cancel();
         self->wake_up_waiters();
         if (self->current_)
             self->drop(*self->current_, "redis connection stopped");
     });
+    links_->stop();
 }
 
 void connection::set_state(bool up, const std::string& reason) {
@@ -96,12 +90,12 @@ void connection::set_state(bool up, const std::string& reason) {
     if (metrics_)
         metrics_->redis_up(up);
     if (up && changed)
-        log_->info("redis at {} is up", where_);
+        log_->info("redis at {} is up", links_->where());
     else if (!up && (changed || !reported_))
         log_->warn("redis at {} is down: {}; carrying on without it and reconnecting in the background",
-                   where_, reason);
+                   links_->where(), reason);
     else if (!up)
-        log_->debug("redis at {} still down: {}", where_, reason);
+        log_->debug("redis at {} still down: {}", links_->where(), reason);
     reported_ = true;
     if (changed && on_state_)
         on_state_(up);
@@ -137,81 +131,51 @@ void connection::drop(session& s, const std::string& reason) {
     s.closed = true;
     s.reason = reason;
     s.link->close();
-    for (auto& p : s.waiting) {
-        if (!p->outcome) {
-            p->outcome = unavailable(reason);
-            p->wake.cancel();
-        }
-    }
-    s.waiting.clear();
-    if (s.open && up_)
+    s.commands.fail(reason);
+    if (up_)
         set_state(false, reason);
 }
 
-net::awaitable<void> connection::run(std::shared_ptr<connection> self) {
-    unsigned failures = 0;
-    while (!self->stopped_) {
-        auto s = std::make_shared<session>(self->strand_, self->tls_);
-        self->current_ = s;
-        auto refused = co_await s->link->open(self->opts_);
-        if (self->stopped_ || s->closed)
-            break;
-        std::string reason;
-        if (!refused) {
-            failures = 0;
-            s->open = true;
-            self->set_state(true, {});
-            co_await self->read_replies(s);
-            reason = s->reason;
-        } else {
-            reason = *refused;
-            self->drop(*s, reason);
-            self->set_state(false, reason);
-        }
-        self->current_.reset();
-        if (self->stopped_)
-            break;
-        self->backoff_.expires_after(detail::retry_delay(++failures));
-        co_await self->backoff_.async_wait(net::as_tuple(net::use_awaitable));
-    }
+net::awaitable<detail::link_ended> connection::use(std::shared_ptr<connection> self,
+                                                   std::shared_ptr<detail::link> l) {
+    if (self->stopped_)
+        co_return detail::link_ended{"redis connection stopped", false};
+    auto s = std::make_shared<session>(std::move(l), self->opts_.max_reply_bytes);
+    self->current_ = s;
+    self->set_state(true, {});
+    co_await self->read_replies(s);
     self->current_.reset();
-    self->up_ = false;
+    co_return detail::link_ended{s->reason, true};
 }
 
 net::awaitable<void> connection::read_replies(std::shared_ptr<session> s) {
     while (!s->closed) {
-        auto r = co_await s->link->read_reply();
+        auto bytes = co_await s->link->read_some();
         if (s->closed)
             break;
-        if (!r) {
-            drop(*s, r.error().message);
+        if (!bytes) {
+            drop(*s, bytes.error().message);
             break;
         }
-        if (s->waiting.empty()) {
-            drop(*s, "redis sent a reply to no command");
+        if (auto failure = s->commands.received(*bytes)) {
+            drop(*s, *failure);
             break;
-        }
-        auto p = std::move(s->waiting.front());
-        s->waiting.pop_front();
-        if (!p->outcome) {
-            p->outcome = std::move(r);
-            p->wake.cancel();
         }
     }
 }
 
 void connection::flush(const std::shared_ptr<session>& s) {
-    if (s->writing || s->closed || s->queued.empty())
+    if (s->writing || s->closed)
         return;
     s->writing = true;
     net::co_spawn(strand_, write_queued(s), log_escaped_exception(log_, "redis write"));
 }
 
 net::awaitable<void> connection::write_queued(std::shared_ptr<session> s) {
-    std::string sending;
-    while (!s->closed && !s->queued.empty()) {
-        sending.clear();
-        std::swap(sending, s->queued);
+    while (!s->closed) {
+        const std::string sending = s->commands.take_output();
+        if (sending.empty())
+            break;
         if (auto ec = co_await s->link->write(sending)) {
             drop(*s, "cannot write to redis: " + ec.message());
             break;
@@ -236,20 +200,25 @@ net::awaitable<result<reply>> connection::exec(std::vector<std::string> args) {
 net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string> args) {
     const auto started = clock::now();
     auto s = current_;
-    if (!s || !s->open || s->closed) {
+    if (!s || s->closed) {
         if (metrics_)
             metrics_->redis_command(redis_command_result::error, 0.0);
         co_return unavailable("redis is not connected");
     }
     auto p = std::make_shared<pending>(strand_);
     p->wake.expires_at(started + opts_.command_timeout);
-    s->queued += format_command(std::span<const std::string>(args));
-    s->waiting.push_back(p);
+    const auto ticket =
+        s->commands.push(format_command(std::span<const std::string>(args)), [p](result<reply> r) {
+            p->outcome = std::move(r);
+            p->wake.cancel();
+        });
     flush(s);
-    co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
+    if (!p->outcome)
+        co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
     auto outcome = redis_command_result::timeout;
     if (!p->outcome) {
-        p->outcome = unavailable("redis did not answer within command_timeout_ms");
+        s->commands.abandon(ticket, "redis did not answer within command_timeout_ms");
+        // A Redis that stalls is dropped rather than waited for: the next commands would stall too.
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
         outcome = outcome_of(*p->outcome);

@@ -27,7 +27,9 @@ namespace token_broker::redis {
 
 namespace detail {
 class link;
-}
+class reconnecting_link;
+struct link_ended;
+} // namespace detail
 class refusals;
 
 // Owned by a std::shared_ptr. Its state lives on a strand of its own, so exec() may be awaited from
@@ -86,7 +88,9 @@ private:
 
     connection(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log, metrics* m);
 
-    static net::awaitable<void> run(std::shared_ptr<connection> self);
+    // Carries commands on `l`, an opened link, until it fails or is dropped.
+    static net::awaitable<detail::link_ended> use(std::shared_ptr<connection> self,
+                                                  std::shared_ptr<detail::link> l);
     net::awaitable<void> read_replies(std::shared_ptr<session> s);
     net::awaitable<void> write_queued(std::shared_ptr<session> s);
     net::awaitable<result<reply>> exec_on_strand(std::vector<std::string> args);
@@ -100,16 +104,13 @@ private:
     options opts_;
     std::shared_ptr<spdlog::logger> log_;
     metrics* metrics_;
-    std::shared_ptr<ssl::context> tls_;
-    std::string where_;
-    net::steady_timer backoff_;
+    std::shared_ptr<detail::reconnecting_link> links_;
     std::function<void(bool)> on_state_;
     std::shared_ptr<refusals> refusals_;
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
-    bool started_ = false;
     bool reported_ = false;            // a state was logged at warning/info level already
-    std::shared_ptr<session> current_; // the session being opened or in use
+    std::shared_ptr<session> current_; // the session in use
     std::list<std::shared_ptr<net::steady_timer>> up_waiters_; // wait_up() calls, on the strand
 };
 

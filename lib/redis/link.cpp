@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace token_broker::redis::detail {
 namespace {
@@ -16,7 +17,7 @@ namespace {
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-result<reply> connection_error(const beast::error_code& ec) {
+broker_error connection_error(const beast::error_code& ec) {
     if (ec == net::error::eof || ec == ssl::error::stream_truncated)
         return make_error(errc::cache_unavailable, "redis closed the connection");
     if (ec == net::error::operation_aborted)
@@ -145,6 +146,9 @@ net::awaitable<std::optional<std::string>> link::open(const options& o) {
     }
     if (auto refused = handshake_refusal(o, replies))
         co_return *refused;
+    // Redis sends nothing unasked, but whatever came is the next reader's to judge.
+    after_handshake_ = reader_.unparsed();
+    reader_ = reader(o.max_reply_bytes);
     tcp().expires_never();
     co_return std::nullopt;
 }
@@ -162,6 +166,18 @@ net::awaitable<result<reply>> link::read_reply() {
             co_return connection_error(ec);
         reader_.feed(std::string_view(buffer_.data(), n));
     }
+}
+
+net::awaitable<result<std::string_view>> link::read_some() {
+    if (!after_handshake_.empty()) {
+        handed_ = std::exchange(after_handshake_, std::string());
+        co_return std::string_view(handed_);
+    }
+    auto [ec, n] = tls_ ? co_await tls_->async_read_some(net::buffer(buffer_), use_tuple)
+                        : co_await plain_->async_read_some(net::buffer(buffer_), use_tuple);
+    if (ec)
+        co_return connection_error(ec);
+    co_return std::string_view(buffer_.data(), n);
 }
 
 net::awaitable<beast::error_code> link::write(std::string_view bytes) {

@@ -1,6 +1,7 @@
 // One socket to Redis, plain TCP or TLS, with the handshake every connection starts with (AUTH,
-// SELECT, PING) and replies read through a redis::reader. Used by connection and subscriber; not a
-// public interface of the module. Not thread-safe: used on one strand.
+// SELECT, PING). After the handshake it carries bytes only: what they mean is for the state machine
+// that reads them (pipeline for connection, subscription for subscriber). Not a public interface of
+// the module. Not thread-safe: used on one strand.
 #pragma once
 
 #include "core/error.hpp"
@@ -40,15 +41,14 @@ public:
     link(net::any_io_executor ex, std::shared_ptr<ssl::context> tls);
 
     // Resolves, connects, handshakes TLS and sends the handshake commands, all within
-    // o.connect_timeout; replies are read within o.max_reply_bytes each from then on. nullopt when the
+    // o.connect_timeout; their replies are read within o.max_reply_bytes each. nullopt when the
     // connection is ready for commands, else why not (for a log line; never holds the password).
     net::awaitable<std::optional<std::string>> open(const options& o);
 
-    // The next reply; an error (errc::cache_unavailable) when the connection ended, failed, or sent
-    // bytes that are not RESP or a reply over o.max_reply_bytes. After an error the link is
-    // unusable. Takes every reply buffered before it reads more, so that the reader holds at most
-    // one reply's budget and one read.
-    net::awaitable<result<reply>> read_reply();
+    // The next bytes from Redis, valid until the next call: first any that came after the
+    // handshake's replies, then what each read of the socket brings (at most 16 KiB). An error
+    // (errc::cache_unavailable) when the connection ended or failed; the link is unusable then.
+    net::awaitable<result<std::string_view>> read_some();
 
     // Writes all of `bytes`; the error, if any.
     net::awaitable<beast::error_code> write(std::string_view bytes);
@@ -58,6 +58,10 @@ public:
 
 private:
     beast::tcp_stream& tcp();
+    // The next reply of the handshake; an error when the connection failed or sent bytes that are not
+    // RESP or a reply over o.max_reply_bytes. Takes every reply buffered before it reads more, so that
+    // the reader holds at most one reply's budget and one read.
+    net::awaitable<result<reply>> read_reply();
 
     net::any_io_executor ex_;
     std::shared_ptr<ssl::context> tls_context_;
@@ -65,7 +69,9 @@ private:
     net::steady_timer resolve_deadline_;
     std::unique_ptr<beast::tcp_stream> plain_;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
-    reader reader_;
+    reader reader_;               // the handshake's
+    std::string after_handshake_; // bytes received with the handshake's replies but not part of them
+    std::string handed_;          // after_handshake_ as handed out by read_some()
     std::array<char, 16 * 1024> buffer_{};
     bool closed_ = false;
 };

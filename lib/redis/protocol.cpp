@@ -192,6 +192,12 @@ bool reader::feed(std::string_view bytes) {
     return true;
 }
 
+std::string_view reader::unparsed() const noexcept {
+    if (failed() || r_ == nullptr || r_->buf == nullptr)
+        return {};
+    return std::string_view(r_->buf + r_->pos, r_->len - r_->pos);
+}
+
 result<std::optional<reply>> reader::take() {
     if (!failed() && r_ != nullptr) {
         void* raw = nullptr;

@@ -52,6 +52,11 @@ public:
     // and on every later call. A Redis error reply ("-ERR ...") is a reply, not an error.
     result<std::optional<reply>> take();
 
+    // The bytes fed after the last reply take() returned, not parsed yet: what a connection hands on
+    // when another reader takes over its stream (the handshake's reader to the pipeline's). Exact
+    // right after take() returned a reply; empty after a protocol error.
+    std::string_view unparsed() const noexcept;
+
     // True after a protocol error.
     bool failed() const noexcept { return !error_.empty(); }
     // The protocol error, empty when there was none.

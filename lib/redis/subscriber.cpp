@@ -1,19 +1,12 @@
 #include "redis/subscriber.hpp"
 
-#include "core/spawn.hpp"
-#include "core/tls_client.hpp"
 #include "redis/link.hpp"
-#include "redis/protocol.hpp"
+#include "redis/reconnecting_link.hpp"
 #include "redis/refusals.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
-#include <deque>
-#include <set>
 #include <stdexcept>
 
 namespace token_broker::redis {
@@ -31,14 +24,6 @@ std::shared_ptr<subscriber> subscriber::create(net::any_io_executor ex, options 
                        std::move(on_message), std::move(on_subscribed), health_check, std::move(on_alive)));
 }
 
-// The PINGs of one subscribed connection that Redis has not answered yet, oldest first.
-struct subscriber::health {
-    explicit health(net::any_io_executor ex) : timer(std::move(ex)) {}
-    net::steady_timer timer;
-    std::deque<std::chrono::steady_clock::time_point> sent;
-    bool over = false; // the connection is gone: stop pinging
-};
-
 subscriber::subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log,
                        std::vector<std::string> channels, message_handler on_message,
                        std::function<void()> on_subscribed, std::chrono::milliseconds health_check,
@@ -46,147 +31,93 @@ subscriber::subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlo
     : strand_(net::make_strand(ex)), opts_(std::move(o)), log_(std::move(log)),
       channels_(std::move(channels)), on_message_(std::move(on_message)),
       on_subscribed_(std::move(on_subscribed)), health_check_(health_check), on_alive_(std::move(on_alive)),
-      tls_(opts_.tls ? make_tls_client_context(opts_.ca_file, "redis.ca_file") : nullptr),
-      where_((opts_.tls ? "rediss://" : "redis://") + opts_.host + ":" + std::to_string(opts_.port)),
-      backoff_(strand_) {}
+      links_(std::make_shared<detail::reconnecting_link>(strand_, opts_, log_)) {}
 
 subscriber::~subscriber() = default;
 
 void subscriber::start() {
-    net::dispatch(strand_, [self = shared_from_this()] {
-        if (self->started_ || self->stopped_)
-            return;
-        self->started_ = true;
-        net::co_spawn(self->strand_, run(self), log_escaped_exception(self->log_, "redis subscriber"));
-    });
+    auto self = shared_from_this();
+    links_->start([self](std::shared_ptr<detail::link> l) { return use(self, std::move(l)); },
+                  [self](const std::string& reason) {
+                      self->log_->debug("redis subscription at {} is down: {}", self->links_->where(),
+                                        reason);
+                  });
 }
 
 void subscriber::stop() {
     stopped_ = true;
-    net::dispatch(strand_, [self = shared_from_this()] {
-        self->backoff_.cancel();
-        if (self->current_)
-            self->current_->close();
-        self->up_ = false;
-    });
+    links_->stop();
+    net::dispatch(strand_, [self = shared_from_this()] { self->up_ = false; });
 }
 
-net::awaitable<void> subscriber::run(std::shared_ptr<subscriber> self) {
-    unsigned failures = 0;
-    while (!self->stopped_) {
-        auto l = std::make_shared<detail::link>(self->strand_, self->tls_);
-        self->current_ = l;
-        std::string reason;
-        if (auto refused = co_await l->open(self->opts_)) {
-            reason = *refused;
-        } else {
-            // A login that succeeds but cannot subscribe is a failure like any other: the backoff goes
-            // on growing, rather than reconnecting ten times a second.
-            bool subscribed = false;
-            reason = co_await self->listen(l, subscribed);
-            if (subscribed)
-                failures = 0;
-        }
-        l->close();
-        self->current_.reset();
-        self->up_ = false;
-        if (self->stopped_)
-            break;
-        self->log_->debug("redis subscription at {} is down: {}", self->where_, reason);
-        self->backoff_.expires_after(detail::retry_delay(++failures));
-        co_await self->backoff_.async_wait(net::as_tuple(net::use_awaitable));
-    }
+net::awaitable<detail::link_ended> subscriber::use(std::shared_ptr<subscriber> self,
+                                                   std::shared_ptr<detail::link> l) {
+    // A login that succeeds but cannot subscribe is a failure like any other: the backoff goes on
+    // growing, rather than reconnecting ten times a second.
+    bool subscribed = false;
+    auto reason = co_await self->listen(std::move(l), subscribed);
     self->up_ = false;
+    if (!self->stopped_)
+        self->log_->debug("redis subscription at {} is down: {}", self->links_->where(), reason);
+    co_return detail::link_ended{std::move(reason), subscribed};
 }
 
 net::awaitable<std::string> subscriber::listen(std::shared_ptr<detail::link> l, bool& subscribed) {
-    std::vector<std::string> command{"SUBSCRIBE"};
-    command.insert(command.end(), channels_.begin(), channels_.end());
-    const auto subscribe_sent = std::chrono::steady_clock::now();
-    if (auto ec = co_await l->write(format_command(std::span<const std::string>(command))))
+    auto state = std::make_shared<subscription>(channels_, opts_.max_reply_bytes);
+    if (auto ec = co_await l->write(state->subscribe(std::chrono::steady_clock::now())))
         co_return "cannot write to redis: " + ec.message();
-
-    auto h = std::make_shared<health>(strand_);
-    struct stop_pinging {
-        std::shared_ptr<health> h;
-        ~stop_pinging() {
-            h->over = true;
-            h->timer.cancel();
-        }
-    } stop{h};
-    std::set<std::string> waiting(channels_.begin(), channels_.end());
     for (;;) {
-        auto r = co_await l->read_reply();
+        auto bytes = co_await l->read_some();
         if (stopped_)
             co_return std::string("stopped");
-        if (!r)
-            co_return r.error().message;
-        // Pushes in SUBSCRIBE mode are arrays: [subscribe, channel, count], [message, channel,
-        // payload], or [pong, ""] for a PING.
-        if (r->type == reply::kind::array && r->elements.size() == 2 &&
-            r->elements[0].type == reply::kind::string && r->elements[0].text == "pong") {
-            if (h->sent.empty())
-                co_return std::string("redis answered a PING that was not sent");
-            const auto sent = h->sent.front();
-            h->sent.pop_front();
-            if (on_alive_)
-                on_alive_(sent);
-            continue;
-        }
-        if (r->type != reply::kind::array || r->elements.size() != 3 ||
-            r->elements[0].type != reply::kind::string || r->elements[1].type != reply::kind::string) {
-            if (r->is_error() && refusals_)
-                refusals_->refused("subscription", "SUBSCRIBE refused: " + r->text);
-            co_return r->is_error() ? "SUBSCRIBE refused: " + r->text
-                                    : std::string("redis sent something else than a publication");
-        }
-        const std::string& what = r->elements[0].text;
-        if (what == "message") {
-            if (on_message_)
-                on_message_(r->elements[1].text, r->elements[2].text);
-        } else if (what == "subscribe" && !waiting.empty()) {
-            waiting.erase(r->elements[1].text);
-            if (waiting.empty()) {
-                up_ = true;
-                subscribed = true;
-                if (refusals_)
-                    refusals_->accepted("subscription");
-                log_->debug("redis subscription at {} is up", where_);
-                if (on_subscribed_)
-                    on_subscribed_();
-                if (on_alive_)
-                    on_alive_(subscribe_sent);
-                if (health_check_.count() > 0)
-                    net::co_spawn(strand_, ping(shared_from_this(), l, h),
-                                  log_escaped_exception(log_, "redis subscription health check"));
-            }
+        if (!bytes)
+            co_return bytes.error().message;
+        auto out = state->received(*bytes);
+        for (auto& e : out.events)
+            handle(e, l, state, subscribed);
+        if (out.failure) {
+            if (out.refused && refusals_)
+                refusals_->refused("subscription", *out.failure);
+            co_return *out.failure;
         }
     }
 }
 
-net::awaitable<void> subscriber::ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
-                                      std::shared_ptr<health> h) {
-    static const std::string ping_command = [] {
-        const std::vector<std::string> c{"PING"};
-        return format_command(std::span<const std::string>(c));
-    }();
-    while (!h->over && !self->stopped_) {
-        h->timer.expires_after(self->health_check_);
-        co_await h->timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (h->over || self->stopped_)
-            break;
-        if (!h->sent.empty()) {
-            self->log_->warn("redis subscription at {} did not answer a PING within {} ms: reconnecting",
-                             self->where_, self->health_check_.count());
-            l->close();
-            break;
-        }
-        h->sent.push_back(std::chrono::steady_clock::now());
-        if (auto ec = co_await l->write(ping_command)) {
-            l->close();
-            break;
-        }
+void subscriber::handle(const subscription::event& e, const std::shared_ptr<detail::link>& l,
+                        const std::shared_ptr<subscription>& state, bool& subscribed) {
+    switch (e.type) {
+    case subscription::event::kind::message:
+        if (on_message_)
+            on_message_(e.channel, e.payload);
+        break;
+    case subscription::event::kind::alive:
+        if (on_alive_)
+            on_alive_(e.sent);
+        break;
+    case subscription::event::kind::subscribed:
+        up_ = true;
+        subscribed = true;
+        if (refusals_)
+            refusals_->accepted("subscription");
+        log_->debug("redis subscription at {} is up", links_->where());
+        if (on_subscribed_)
+            on_subscribed_();
+        links_->keep_checking(l, health_check_,
+                              [self = shared_from_this(), l, state] { return ping(self, l, state); });
+        break;
     }
+}
+
+net::awaitable<bool> subscriber::ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
+                                      std::shared_ptr<subscription> state) {
+    auto ping = state->ping(std::chrono::steady_clock::now());
+    if (!ping) {
+        self->log_->warn("redis subscription at {} did not answer a PING within {} ms: reconnecting",
+                         self->links_->where(), self->health_check_.count());
+        co_return false;
+    }
+    auto ec = co_await l->write(*ping);
+    co_return !ec;
 }
 
 } // namespace token_broker::redis

@@ -13,8 +13,8 @@
 
 #include "core/net.hpp"
 #include "redis/options.hpp"
+#include "redis/subscription.hpp"
 
-#include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
 
 #include <atomic>
@@ -29,7 +29,9 @@ namespace token_broker::redis {
 
 namespace detail {
 class link;
-}
+class reconnecting_link;
+struct link_ended;
+} // namespace detail
 class refusals;
 
 // Owned by a std::shared_ptr; its state lives on a strand of its own, where the callbacks are called
@@ -64,19 +66,23 @@ public:
     void report_refusals(std::shared_ptr<refusals> r) { refusals_ = std::move(r); }
 
 private:
-    struct health;
-
     subscriber(net::any_io_executor ex, options o, std::shared_ptr<spdlog::logger> log,
                std::vector<std::string> channels, message_handler on_message,
                std::function<void()> on_subscribed, std::chrono::milliseconds health_check,
                alive_handler on_alive);
-    static net::awaitable<void> run(std::shared_ptr<subscriber> self);
+    // Subscribes on `l`, an opened link, and listens until it fails.
+    static net::awaitable<detail::link_ended> use(std::shared_ptr<subscriber> self,
+                                                  std::shared_ptr<detail::link> l);
     // Subscribes on `l` and delivers messages until the link fails; the reason. `subscribed` is set
     // once Redis confirmed every channel.
     net::awaitable<std::string> listen(std::shared_ptr<detail::link> l, bool& subscribed);
-    // PINGs on `l` every health_check_ while `h` is current; closes `l` when a PING went unanswered.
-    static net::awaitable<void> ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
-                                     std::shared_ptr<health> h);
+    // Acts on what Redis sent on `l`: calls back, and once subscribed starts the health check.
+    void handle(const subscription::event& e, const std::shared_ptr<detail::link>& l,
+                const std::shared_ptr<subscription>& state, bool& subscribed);
+    // One health check: a PING on `l`; false when the previous one is still unanswered or the write
+    // failed.
+    static net::awaitable<bool> ping(std::shared_ptr<subscriber> self, std::shared_ptr<detail::link> l,
+                                     std::shared_ptr<subscription> state);
 
     net::any_io_executor strand_;
     options opts_;
@@ -87,13 +93,9 @@ private:
     std::chrono::milliseconds health_check_;
     alive_handler on_alive_;
     std::shared_ptr<refusals> refusals_;
-    std::shared_ptr<ssl::context> tls_;
-    std::string where_;
-    net::steady_timer backoff_;
+    std::shared_ptr<detail::reconnecting_link> links_;
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
-    bool started_ = false;
-    std::shared_ptr<detail::link> current_;
 };
 
 } // namespace token_broker::redis
