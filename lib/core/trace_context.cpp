@@ -2,7 +2,9 @@
 
 #include "core/digest.hpp"
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <random>
 
 namespace token_broker {
@@ -12,28 +14,43 @@ bool all_zero(std::string_view s) noexcept {
     return s.find_first_not_of('0') == std::string_view::npos;
 }
 
-// Random ids from a per-thread generator seeded once from the system: ids need to be unique, not
-// secret, and this runs for every request.
-std::uint64_t random_word() {
-    thread_local std::mt19937_64 generator{[] {
+// Random ids from a per-thread SplitMix64 stream (Steele, Lea and Flood) seeded once from the
+// system: ids need to be unique and evenly spread, not secret, and this runs for every request that
+// brings no trace of its own. Each output is a bijective mix of a counter: no two in a stream repeat.
+std::uint64_t random_word() noexcept {
+    thread_local std::uint64_t state = [] {
         std::random_device rd;
         return (std::uint64_t(rd()) << 32) ^ rd();
-    }()};
-    return generator();
+    }();
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+    return z ^ (z >> 31);
 }
 
-// `digits` (a multiple of 16) random lower-case hex digits, never all zero. Written in place,
-// sixteen digits a word: this runs for every request that brings no trace of its own.
+// The two lower-case hex digits of every byte value.
+constexpr std::array<char, 512> byte_digits = [] {
+    constexpr char hex[] = "0123456789abcdef";
+    std::array<char, 512> digits{};
+    for (std::size_t b = 0; b < 256; ++b) {
+        digits[2 * b] = hex[b >> 4];
+        digits[2 * b + 1] = hex[b & 0xf];
+    }
+    return digits;
+}();
+
+// `digits` (a multiple of 16) random lower-case hex digits, never all zero. Written in place, two
+// digits a byte.
 void random_hex(std::string& out, std::size_t digits) {
-    static constexpr char hex[] = "0123456789abcdef";
     out.resize(digits);
+    char* const text = out.data();
     for (;;) {
         std::uint64_t any = 0;
         for (std::size_t at = 0; at < digits; at += 16) {
-            auto word = random_word();
+            const auto word = random_word();
             any |= word;
-            for (std::size_t i = at + 16; i-- > at; word >>= 4)
-                out[i] = hex[word & 0xf];
+            for (std::size_t byte = 0; byte < 8; ++byte)
+                std::memcpy(text + at + 2 * byte, &byte_digits[2 * ((word >> (8 * byte)) & 0xff)], 2);
         }
         if (any != 0)
             return;
