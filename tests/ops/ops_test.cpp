@@ -9,6 +9,8 @@
 //   (tests/ops/openapi_answers.mjs).
 #include "broker_process.hpp"
 #include "redis_server.hpp"
+#include "webhook/signature.hpp"
+#include "webhook_support.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -269,7 +271,8 @@ TEST(OpenApi, TheBrokersRealAnswersValidateAgainstTheirSchemas) {
     zoom_sim::simulator sim;
     sim.add_user("google@example.com", {.google_login = true});
     const boost::json::object zoom_block{{"zoom", {{"request_timeout_ms", 1500}, {"max_retries", 0}}}};
-    auto broker = broker_process::start(sim, zoom_block);
+    const std::string hook_secret = "ops-webhook-secret";
+    auto broker = broker_process::start(sim, zoom_block, hook_secret);
     const auto port = broker->wait_port();
     ASSERT_TRUE(eventually([&] { return get_body(port, "/readyz") == R"({"status":"ready"})"; }));
     // A second key that may ask only for team-* users.
@@ -350,6 +353,33 @@ TEST(OpenApi, TheBrokersRealAnswersValidateAgainstTheirSchemas) {
     const auto& limited = rec.send(port, "get", token, R::request("GET", "/token/busy@example.com"));
     expect(limited, 429, "rate_limited");
     EXPECT_TRUE(limited.headers.count("retry-after")) << limited.body;
+    // The webhook listener: Zoom's signed requests, and what it refuses.
+    const auto hook_port = broker->webhook_port();
+    const std::string hook = "/zoom/webhook";
+    const auto signed_post = [&](const std::string& body) {
+        const auto ts = testing::unix_seconds_now();
+        return R::request("POST", hook,
+                          "x-zm-request-timestamp: " + ts +
+                              "\r\nx-zm-signature: " + webhook::signature(hook_secret, ts, body) + "\r\n",
+                          body);
+    };
+    expect(
+        rec.send(
+            hook_port, "post", hook,
+            signed_post(
+                R"({"event":"endpoint.url_validation","payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"}})")),
+        200);
+    expect(rec.send(hook_port, "post", hook,
+                    signed_post(testing::user_event("user.deactivated", "KDcuGIm1QgePTO8WbOqwIQ",
+                                                    "jdoe@example.com", sim.settings().account_id))),
+           200);
+    expect(rec.send(hook_port, "post", hook, signed_post("not json")), 400, "invalid_request");
+    expect(rec.send(hook_port, "post", hook, R::request("POST", hook, "", R"({"event":"x","payload":{}})")),
+           401);
+    expect(rec.send(hook_port, "post", hook,
+                    "POST /zoom/webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 10000000\r\n\r\n"),
+           413, "body_too_large");
     // A broker whose Zoom API address nobody listens on (its OAuth endpoint works): Zoom cannot be
     // reached.
     auto unreachable = broker_process::start(
