@@ -1,6 +1,7 @@
 #include "zoom_simulator.hpp"
 
 #include "test_certs.hpp"
+#include "webhook/signature.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,7 +11,9 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -26,13 +29,16 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -166,11 +172,16 @@ void report_exception(std::exception_ptr e) {
 // ---------------------------------------------------------------------------------------------
 // What a request is, decided before faults are applied.
 
-enum class route { oauth, user_token, unknown };
+enum class route { oauth, user_token, admin, unknown };
+
+// What an admin call asks (POST /admin/users/{userId}/{deactivate,activate,sign_out},
+// POST /admin/app/deauthorize).
+enum class admin_action { none, deactivate, activate, sign_out, deauthorize };
 
 struct classified_request {
     route where = route::unknown;
-    std::string user; // percent-decoded, for user_token
+    std::string user; // percent-decoded, for user_token and the admin calls on a user
+    admin_action action = admin_action::none;
 };
 
 classified_request classify(const request& req) {
@@ -184,7 +195,149 @@ classified_request classify(const request& req) {
     if (parts.size() == 4 && parts[0] == "v2" && parts[1] == "users" && !parts[2].empty() &&
         parts[3] == "token")
         return {route::user_token, std::move(parts[2])};
+    if (parts.size() == 3 && parts[0] == "admin" && parts[1] == "app" && parts[2] == "deauthorize")
+        return {route::admin, {}, admin_action::deauthorize};
+    if (parts.size() == 4 && parts[0] == "admin" && parts[1] == "users" && !parts[2].empty()) {
+        const auto action = parts[3] == "deactivate" ? admin_action::deactivate
+                            : parts[3] == "activate" ? admin_action::activate
+                            : parts[3] == "sign_out" ? admin_action::sign_out
+                                                     : admin_action::none;
+        if (action != admin_action::none)
+            return {route::admin, std::move(parts[2]), action};
+    }
     return {};
+}
+
+std::string lower_case(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+std::string hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
+}
+
+// How Zoom's token calls name a user of the simulator: an email without regard to case, an id as it is.
+std::string user_key(const std::string& user) {
+    return user.find('@') == std::string::npos ? user : lower_case(user);
+}
+
+// payload.object of a user event: see simulator::deactivate_user.
+struct event_user {
+    std::string id;
+    std::string email;
+};
+event_user event_user_of(const std::string& user) {
+    if (user.find('@') != std::string::npos) {
+        const auto email = lower_case(user);
+        return {"sim" + hex(hmac_sha256("zoom-sim user id", email)).substr(0, 22), email};
+    }
+    return {user, lower_case(user) + "@users.zoom-sim.invalid"};
+}
+
+std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The event notification for `action` on `user`, as Zoom sends it: its name and body.
+std::pair<std::string, std::string> event_for(admin_action action, const std::string& user,
+                                              const options& opts) {
+    if (action == admin_action::deauthorize) {
+        const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+        char when[32] = {};
+        std::tm parts{};
+        gmtime_r(&now, &parts);
+        std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &parts);
+        const json::object body{{"event", "app_deauthorized"},
+                                {"event_ts", unix_ms_now()},
+                                {"payload", json::object{{"account_id", opts.account_id},
+                                                         {"user_id", "sim-admin"},
+                                                         {"signature", hex(random_bytes(32))},
+                                                         {"deauthorization_time", when},
+                                                         {"client_id", opts.client_id}}}};
+        return {"app_deauthorized", json::serialize(body)};
+    }
+    const std::string name = action == admin_action::deactivate ? "user.deactivated"
+                             : action == admin_action::activate ? "user.activated"
+                                                                : "user.signed_out";
+    const auto who = event_user_of(user);
+    const json::object body{{"event", name},
+                            {"event_ts", unix_ms_now()},
+                            {"payload", json::object{{"account_id", opts.account_id},
+                                                     {"operator", "admin@users.zoom-sim.invalid"},
+                                                     {"operator_id", "sim-admin"},
+                                                     {"object", json::object{{"id", who.id},
+                                                                             {"first_name", "Sim"},
+                                                                             {"last_name", "User"},
+                                                                             {"email", who.email},
+                                                                             {"type", 1}}}}}};
+    return {name, json::serialize(body)};
+}
+
+constexpr auto webhook_timeout = 5s;
+
+// POSTs a signed event to `url` (plain HTTP) and reads the answer, within webhook_timeout.
+net::awaitable<simulator::event_delivery> post_event(std::string url, std::string secret_token,
+                                                     std::string body) {
+    simulator::event_delivery out;
+    auto parsed = urls::parse_uri(url);
+    if (!parsed || parsed->scheme() != "http" || parsed->host().empty()) {
+        out.error = "the webhook URL is not http://host[:port]/path";
+        co_return out;
+    }
+    const std::string host(parsed->host());
+    const std::string port = parsed->has_port() ? std::string(parsed->port()) : "80";
+    std::string target = parsed->encoded_path().empty() ? "/" : std::string(parsed->encoded_path());
+    if (parsed->has_query())
+        target += "?" + std::string(parsed->encoded_query());
+
+    auto ex = co_await net::this_coro::executor;
+    tcp::resolver resolver(ex);
+    auto [resolve_error, endpoints] = co_await resolver.async_resolve(host, port, use_tuple);
+    if (resolve_error) {
+        out.error = "cannot resolve " + host + ": " + resolve_error.message();
+        co_return out;
+    }
+    beast::tcp_stream stream(ex);
+    stream.expires_after(webhook_timeout);
+    if (auto [ec, ep] = co_await stream.async_connect(endpoints, use_tuple); ec) {
+        out.error = "cannot connect to " + host + ":" + port + ": " + ec.message();
+        co_return out;
+    }
+    const std::string timestamp = std::to_string(unix_ms_now() / 1000);
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, host + ":" + port);
+    req.set(http::field::user_agent, "Zoom Marketplace/1.1a (zoom-sim)");
+    req.set(http::field::content_type, "application/json; charset=utf-8");
+    req.set("x-zm-request-timestamp", timestamp);
+    req.set("x-zm-signature", token_broker::webhook::signature(secret_token, timestamp, body));
+    req.set("x-zm-request-id", hex(random_bytes(16)));
+    req.body() = std::move(body);
+    req.prepare_payload();
+    if (auto [ec, n] = co_await http::async_write(stream, req, use_tuple); ec) {
+        out.error = "sending the event failed: " + ec.message();
+        co_return out;
+    }
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    if (auto [ec, n] = co_await http::async_read(stream, buffer, res, use_tuple); ec) {
+        out.error = "no answer to the event: " + ec.message();
+        co_return out;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    out.status = static_cast<int>(res.result_int());
+    out.body = std::move(res.body());
+    co_return out;
 }
 
 std::optional<std::string> find_param(const urls::params_view& params, std::string_view key) {
@@ -212,6 +365,7 @@ struct server {
 
     std::unordered_map<std::string, user_options> users;
     std::unordered_set<std::string> removed_users;
+    std::unordered_set<std::string> deactivated_users; // user_key() of each id and email
     std::deque<fault> global_faults;
     std::deque<fault> oauth_faults;
     std::unordered_map<std::string, std::deque<fault>> user_faults;
@@ -254,6 +408,13 @@ struct server {
     std::optional<fault> admit(const request& req, const classified_request& what);
     response answer(const request& req, const classified_request& what);
     response fault_answer(const fault& f, const request& req);
+
+    // Changes the state as the admin call asks and makes its event: its name and body.
+    std::pair<std::string, std::string> apply_admin(admin_action action, const std::string& user);
+    // The webhook URL and Secret Token in force.
+    std::pair<std::string, std::string> webhook() const;
+    // An admin call: the state changed, the event posted, the webhook's answer passed on.
+    net::awaitable<response> admin_answer(const request& req, const classified_request& what);
 
     response oauth_answer(const request& req);
     response user_token_answer(const request& req, const std::string& user);
@@ -329,7 +490,9 @@ net::awaitable<void> serve(std::shared_ptr<connection> conn) {
 
         std::optional<fault> f = sim.admit(req, what);
         response res;
-        if (f) {
+        if (what.where == route::admin) {
+            res = co_await sim.admin_answer(req, what);
+        } else if (f) {
             switch (f->what) {
             case fault::kind::delay: {
                 conn->timer.expires_after(f->delay);
@@ -601,6 +764,8 @@ std::optional<fault> server::admit(const request& req, const classified_request&
         ++oauth_calls;
         f = take_fault(oauth_faults);
         break;
+    case route::admin:
+        return std::nullopt; // not Zoom's API: no fault applies
     case route::unknown:
         break;
     }
@@ -630,10 +795,70 @@ response server::answer(const request& req, const classified_request& what) {
         if (req.method() != http::verb::get)
             return json_answer(http::status::method_not_allowed, zoom_error(405, "Method Not Allowed."), req);
         return user_token_answer(req, what.user);
+    case route::admin:
     case route::unknown:
         break;
     }
     return json_answer(http::status::not_found, zoom_error(404, "No such API endpoint."), req);
+}
+
+std::pair<std::string, std::string> server::apply_admin(admin_action action, const std::string& user) {
+    {
+        std::lock_guard lock(mutex);
+        const auto who = event_user_of(user);
+        switch (action) {
+        case admin_action::deactivate:
+            deactivated_users.insert(user_key(user));
+            deactivated_users.insert(user_key(who.id));
+            deactivated_users.insert(user_key(who.email));
+            break;
+        case admin_action::activate:
+            deactivated_users.erase(user_key(user));
+            deactivated_users.erase(user_key(who.id));
+            deactivated_users.erase(user_key(who.email));
+            break;
+        case admin_action::deauthorize:
+            access_tokens.clear();
+            break;
+        case admin_action::sign_out:
+        case admin_action::none:
+            break;
+        }
+    }
+    return event_for(action, user, opts);
+}
+
+std::pair<std::string, std::string> server::webhook() const {
+    std::lock_guard lock(mutex);
+    return {opts.webhook_url, opts.webhook_secret};
+}
+
+net::awaitable<response> server::admin_answer(const request& req, const classified_request& what) {
+    if (req.method() != http::verb::post) {
+        auto res = json_answer(http::status::method_not_allowed, zoom_error(405, "Method Not Allowed."), req);
+        res.set(http::field::allow, "POST");
+        co_return res;
+    }
+    auto [name, body] = apply_admin(what.action, what.user);
+    auto [url, secret_token] = webhook();
+    json::object answer{{"event", name}};
+    if (url.empty()) {
+        answer["posted"] = false;
+        answer["error"] = "no webhook URL configured (--webhook-url)";
+        co_return json_answer(http::status::ok, answer, req);
+    }
+    const auto delivered = co_await post_event(url, secret_token, std::move(body));
+    answer["posted"] = delivered.status != 0;
+    if (delivered.status == 0) {
+        answer["error"] = delivered.error;
+        co_return json_answer(http::status::bad_gateway, answer, req);
+    }
+    // The webhook's own status, so that `curl -f` fails when the broker refused the event.
+    answer["status"] = delivered.status;
+    answer["answer"] = delivered.body;
+    auto res = json_answer(http::status::ok, answer, req);
+    res.result(static_cast<unsigned>(delivered.status));
+    co_return res;
 }
 
 response server::fault_answer(const fault& f, const request& req) {
@@ -735,7 +960,8 @@ response server::user_token_answer(const request& req, const std::string& user) 
             return json_answer(http::status::unauthorized, zoom_error(124, "Invalid access token."), req);
         if (it->second <= std::chrono::steady_clock::now())
             return json_answer(http::status::unauthorized, zoom_error(124, "Access token is expired."), req);
-        user_exists = !user.starts_with("unknown") && !removed_users.contains(user);
+        user_exists = !user.starts_with("unknown") && !removed_users.contains(user) &&
+                      !deactivated_users.contains(user_key(user));
         if (auto u = users.find(user); u != users.end()) {
             google_login = u->second.google_login;
             zak_ttl = u->second.zak_ttl;
@@ -883,6 +1109,43 @@ void simulator::revoke_access_tokens() {
 void simulator::accept_access_token(const std::string& token, std::chrono::seconds ttl) {
     std::lock_guard lock(impl_->srv.mutex);
     impl_->srv.access_tokens.insert_or_assign(token, std::chrono::steady_clock::now() + ttl);
+}
+
+void simulator::set_webhook(const std::string& url, const std::string& secret_token) {
+    std::lock_guard lock(impl_->srv.mutex);
+    impl_->srv.opts.webhook_url = url;
+    impl_->srv.opts.webhook_secret = secret_token;
+}
+
+namespace {
+
+simulator::event_delivery deliver(server& srv, admin_action action, const std::string& user) {
+    auto [name, body] = srv.apply_admin(action, user);
+    auto [url, secret_token] = srv.webhook();
+    if (url.empty())
+        return {0, {}, "no webhook URL configured"};
+    auto done = net::co_spawn(srv.ioc, post_event(url, secret_token, std::move(body)), net::use_future);
+    if (done.wait_for(webhook_timeout + 5s) != std::future_status::ready)
+        return {0, {}, "the simulator is not running"};
+    return done.get();
+}
+
+} // namespace
+
+simulator::event_delivery simulator::deactivate_user(const std::string& id) {
+    return deliver(impl_->srv, admin_action::deactivate, id);
+}
+
+simulator::event_delivery simulator::activate_user(const std::string& id) {
+    return deliver(impl_->srv, admin_action::activate, id);
+}
+
+simulator::event_delivery simulator::sign_out_user(const std::string& id) {
+    return deliver(impl_->srv, admin_action::sign_out, id);
+}
+
+simulator::event_delivery simulator::deauthorize_app() {
+    return deliver(impl_->srv, admin_action::deauthorize, {});
 }
 
 std::uint64_t simulator::token_calls(const std::string& user) const {

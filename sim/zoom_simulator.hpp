@@ -1,6 +1,9 @@
 // A stand-in for Zoom's REST API: a real TLS server on loopback answering the S2S OAuth endpoint and
 // GET /v2/users/{userId}/token as Zoom does, with faults that tests can inject and counters they can
 // assert on. Used by the tests, the benchmarks and `scripts/dev run` (through the zoom-sim program).
+// It also plays Zoom's side of a user's life: deactivating a user (or signing them out, activating
+// them again, deauthorizing the app) changes what it answers and posts the matching event
+// notification, signed as Zoom signs them, to a configured webhook URL.
 #pragma once
 
 #include <chrono>
@@ -37,6 +40,10 @@ struct options {
     // Bytes of padding in each ZAK payload, to make tokens of a realistic or chosen size.
     std::size_t token_padding = 0;
     unsigned threads = 1;
+    // Where event notifications are posted (plain HTTP, e.g. "http://127.0.0.1:8081/zoom/webhook";
+    // empty: not posted) and the app's Secret Token they are signed with. See set_webhook().
+    std::string webhook_url{};
+    std::string webhook_secret{};
 };
 
 // A fault applied to the requests it matches.
@@ -103,6 +110,31 @@ public:
 
     // Makes every access token issued so far invalid: token requests carrying one get 401/124.
     void revoke_access_tokens();
+
+    // Zoom's event notifications. Each call below changes what the simulator answers first, then
+    // posts the event (ZOOM-FACTS.md, "Webhooks": {"event", "event_ts", "payload"}) to the webhook
+    // URL, signed with the Secret Token: x-zm-request-timestamp (Unix seconds) and x-zm-signature
+    // (v0=hex HMAC-SHA256 over "v0:{timestamp}:{body}"). The user named `id` is payload.object: an
+    // email names {id: "sim" + 22 hex digits derived from it, email: it, lower-cased}; anything else
+    // {id: it, email: "<it, lower-cased>@users.zoom-sim.invalid"}. Blocking: call them from a thread
+    // of your own (not after stop()); the post has 5 s.
+    struct event_delivery {
+        int status = 0;    // the webhook's HTTP status; 0 when none came (see `error`)
+        std::string body;  // its body
+        std::string error; // why nothing came: no webhook URL, cannot connect, timeout
+    };
+    // Sets (or replaces) the webhook URL and Secret Token of options. Any thread.
+    void set_webhook(const std::string& url, const std::string& secret_token);
+    // The user's token calls (by id or email) answer 404 with code 1001, as for a user who does not
+    // exist, until activate_user(); posts user.deactivated.
+    event_delivery deactivate_user(const std::string& id);
+    // Undoes deactivate_user(); posts user.activated.
+    event_delivery activate_user(const std::string& id);
+    // Posts user.signed_out ("Sign Me Out from All Devices"); token calls go on as before.
+    event_delivery sign_out_user(const std::string& id);
+    // Makes every access token issued so far invalid (as revoke_access_tokens(); new ones are still
+    // issued, as after the app is added again) and posts app_deauthorized.
+    event_delivery deauthorize_app();
 
     // Makes `token` a valid access token for `ttl` from now, as if it had been issued: for tests of
     // a fixed access token that Zoom starts accepting.

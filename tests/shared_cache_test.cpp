@@ -535,5 +535,92 @@ TEST_F(SharedCache, ALockLeftByADeadReplicaHoldsTheOthersUpUntilItExpiresThenOne
     EXPECT_EQ(sim.token_calls("orphan@example.com"), 1u) << "one of them fetched, the other waited on it";
 }
 
+TEST_F(SharedCache, ARevocationReachesEveryReplicaAndOneThatNeverHeardItReadsItFromRedis) {
+    auto& a = add_replica();
+    auto& b = add_replica();
+    start_threads();
+    const std::string user = "Leaver@Example.com";
+    ASSERT_TRUE(get(a, user)->r);
+    ASSERT_TRUE(get(b, user)->cached());
+
+    auto revoked = net::co_spawn(ioc, a.tokens->revoke_everywhere(user, 3600s), net::use_future);
+    ASSERT_EQ(revoked.wait_for(60s), std::future_status::ready);
+    auto r = revoked.get();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(a.tokens->revoked(user));
+    EXPECT_TRUE(b.tokens->revoked("leaver@example.com")) << "marked when it confirmed the forget";
+    EXPECT_FALSE(local_hit(b, user));
+    // The mark in Redis: named like the user's other keys (an email lower-cased), for the time given.
+    const cache_key key{"leaver@example.com", token_type::zak, std::nullopt};
+    const auto mark = a.shared->names_of(key).revoked;
+    EXPECT_TRUE(mark.starts_with("test-broker:u:")) << mark;
+    EXPECT_TRUE(mark.ends_with(":revoked")) << mark;
+    const auto pttl = redis.command({"PTTL", mark}).integer;
+    EXPECT_GT(pttl, 3500 * 1000);
+    EXPECT_LE(pttl, 3600 * 1000);
+
+    // A replica that never heard the news (it did not exist then) still caches and shares nothing.
+    auto& late = add_replica();
+    ASSERT_TRUE(eventually([&] { return late.shared->up() && late.shared->local_copies_allowed(); }));
+    EXPECT_FALSE(late.tokens->revoked(user));
+    const auto calls = sim.token_calls(user);
+    auto first = get(late, user);
+    ASSERT_TRUE(first->r) << first->r.error().message;
+    EXPECT_FALSE(first->cached());
+    EXPECT_FALSE(local_hit(late, user)) << "not cached";
+    auto second = get(late, user);
+    ASSERT_TRUE(second->r);
+    EXPECT_FALSE(second->cached()) << "not shared either";
+    EXPECT_EQ(sim.token_calls(user), calls + 2) << "each request went to Zoom";
+
+    // user.activated on one replica clears the mark everywhere.
+    auto cleared = net::co_spawn(ioc, a.tokens->reinstate_everywhere("LEAVER@example.com"), net::use_future);
+    ASSERT_EQ(cleared.wait_for(60s), std::future_status::ready);
+    ASSERT_TRUE(cleared.get());
+    EXPECT_EQ(redis.command({"EXISTS", mark}).integer, 0);
+    EXPECT_TRUE(eventually([&] { return !b.tokens->revoked(user); })) << "the others hear it";
+    ASSERT_TRUE(get(late, user)->r);
+    EXPECT_TRUE(get(late, user)->cached()) << "cached again";
+}
+
+TEST(ForgetMessage, ARevocationOrReinstatementIsTaggedBetweenTheNonceAndTheSeal) {
+    const std::string nonce(32, 'a');
+    // The message read is views into the text: each text is kept while its views are used.
+    const std::string plain_text = nonce + ":sealed:bytes";
+    auto plain = read_forget_message(plain_text);
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(plain->head, nonce);
+    EXPECT_EQ(plain->sealed, "sealed:bytes");
+    EXPECT_EQ(plain->revoked_for, 0ms);
+    EXPECT_FALSE(plain->reinstate);
+
+    const std::string revoke_text = nonce + ":revoke=3600000:sealed";
+    auto revoke = read_forget_message(revoke_text);
+    ASSERT_TRUE(revoke);
+    EXPECT_EQ(revoke->head, nonce + ":revoke=3600000");
+    EXPECT_EQ(revoke->sealed, "sealed");
+    EXPECT_EQ(revoke->revoked_for, 3600000ms);
+
+    const std::string reinstate_text = nonce + ":reinstate:sealed";
+    auto reinstate = read_forget_message(reinstate_text);
+    ASSERT_TRUE(reinstate);
+    EXPECT_TRUE(reinstate->reinstate);
+    EXPECT_EQ(reinstate->head, nonce + ":reinstate");
+    EXPECT_EQ(reinstate->sealed, "sealed");
+
+    // A tag that does not read stays in what must be sealed: the seal fails, and the replica drops
+    // every copy rather than guess.
+    for (const std::string bad : {"revoke=:x", "revoke=12", "revoke=-5:x", "revoke=0:x", "revoke=1x:y"}) {
+        const std::string text = nonce + ":" + bad;
+        auto m = read_forget_message(text);
+        ASSERT_TRUE(m) << bad;
+        EXPECT_EQ(m->revoked_for, 0ms) << bad;
+        EXPECT_EQ(m->head, nonce) << bad;
+        EXPECT_EQ(m->sealed, bad) << bad;
+    }
+    EXPECT_FALSE(read_forget_message("short:x"));
+    EXPECT_FALSE(read_forget_message(std::string(33, 'a')));
+}
+
 } // namespace
 } // namespace token_broker

@@ -36,8 +36,11 @@ class fake_zoom final : public token_source {
 public:
     explicit fake_zoom(std::function<time_point()> now) : now_(std::move(now)) {}
     int calls = 0;
+    std::optional<broker_error> fail_with;
     net::awaitable<result<secret>> fetch_token(token_query q) override {
         ++calls;
+        if (fail_with)
+            co_return *fail_with;
         co_return secret(
             make_jwt(sys_clock::to_time_t(now_()) + 7200, q.user_id + "#" + std::to_string(calls)));
     }
@@ -60,6 +63,8 @@ public:
     };
     std::vector<stored_entry> stored;
     std::vector<std::string> forgotten;
+    std::vector<std::pair<std::string, std::chrono::milliseconds>> revoked;
+    std::vector<std::string> reinstated;
     std::optional<broker_error> forget_fails_with;
     listener told;
 
@@ -81,6 +86,18 @@ public:
     }
     net::awaitable<result<void>> forget(std::string user_id) override {
         forgotten.push_back(std::move(user_id));
+        if (forget_fails_with)
+            co_return *forget_fails_with;
+        co_return result<void>();
+    }
+    net::awaitable<result<void>> revoke(std::string user_id, std::chrono::milliseconds revoked_for) override {
+        revoked.emplace_back(std::move(user_id), revoked_for);
+        if (forget_fails_with)
+            co_return *forget_fails_with;
+        co_return result<void>();
+    }
+    net::awaitable<result<void>> reinstate(std::string user_id) override {
+        reinstated.push_back(std::move(user_id));
         if (forget_fails_with)
             co_return *forget_fails_with;
         co_return result<void>();
@@ -281,6 +298,76 @@ TEST_F(SharedSeam, AnotherReplicasDeleteOrALostSubscriptionDropsLocalCopies) {
     shared.told.everyone();
     EXPECT_EQ(look(zak("b")), token_service::lookup::miss);
     EXPECT_EQ(svc->size(), 0u);
+}
+
+TEST_F(SharedSeam, AUserRevokedElsewhereGoesToZoomAndNothingIsKeptSharedOrServedStale) {
+    // The tier holds the user's revoked mark (set by the replica that heard the event): this replica
+    // never heard it, yet keeps nothing.
+    shared.answer.what = shared_tokens::claim::kind::revoked;
+    auto first = get(zak("gone@example.com"));
+    ASSERT_TRUE(first.r);
+    EXPECT_EQ(*first.r, answer_source::fresh);
+    EXPECT_FALSE(svc->revoked("gone@example.com")) << "the mark stays in the tier, not copied here";
+    EXPECT_EQ(look(zak("gone@example.com")), token_service::lookup::miss) << "not cached";
+    ASSERT_EQ(shared.stored.size(), 1u);
+    EXPECT_FALSE(shared.stored[0].entry) << "not shared";
+    ASSERT_TRUE(get(zak("gone@example.com")).r);
+    EXPECT_EQ(zoom.calls, 2) << "every request goes to Zoom";
+
+    // Zoom failing with an older entry at hand: no stale answer while the tier says revoked.
+    shared.answer.what = shared_tokens::claim::kind::fetch;
+    ASSERT_TRUE(get(zak("gone@example.com")).r); // cached: the mark is gone
+    now += 6900s;                                // past the margin, 300 s before expiry
+    zoom.fail_with = make_error(errc::upstream_error, "Zoom is failing");
+    shared.answer.what = shared_tokens::claim::kind::revoked;
+    auto during = get(zak("gone@example.com"));
+    ASSERT_FALSE(during.r);
+    EXPECT_EQ(during.r.error().code, errc::upstream_error);
+    shared.answer.what = shared_tokens::claim::kind::fetch;
+    auto after = get(zak("gone@example.com"));
+    ASSERT_TRUE(after.r) << "the same situation without the mark is answered stale";
+    EXPECT_EQ(*after.r, answer_source::stale);
+}
+
+TEST_F(SharedSeam, ARevocationHeardFromAnotherReplicaMarksAndForgetsHereUntilReinstated) {
+    shared.answer.what = shared_tokens::claim::kind::fetch;
+    ASSERT_TRUE(get(zak("JDoe@Example.com")).r);
+    ASSERT_EQ(look(zak("JDoe@Example.com")), token_service::lookup::hit);
+    shared.told.revoked("jdoe@example.com", 3600s);
+    EXPECT_TRUE(svc->revoked("JDOE@example.com"));
+    EXPECT_EQ(look(zak("JDoe@Example.com")), token_service::lookup::miss) << "forgotten";
+    const auto acquired = shared.acquired.size();
+    ASSERT_TRUE(get(zak("JDoe@Example.com")).r);
+    EXPECT_EQ(shared.acquired.size(), acquired) << "a user marked here goes straight to Zoom";
+    EXPECT_EQ(look(zak("JDoe@Example.com")), token_service::lookup::miss) << "and is not cached";
+    now += 3601s;
+    EXPECT_FALSE(svc->revoked("jdoe@example.com")) << "the mark lapses";
+    shared.told.revoked("jdoe@example.com", 3600s);
+    shared.told.reinstated("JDOE@EXAMPLE.COM");
+    EXPECT_FALSE(svc->revoked("jdoe@example.com"));
+}
+
+TEST_F(SharedSeam, RevokeAndReinstateEverywhereMarkHereFirstThenGoThroughTheTier) {
+    shared.answer.what = shared_tokens::claim::kind::fetch;
+    ASSERT_TRUE(get(zak("u1")).r);
+    shared.forget_fails_with = make_error(errc::cache_unavailable, "Redis is down");
+    auto f = net::co_spawn(ioc, svc->revoke_everywhere("u1", 3600s), net::use_future);
+    ioc.run();
+    ioc.restart();
+    auto r = f.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::cache_unavailable);
+    ASSERT_EQ(shared.revoked.size(), 1u);
+    EXPECT_EQ(shared.revoked[0].first, "u1");
+    EXPECT_EQ(shared.revoked[0].second, 3600s);
+    EXPECT_TRUE(svc->revoked("u1")) << "marked here all the same";
+    EXPECT_EQ(look(zak("u1")), token_service::lookup::miss) << "and forgotten";
+    shared.forget_fails_with.reset();
+    auto g = net::co_spawn(ioc, svc->reinstate_everywhere("u1"), net::use_future);
+    ioc.run();
+    ASSERT_TRUE(g.get());
+    EXPECT_EQ(shared.reinstated, std::vector<std::string>{"u1"});
+    EXPECT_FALSE(svc->revoked("u1"));
 }
 
 TEST_F(SharedSeam, TheServiceStopsListeningWhenItGoes) {

@@ -200,6 +200,60 @@ TEST_F(WebhookReceiverTest, ADeactivatedUserIsNeverCachedUntilActivated) {
     EXPECT_EQ(get("UID3"), "cached");
 }
 
+TEST_F(WebhookReceiverTest, AppDeauthorizedDropsTheAccessTokenAndA503WhenTheOthersCannotBeTold) {
+    // Without a way to drop the access token, the event is ignored (and says so).
+    const std::string event =
+        R"({"event":"app_deauthorized","event_ts":1700000000000,"payload":{"account_id":"acct-1","user_id":"u9",)"
+        R"("client_id":"c","deauthorization_time":"2026-12-04T17:00:00Z"}})";
+    auto ignored = post(event);
+    EXPECT_EQ(ignored.result_int(), 200);
+    EXPECT_THAT(ignored.body(), HasSubstr("ignored"));
+
+    std::atomic<int> dropped{0};
+    std::optional<broker_error> tell_fails; // set only while no request is under way
+    server_.reset();
+    webhook::receiver::settings s;
+    s.secret_token = secret(std::string(secret_token));
+    s.account_id = std::string(account);
+    receiver_ = std::make_unique<webhook::receiver>(s, tokens_, metrics_, log_.logger,
+                                                    [&]() -> net::awaitable<result<void>> {
+                                                        ++dropped;
+                                                        if (tell_fails)
+                                                            co_return *tell_fails;
+                                                        co_return result<void>();
+                                                    });
+    server_config listener;
+    listener.kept_body_path = "/zoom/webhook";
+    listener.max_body_bytes = 4096;
+    server_ = std::make_unique<running_server>(listener, *receiver_, log_.logger, metrics_);
+
+    auto acted = post(event);
+    EXPECT_EQ(acted.result_int(), 200) << acted.body();
+    EXPECT_THAT(acted.body(), HasSubstr("evicted"));
+    EXPECT_EQ(dropped, 1);
+    EXPECT_EQ(post(R"({"event":"app_deauthorized","payload":{"account_id":"another","user_id":"u9"}})")
+                  .result_int(),
+              200);
+    EXPECT_EQ(dropped, 1) << "another account's app is not this one";
+
+    tell_fails = make_error(errc::cache_unavailable, "Redis is down");
+    const auto ts = now_seconds();
+    const std::string retried = R"({"event":"app_deauthorized","payload":{"account_id":"acct-1"}})";
+    auto unavailable = post(retried, ts);
+    EXPECT_EQ(unavailable.result_int(), 503) << unavailable.body();
+    EXPECT_EQ(dropped, 2);
+    tell_fails.reset();
+    EXPECT_EQ(post(retried, ts).result_int(), 200) << "a 503 is not remembered: Zoom's retry is acted on";
+    EXPECT_EQ(dropped, 3);
+    const auto text = metrics_text();
+    EXPECT_THAT(
+        text,
+        HasSubstr(R"(token_broker_webhook_events_total{event="app_deauthorized",outcome="evicted"} 2)"));
+    EXPECT_THAT(
+        text,
+        HasSubstr(R"(token_broker_webhook_events_total{event="app_deauthorized",outcome="unavailable"} 1)"));
+}
+
 TEST(WebhookRevokedMark, NoStaleAnswerForARevokedUser) {
     captured_log log;
     metrics m;

@@ -89,7 +89,8 @@ struct application::impl {
               m, [this] { return readiness(); }, &endpoint),
           server(ioc, cfg.server, routes, log, m), flush_timer(ioc), signals(ioc), reload_signal(ioc) {
         if (cfg.webhook.enabled()) {
-            hooks = std::make_unique<webhook::receiver>(receiver_settings(cfg), tokens, m, log, nullptr);
+            hooks = std::make_unique<webhook::receiver>(receiver_settings(cfg), tokens, m, log,
+                                                        [this] { return zoom->deauthorize(); });
             hook_server = std::make_unique<http_server>(ioc, webhook_listener(cfg), *hooks, log, m);
         }
         if (shared_tier)

@@ -12,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <charconv>
 #include <set>
 #include <stdexcept>
 
@@ -21,13 +22,23 @@ namespace {
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
-// KEYS: the value keys to read, then the lock, then the user's generation. ARGV: the lock's value,
-// its life in ms. Answers the values (false for none), then 1 when the lock was taken for ARGV[1], or
-// the value of the lock that someone else holds, or 0 when values were there (the lock is not tried
-// then), and last the user's generation ('0' when none).
+// KEYS: the value keys to read, then the lock, then the user's generation, then ARGV[3] revoked marks.
+// ARGV: the lock's value, its life in ms, how many revoked marks. Answers the values (false for
+// none), then 1 when the lock was taken for ARGV[1], or the value of the lock that someone else
+// holds, or 0 when values were there (the lock is not tried then), or -1 when the user is marked
+// revoked (nothing read, the lock not tried), and last the user's generation ('0' when none).
 constexpr std::string_view look_lua = R"lua(
-local n = #KEYS - 2
+local marks = tonumber(ARGV[3])
+local n = #KEYS - 2 - marks
 local out = {}
+for i = n + 3, n + 2 + marks do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    for j = 1, n do out[j] = false end
+    out[n + 1] = -1
+    out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
+    return out
+  end
+end
 local found = false
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
@@ -75,15 +86,16 @@ return written
     "local t = redis.call('TIME')\n"                                                                         \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-// KEYS: the registrations, ARGV[3] generations, ARGV[4] sets of entries, then other keys. Drops the
-// lapsed registrations, bumps the generations (kept ARGV[5] ms), deletes the entries of the sets,
-// the sets and the other keys, then publishes ARGV[2] on ARGV[1] (unless ARGV[1] is empty).
-// Answers the Redis time in ms, then each registered replica's id and the time its registration
-// lapses.
+// KEYS: the registrations, ARGV[3] generations, ARGV[4] sets of entries, then other keys, then
+// ARGV[7] revoked marks. Drops the lapsed registrations, bumps the generations (kept ARGV[5] ms),
+// deletes the entries of the sets, the sets and the other keys, sets the revoked marks for ARGV[6] ms
+// (none when ARGV[7] is 0), then publishes ARGV[2] on ARGV[1] (unless ARGV[1] is empty). Answers the
+// Redis time in ms, then each registered replica's id and the time its registration lapses.
 constexpr std::string_view forget_lua = TOKEN_BROKER_LUA_NOW R"lua(
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local gens = tonumber(ARGV[3])
 local sets = tonumber(ARGV[4])
+local marks = tonumber(ARGV[7])
 for i = 2, 1 + gens do
   redis.call('INCR', KEYS[i])
   redis.call('PEXPIRE', KEYS[i], ARGV[5])
@@ -93,7 +105,10 @@ for i = 2 + gens, 1 + gens + sets do
     redis.call('DEL', k)
   end
 end
-redis.call('DEL', unpack(KEYS, 2 + gens))
+redis.call('DEL', unpack(KEYS, 2 + gens, #KEYS - marks))
+for i = #KEYS - marks + 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[6])
+end
 if ARGV[1] ~= '' then
   redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
@@ -102,6 +117,14 @@ for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do
   out[#out + 1] = v
 end
 return out
+)lua";
+
+// KEYS: a user's revoked marks. ARGV: the channel and the message that tell the replicas. Deletes the
+// marks, publishes, answers 1.
+constexpr std::string_view reinstate_lua = R"lua(
+redis.call('DEL', unpack(KEYS))
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
 )lua";
 
 // KEYS: the registrations. ARGV: this replica's id, its lease in ms. Registers it until now + lease.
@@ -126,6 +149,10 @@ const redis::script& forget_script() {
     static const redis::script s{std::string(forget_lua)};
     return s;
 }
+const redis::script& reinstate_script() {
+    static const redis::script s{std::string(reinstate_lua)};
+    return s;
+}
 const redis::script& register_script() {
     static const redis::script s{std::string(register_lua)};
     return s;
@@ -146,6 +173,34 @@ std::string describe(const result<redis::reply>& r) {
 }
 
 } // namespace
+
+std::optional<forget_message> read_forget_message(std::string_view message) {
+    if (message.size() < 33 || message[32] != ':')
+        return std::nullopt;
+    forget_message m;
+    m.nonce = message.substr(0, 32);
+    auto rest = message.substr(33);
+    std::size_t head = 32;
+    if (rest.starts_with(reinstate_tag) && rest.size() > reinstate_tag.size() &&
+        rest[reinstate_tag.size()] == ':') {
+        m.reinstate = true;
+        head += 1 + reinstate_tag.size();
+    } else if (rest.starts_with(revoke_tag)) {
+        const auto digits = rest.substr(revoke_tag.size());
+        long long ms = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ms);
+        // A tag that does not read is kept in the head: the seal then fails, and the replica drops
+        // every copy rather than guess.
+        if (ec == std::errc{} && end != digits.data() && end < digits.data() + digits.size() && *end == ':' &&
+            ms > 0) {
+            m.revoked_for = std::chrono::milliseconds(ms);
+            head += 1 + revoke_tag.size() + static_cast<std::size_t>(end - digits.data());
+        }
+    }
+    m.head = message.substr(0, head);
+    m.sealed = message.substr(head + 1);
+    return m;
+}
 
 // A coroutine waiting for news (another replica's fetch of one key ended, a replica confirmed a
 // DELETE): woken by the subscription's thread, or by its own deadline. Its timer lives on a strand of
@@ -251,6 +306,7 @@ struct shared_redis::look {
     std::optional<shared_entry> entry; // the first usable value, in the order asked
     bool present = false;              // some value was there, usable or not
     bool locked = false;               // the lock was taken for this attempt
+    bool revoked = false;              // the user is marked revoked: nothing read, the lock not tried
     std::string holder;                // else the value of the lock someone else holds, if any
     std::string generation;            // the user's forget generation
 };
@@ -347,7 +403,8 @@ namespace {
 shared_redis::key_names names_from(const std::string& user, const cache_key& key) {
     const auto entry =
         user + ":" + std::string(to_string(key.type)) + ":" + (key.ttl ? std::to_string(*key.ttl) : "-");
-    return {entry, entry + ":lock", entry + ":error", user + ":unknown", user + ":keys", user + ":gen"};
+    return {entry,          entry + ":lock", entry + ":error", user + ":unknown",
+            user + ":keys", user + ":gen",   user + ":revoked"};
 }
 
 } // namespace
@@ -379,14 +436,15 @@ std::optional<shared_entry> shared_redis::open_entry(const std::string& name, co
 
 net::awaitable<std::optional<shared_redis::look>>
 shared_redis::look_once(const std::vector<std::string>& values, const key_names& names,
-                        const std::string& lock_value, const std::string& accept_errors_of,
-                        bool for_refresh) {
+                        const std::vector<std::string>& marks, const std::string& lock_value,
+                        const std::string& accept_errors_of, bool for_refresh) {
     auto keys = values;
     keys.push_back(names.lock);
     keys.push_back(names.generation);
+    keys.insert(keys.end(), marks.begin(), marks.end());
     const auto lock_ms = std::to_string(settings_.lock_lease.count());
     // Named, not braced temporaries: gcc 12 mishandles those as arguments inside co_await.
-    std::vector<std::string> args{lock_value, lock_ms};
+    std::vector<std::string> args{lock_value, lock_ms, std::to_string(marks.size())};
     auto r = co_await look_script().run(*connection_, std::move(keys), std::move(args));
     if (!r || r->type != redis::reply::kind::array || r->elements.size() != values.size() + 2 ||
         (r->elements[values.size()].type != redis::reply::kind::integer &&
@@ -397,6 +455,11 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
     }
     look l;
     const auto& lock = r->elements[values.size()];
+    l.generation = r->elements.back().text;
+    if (lock.type == redis::reply::kind::integer && lock.integer == -1) {
+        l.revoked = true;
+        co_return l;
+    }
     l.locked = lock.type == redis::reply::kind::integer && lock.integer == 1;
     if (lock.type == redis::reply::kind::string)
         l.holder = lock.text;
@@ -421,9 +484,10 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
     if (!l.entry && !l.locked && l.present) {
         // Only unusable values: the lock decides who fetches a better one.
         const std::vector<std::string> none;
-        auto again = co_await look_once(none, names, lock_value, accept_errors_of, for_refresh);
+        auto again = co_await look_once(none, names, marks, lock_value, accept_errors_of, for_refresh);
         if (!again)
             co_return std::nullopt;
+        l.revoked = again->revoked;
         l.locked = again->locked;
         l.holder = std::move(again->holder);
         l.generation = std::move(again->generation);
@@ -443,11 +507,16 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
     }
     auto waiting = first;
     waiting.push_back(names.error);
+    const auto marks = revoked_marks_of(key.user_id);
 
     // Entered before the first look, so that a publication between that look and the wait wakes it.
     waiter_registration registration(*this, names.entry);
     const auto value = redis::random_value();
     const auto settle = [&](look& l) {
+        if (l.revoked) {
+            c.what = claim::kind::revoked;
+            return true;
+        }
         if (l.entry) {
             if (l.entry->what == shared_entry::kind::token)
                 metrics_.shared_cache_hit();
@@ -468,7 +537,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
     };
 
     const std::string no_error;
-    auto l = co_await look_once(first, names, value, no_error, for_refresh);
+    auto l = co_await look_once(first, names, marks, value, no_error, for_refresh);
     if (!l)
         co_return c;
     if (settle(*l))
@@ -489,7 +558,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
             co_return c;
         }
         co_await waiter::sleep(registration.get(), std::min(left, settings_.poll_interval));
-        l = co_await look_once(waiting, names, value, holder, for_refresh);
+        l = co_await look_once(waiting, names, marks, value, holder, for_refresh);
         if (!l)
             co_return c;
         if (settle(*l))
@@ -542,7 +611,16 @@ net::awaitable<void> shared_redis::store(const cache_key& key, std::optional<lea
         log_->debug("a fetch's result was not shared: the user was forgotten while it ran");
 }
 
-shared_redis::forget_keys shared_redis::forget_keys_of(const std::string& user_id) const {
+std::vector<std::string> shared_redis::revoked_marks_of(const std::string& user_id) const {
+    const cache_key any{user_id, token_type::zak, std::nullopt};
+    std::vector<std::string> marks{names_of(any).revoked};
+    if (auto old = previous_names_of(any))
+        marks.push_back(std::move(old->revoked));
+    return marks;
+}
+
+shared_redis::forget_keys shared_redis::forget_keys_of(const std::string& user_id,
+                                                       std::chrono::milliseconds revoked_for) const {
     const cache_key any{user_id, token_type::zak, std::nullopt};
     const auto names = names_of(any);
     std::vector<std::string> generations{names.generation}, sets{names.index}, others{names.unknown};
@@ -557,19 +635,62 @@ shared_redis::forget_keys shared_redis::forget_keys_of(const std::string& user_i
     f.sets = std::to_string(sets.size());
     for (auto* part : {&generations, &sets, &others})
         f.keys.insert(f.keys.end(), part->begin(), part->end());
+    if (revoked_for > 0ms) {
+        auto marks = revoked_marks_of(user_id);
+        f.marks = std::to_string(marks.size());
+        f.revoked_for = std::to_string(revoked_for.count());
+        f.keys.insert(f.keys.end(), marks.begin(), marks.end());
+    }
     return f;
 }
 
 net::awaitable<result<void>> shared_redis::forget(std::string user_id) {
+    co_return co_await forget_everywhere(std::move(user_id), 0ms);
+}
+
+net::awaitable<result<void>> shared_redis::revoke(std::string user_id,
+                                                  std::chrono::milliseconds revoked_for) {
+    co_return co_await forget_everywhere(std::move(user_id), std::max(revoked_for, 1ms));
+}
+
+net::awaitable<result<void>> shared_redis::reinstate(std::string user_id) {
+    co_await connected(); // when it is not, the script below fails at once and says so
+    const auto nonce = redis::random_value();
+    const std::string tag(reinstate_tag);
+    auto marks = revoked_marks_of(user_id);
+    std::vector<std::string> args{forget_channel_,
+                                  nonce + ":" + tag + ":" +
+                                      sealer_.seal(forget_channel_ + ":" + nonce + ":" + tag, user_id)};
+    auto r = co_await reinstate_script().run(*connection_, std::move(marks), std::move(args));
+    if (!r || r->type != redis::reply::kind::integer) {
+        log_->warn("clearing a revoked mark could not reach Redis: {}", describe(r));
+        co_return make_error(
+            errc::cache_unavailable,
+            "Redis cannot confirm that the revoked mark is cleared for every replica; try again");
+    }
+    co_return result<void>();
+}
+
+net::awaitable<result<void>> shared_redis::forget_everywhere(std::string user_id,
+                                                             std::chrono::milliseconds revoked_for) {
     co_await connected(); // when it is not, the script below fails at once and says so
     // Each registered replica (this one included) drops its copies when the message comes, removes
-    // the entries named under its own keys, then confirms on P forgotten with its id.
+    // the entries named under its own keys (and sets the revoked marks under them), then confirms
+    // on P forgotten with its id.
     const auto nonce = redis::random_value();
     acknowledgements counted(*this, nonce);
-    auto f = forget_keys_of(user_id);
+    auto f = forget_keys_of(user_id, revoked_for);
+    // A revocation says so between the nonce and the sealed id, and binds it to the seal.
+    const std::string tag =
+        revoked_for > 0ms ? std::string(revoke_tag) + std::to_string(revoked_for.count()) : std::string();
+    const std::string head = tag.empty() ? nonce : nonce + ":" + tag;
     std::vector<std::string> args{forget_channel_,
-                                  nonce + ":" + sealer_.seal(forget_channel_ + ":" + nonce, user_id),
-                                  f.generations, f.sets, std::to_string(generation_life.count())};
+                                  head + ":" + sealer_.seal(forget_channel_ + ":" + head, user_id),
+                                  f.generations,
+                                  f.sets,
+                                  std::to_string(generation_life.count()),
+                                  f.revoked_for,
+                                  f.marks};
     const auto started = steady::now();
     auto r = co_await forget_script().run(*connection_, std::move(f.keys), std::move(args));
     const auto answered = steady::now();
@@ -663,8 +784,9 @@ net::awaitable<void> shared_redis::acknowledge(std::shared_ptr<redis::connection
                                                std::shared_ptr<spdlog::logger> log, forget_keys f,
                                                std::string forgotten_channel, std::string confirmation) {
     if (!f.keys.empty()) {
-        std::vector<std::string> args{std::string(), std::string(), f.generations, f.sets,
-                                      std::to_string(generation_life.count())};
+        std::vector<std::string> args{
+            std::string(), std::string(), f.generations, f.sets, std::to_string(generation_life.count()),
+            f.revoked_for, f.marks};
         auto r = co_await forget_script().run(*connection, std::move(f.keys), std::move(args));
         if (!r || r->type != redis::reply::kind::array) {
             log->debug("removing a forgotten user's entries failed: {}", describe(r));
@@ -713,17 +835,26 @@ void shared_redis::on_message(std::string_view channel, std::string_view message
     }
     if (channel != forget_channel_)
         return;
-    // The message: a 32-digit nonce in clear, ':', the user id sealed under the channel's name and
-    // the nonce. One that does not open (sealed under a key this replica does not have, during a
-    // rotation, or tampered with) makes it drop every local copy, since it cannot tell whose; it
-    // is acknowledged either way, so that the DELETE can be answered.
-    if (message.size() < 33 || message[32] != ':')
+    // The message: a 32-digit nonce in clear, ':', then for a revocation "revoke=<ms>:" and for a
+    // reinstatement "reinstate:", then the user id sealed under the channel's name and what came
+    // before it. One that does not open (sealed under a key this replica does not have, during a
+    // rotation, tampered with, or of a kind it does not know) makes it drop every local copy, since
+    // it cannot tell whose; it is acknowledged either way, so that the DELETE can be answered.
+    const auto m = read_forget_message(message);
+    if (!m)
         return;
-    const std::string nonce(message.substr(0, 32));
-    auto user_id = sealer_.open(forget_channel_ + ":" + nonce, message.substr(33));
+    auto user_id = sealer_.open(forget_channel_ + ":" + std::string(m->head), m->sealed);
+    if (user_id && m->reinstate) {
+        std::lock_guard lock(listener_mutex_);
+        if (listener_.reinstated)
+            listener_.reinstated(*user_id);
+        return; // nothing to confirm: the replica that cleared the mark waits for nobody
+    }
     {
         std::lock_guard lock(listener_mutex_);
-        if (user_id && listener_.user) {
+        if (user_id && m->revoked_for > 0ms && listener_.revoked) {
+            listener_.revoked(*user_id, m->revoked_for);
+        } else if (user_id && listener_.user) {
             listener_.user(*user_id);
         } else if (!user_id) {
             metrics_.redis_undecryptable();
@@ -735,9 +866,10 @@ void shared_redis::on_message(std::string_view channel, std::string_view message
     }
     forget_keys f;
     if (user_id)
-        f = forget_keys_of(*user_id);
+        f = forget_keys_of(*user_id, m->revoked_for);
     net::co_spawn(executor_,
-                  acknowledge(connection_, log_, std::move(f), forgotten_channel_, nonce + ":" + replica_id_),
+                  acknowledge(connection_, log_, std::move(f), forgotten_channel_,
+                              std::string(m->nonce) + ":" + replica_id_),
                   log_escaped_exception(log_, "acknowledging a DELETE"));
 }
 

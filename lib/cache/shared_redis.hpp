@@ -13,13 +13,17 @@
 //   P u:H:keys                    the set of the user's token entries, for DELETE
 //   P u:H:gen                     the user's forget generation (INCR by every forget, one day): a
 //                                 fetch's store is refused when it changed since its lock was taken
+//   P u:H:revoked                 the revoked mark (CONTRACT.md section 9), set by revoke() for
+//                                 max(cache.negative_ttl_s, 1 h), deleted by reinstate(); while it is
+//                                 there, acquire() answers `revoked` (no value read, no lock taken)
 //   P replicas                    the replicas' registrations: a sorted set of random replica ids
 //                                 scored with the Redis time (ms) at which each lapses
 // Every value is sealed (AES-256-GCM, the key name as associated data). Channels: P done (a fetch
 // ended; the message is its entry's key name, waiters of that key re-read it), P forget (a DELETE;
 // the message is a random nonce, then the user id sealed with the channel name and the nonce as
-// associated data) and P forgotten (a replica dropped its copies, and removed the entries named
-// under its own keys, for the DELETE whose nonce is the message, followed by ':' and its id).
+// associated data; a revocation carries "revoke=<ms>:" and a reinstatement "reinstate:" after the
+// nonce, bound to the seal as well) and P forgotten (a replica dropped its copies, and removed the entries
+// named under its own keys, for the DELETE whose nonce is the message, followed by ':' and its id).
 //
 // Forgetting is certain (CONTRACT.md section 7): the subscription PINGs every third of
 // redis.invalidation_lease_ms; each answer renews this replica's registration, and only then lets it
@@ -51,6 +55,19 @@
 #include <unordered_map>
 
 namespace token_broker {
+
+// A message on P forget, read (the seal is not opened here): nullopt when it has no nonce.
+// `head` is what the seal's associated data holds after the channel's name and ':'.
+struct forget_message {
+    std::string_view nonce;
+    std::string_view head; // the nonce, and the tag when there is one
+    std::string_view sealed;
+    std::chrono::milliseconds revoked_for{0}; // a revocation for that long; 0: none
+    bool reinstate = false;                   // a revoked mark cleared: nothing forgotten
+};
+inline constexpr std::string_view revoke_tag = "revoke=";
+inline constexpr std::string_view reinstate_tag = "reinstate";
+std::optional<forget_message> read_forget_message(std::string_view message);
 
 class shared_redis final : public shared_tokens {
 public:
@@ -115,6 +132,8 @@ public:
     net::awaitable<void> store(const cache_key& key, std::optional<lease> held,
                                const shared_entry* e) override;
     net::awaitable<result<void>> forget(std::string user_id) override;
+    net::awaitable<result<void>> revoke(std::string user_id, std::chrono::milliseconds revoked_for) override;
+    net::awaitable<result<void>> reinstate(std::string user_id) override;
     void listen(listener l) override;
     bool up() const noexcept override;
     // While Redis answers: only for one invalidation lease after a PING on the subscription was
@@ -125,7 +144,7 @@ public:
 
     // The names of a key's Redis keys under the current encryption key (for tests and tools).
     struct key_names {
-        std::string entry, lock, error, unknown, index, generation;
+        std::string entry, lock, error, unknown, index, generation, revoked;
     };
     key_names names_of(const cache_key& key) const;
 
@@ -142,7 +161,9 @@ private:
     // lock value is `accept_errors_of`), and whether the lock was taken for `lock_value` (only tried
     // when no usable value was found) or who holds it. nullopt when Redis failed.
     net::awaitable<std::optional<look>> look_once(const std::vector<std::string>& values,
-                                                  const key_names& names, const std::string& lock_value,
+                                                  const key_names& names,
+                                                  const std::vector<std::string>& marks,
+                                                  const std::string& lock_value,
                                                   const std::string& accept_errors_of, bool for_refresh);
     std::optional<shared_entry> open_entry(const std::string& name, const std::string& sealed);
     // Whether the command connection is up, after waiting for it while the start-up window of
@@ -151,11 +172,18 @@ private:
     // The forget script's keys for `user_id` under this replica's keys: the registrations, the
     // generations, the sets of entries, the unknown-user entries; and its arguments after the
     // channel and message.
+    // With `revoked_for`, the revoked marks too, set for that long.
     struct forget_keys {
         std::vector<std::string> keys;
         std::string generations, sets;
+        std::string revoked_for = "0", marks = "0";
     };
-    forget_keys forget_keys_of(const std::string& user_id) const;
+    forget_keys forget_keys_of(const std::string& user_id, std::chrono::milliseconds revoked_for) const;
+    // The user's revoked marks under this replica's keys (the current one, then the previous one).
+    std::vector<std::string> revoked_marks_of(const std::string& user_id) const;
+    // forget() and revoke() (revoked_for > 0).
+    net::awaitable<result<void>> forget_everywhere(std::string user_id,
+                                                   std::chrono::milliseconds revoked_for);
     // On hearing a DELETE: removes the user's entries named under this replica's keys (`f`, none
     // when empty), then tells the replica whose DELETE carried `nonce` that this one has forgotten
     // (PUBLISH P forgotten <nonce>:<id>). Holds what it uses, so it may outlive the shared_redis.

@@ -16,6 +16,7 @@
 #include "core/net.hpp"
 #include "core/secret.hpp"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -81,6 +82,7 @@ public:
             found,       // `entry` is what another replica fetched: use it, do not call Zoom
             fetch,       // call Zoom, then store(): with `held` this replica fetches for all
             fetch_alone, // call Zoom as a lone replica: the store is failing, or waiting took too long
+            revoked,     // the user is marked revoked (revoke()): call Zoom, keep and share nothing
         };
         kind what = kind::fetch_alone;
         shared_entry entry;
@@ -92,7 +94,8 @@ public:
     // key's lock; when another replica holds it, waits for that replica's result, woken by its
     // publication and re-reading on a timer as well, and takes the lock itself when it is freed
     // without a result. Waits at most zoom.request_timeout_ms plus one second in all, then answers
-    // fetch_alone. Each shared-store command is bounded by its own timeout.
+    // fetch_alone. A user marked revoked (by any replica, see revoke()) is answered `revoked` at
+    // once, without taking the lock. Each shared-store command is bounded by its own timeout.
     virtual net::awaitable<claim> acquire(const cache_key& key, bool for_refresh) = 0;
 
     // After a fetch: writes `e` for every replica, only when `held` and no forget of the user came
@@ -105,13 +108,28 @@ public:
     // tells every replica to forget it locally. cache_unavailable when the store cannot confirm that.
     virtual net::awaitable<result<void>> forget(std::string user_id) = 0;
 
+    // The revoked mark of CONTRACT.md section 9: forget() with every guarantee, and in the same step
+    // marks `user_id` revoked for every replica for `revoked_for` (acquire() answers `revoked` for
+    // it meanwhile, on every replica, even one that missed the broadcast), and has every replica that
+    // hears it mark the user locally (listener::revoked). cache_unavailable as forget().
+    virtual net::awaitable<result<void>> revoke(std::string user_id,
+                                                std::chrono::milliseconds revoked_for) = 0;
+
+    // Clears the revoked mark of `user_id` for every replica (user.activated) and tells those that
+    // hear it (listener::reinstated). cache_unavailable when the store cannot clear it.
+    virtual net::awaitable<result<void>> reinstate(std::string user_id) = 0;
+
     // Whoever keeps local copies, told when they must go: `user` when a replica (this one included)
     // forgot that user; `everyone` when this replica may have missed such news (after its
     // subscription was lost and made again). Called from the implementation's threads; listen()
     // with an empty listener waits for a call under way to finish.
+    // `revoked`: a replica revoked that user for that long (forget it too); `reinstated`: its mark
+    // was cleared.
     struct listener {
         std::function<void(std::string_view user_id)> user;
         std::function<void()> everyone;
+        std::function<void(std::string_view user_id, std::chrono::milliseconds revoked_for)> revoked;
+        std::function<void(std::string_view user_id)> reinstated;
     };
     virtual void listen(listener l) = 0;
 

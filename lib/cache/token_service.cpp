@@ -86,7 +86,12 @@ token_service::token_service(net::any_io_executor ex, token_source& zoom, const 
       refresh_margin_(cfg.refresh_margin), shared_(shared), cache_(cfg.max_entries, cfg.refresh_margin),
       unknown_users_(cfg.max_entries, cfg.negative_ttl) {
     if (shared_)
-        shared_->listen({[this](std::string_view user_id) { forget(user_id); }, [this] { forget_all(); }});
+        shared_->listen({[this](std::string_view user_id) { forget(user_id); }, [this] { forget_all(); },
+                         [this](std::string_view user_id, std::chrono::milliseconds revoked_for) {
+                             revoke(user_id, now_() + revoked_for);
+                             forget(user_id);
+                         },
+                         [this](std::string_view user_id) { reinstate(user_id); }});
 }
 
 token_service::~token_service() {
@@ -199,6 +204,7 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
     // What was fetched: a token and when, or an error; from the shared tier or from Zoom.
     shared_entry got;
     bool from_shared = false;
+    bool revoked_elsewhere = false; // the shared tier holds the user's revoked mark
     std::optional<shared_tokens::lease> held;
     result<secret> r = make_error(errc::internal_error, "internal error");
     try {
@@ -209,6 +215,7 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
                 from_shared = true;
                 got = std::move(c.entry);
             }
+            revoked_elsewhere = c.what == shared_tokens::claim::kind::revoked;
             held = std::move(c.held);
         }
         if (!from_shared) {
@@ -244,7 +251,7 @@ token_service::fetch(cache_key key, token_query q, std::shared_ptr<flight> f, bo
         if (!local)
             dropped = drop_all_locked();
         // A revoked user's token is passed on, never kept (CONTRACT.md section 9).
-        forgotten = (f && f->forgotten) || revoked_locked(key.user_id, now);
+        forgotten = (f && f->forgotten) || revoked_elsewhere || revoked_locked(key.user_id, now);
         const bool cacheable = f && !forgotten && local;
         if (got.what == shared_entry::kind::token) {
             o->expires_at = got.expires_at;
@@ -390,6 +397,22 @@ bool token_service::revoked_locked(std::string_view user_id, time_point now) con
         return false;
     const auto it = revoked_.find(user_identity(user_id));
     return it != revoked_.end() && now < it->second;
+}
+
+net::awaitable<result<void>> token_service::revoke_everywhere(std::string user_id,
+                                                              std::chrono::seconds revoked_for) {
+    revoke(user_id, now_() + revoked_for);
+    forget(user_id);
+    if (!shared_)
+        co_return result<void>();
+    co_return co_await shared_->revoke(std::move(user_id), revoked_for);
+}
+
+net::awaitable<result<void>> token_service::reinstate_everywhere(std::string user_id) {
+    reinstate(user_id);
+    if (!shared_)
+        co_return result<void>();
+    co_return co_await shared_->reinstate(std::move(user_id));
 }
 
 std::size_t token_service::size() const {

@@ -115,6 +115,15 @@ public:
     void reinstate(std::string_view user_id);
     bool revoked(std::string_view user_id) const;
 
+    // An eviction that revokes: revoke() and forget() here at once, then, with a shared tier, the
+    // mark for every replica (stored in the shared tier for `revoked_for`, so that a replica that
+    // missed the news still honours it) with the forget's guarantees. cache_unavailable when the
+    // shared tier cannot confirm that (this process has the mark and has forgotten all the same).
+    net::awaitable<result<void>> revoke_everywhere(std::string user_id, std::chrono::seconds revoked_for);
+    // user.activated: reinstate() here, then clears the mark in the shared tier. cache_unavailable
+    // when the shared tier cannot.
+    net::awaitable<result<void>> reinstate_everywhere(std::string user_id);
+
     std::size_t size() const;
 
     // What a fetch produced: an answer prefix and its expiry, or an error; shared by all its waiters.

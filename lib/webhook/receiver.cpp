@@ -65,8 +65,22 @@ struct eviction {
     net::steady_timer done;
 };
 
-net::awaitable<void> forget_one(token_service& tokens, std::shared_ptr<eviction> state, std::string user) {
-    auto r = co_await tokens.forget_everywhere(std::move(user));
+// One user of an event, on every replica: forgotten (evict), forgotten and marked revoked for
+// `revoked_for` (revoke), or the mark cleared (reinstate).
+net::awaitable<void> act_on_one(token_service& tokens, std::shared_ptr<eviction> state, action what,
+                                std::string user, std::chrono::seconds revoked_for) {
+    result<void> r;
+    switch (what) {
+    case action::revoke:
+        r = co_await tokens.revoke_everywhere(std::move(user), revoked_for);
+        break;
+    case action::reinstate:
+        r = co_await tokens.reinstate_everywhere(std::move(user));
+        break;
+    default:
+        r = co_await tokens.forget_everywhere(std::move(user));
+        break;
+    }
     if (!r)
         state->failed = true;
     if (--state->waiting == 0)
@@ -76,7 +90,7 @@ net::awaitable<void> forget_one(token_service& tokens, std::shared_ptr<eviction>
 } // namespace
 
 receiver::receiver(settings s, token_service& tokens, metrics& m, std::shared_ptr<spdlog::logger> log,
-                   std::function<void()> deauthorize, wall_clock now)
+                   deauthorizer deauthorize, wall_clock now)
     : settings_(std::move(s)), tokens_(tokens), metrics_(m), log_(std::move(log)),
       deauthorize_(std::move(deauthorize)), now_(std::move(now)),
       replays_(settings_.tolerance, settings_.replay_entries) {}
@@ -139,20 +153,18 @@ bool receiver::answer(const request& req, connection_context& ctx, response& res
     }
     switch (ev.what) {
     case action::reinstate:
+        // This replica clears the mark at once; complete() clears it for the others.
         for (const auto& user : ev.users)
             tokens_.reinstate(user);
-        res.body = evicted_body;
-        finish(req, res, ev.name, "evicted", account, p->users, p.get());
-        return true;
+        ctx.webhook = std::move(p);
+        return false;
     case action::deauthorize:
         if (!deauthorize_) {
             log_->warn("webhook request {}: app_deauthorized is not acted on by this build", req.request_id);
             break; // ignored, below
         }
-        deauthorize_();
-        res.body = evicted_body;
-        finish(req, res, ev.name, "evicted", account, p->users, p.get());
-        return true;
+        ctx.webhook = std::move(p);
+        return false;
     case action::revoke:
         for (const auto& user : ev.users)
             tokens_.revoke(user, now_() + settings_.revoked_for);
@@ -173,21 +185,38 @@ bool receiver::answer(const request& req, connection_context& ctx, response& res
 
 net::awaitable<void> receiver::complete(const request& req, connection_context& ctx, response& res) {
     auto p = std::move(ctx.webhook);
+    const std::string_view account = p->ev.account_id.empty() ? std::string_view("-") : p->ev.account_id;
+    if (p->ev.what == action::deauthorize) {
+        // Dropped here at once; the others are told through Redis.
+        auto dropped = co_await deauthorize_();
+        if (!dropped) {
+            set_error(
+                res, errc::cache_unavailable,
+                "this replica dropped the Zoom access token, but the others could not be told; try again");
+            finish(req, res, p->ev.name, "unavailable", account, p->users, p.get());
+            co_return;
+        }
+        res.body = evicted_body;
+        finish(req, res, p->ev.name, "evicted", account, p->users, p.get());
+        co_return;
+    }
     auto ex = co_await net::this_coro::executor;
     auto state = std::make_shared<eviction>(ex);
     state->waiting = p->ev.users.size();
     // On the connection's executor, as this coroutine: the counter needs no lock.
     for (const auto& user : p->ev.users)
-        net::co_spawn(ex, forget_one(tokens_, state, user),
+        net::co_spawn(ex, act_on_one(tokens_, state, p->ev.what, user, settings_.revoked_for),
                       log_escaped_exception(log_, "a webhook eviction failed unexpectedly"));
     if (state->waiting > 0) {
         state->done.expires_after(settings_.confirm_within);
         co_await state->done.async_wait(net::as_tuple(net::use_awaitable));
     }
-    const std::string_view account = p->ev.account_id.empty() ? std::string_view("-") : p->ev.account_id;
     if (state->waiting > 0 || state->failed) {
-        set_error(res, errc::cache_unavailable,
-                  "not every replica confirmed the eviction in time: this one forgot the user; try again");
+        set_error(
+            res, errc::cache_unavailable,
+            p->ev.what == action::reinstate
+                ? "the revoked mark could not be cleared for every replica: this one cleared it; try again"
+                : "not every replica confirmed the eviction in time: this one forgot the user; try again");
         finish(req, res, p->ev.name, "unavailable", account, p->users, p.get());
         co_return;
     }

@@ -7,6 +7,7 @@
 // token_broker_webhook_events_total per request that reached the route.
 #pragma once
 
+#include "core/error.hpp"
 #include "core/secret.hpp"
 #include "log/log_format.hpp"
 #include "server/request_handler.hpp"
@@ -35,12 +36,17 @@ public:
     };
     using wall_clock = std::function<std::chrono::system_clock::time_point()>;
 
-    // `tokens`, `m` and `log` must outlive the receiver. `deauthorize` drops the Zoom access token
-    // (app_deauthorized); when null, that event is answered 200 and counted as ignored, with a
-    // warning. `now` is the wall clock (replaced in tests).
+    // app_deauthorized: drops the Zoom access token on this replica and tells the others; an error
+    // when they could not be told (the answer is then 503, so that Zoom retries). Completes on the
+    // caller's executor.
+    using deauthorizer = std::function<net::awaitable<result<void>>()>;
+
+    // `tokens`, `m` and `log` must outlive the receiver. `deauthorize`: see deauthorizer; when null,
+    // that event is answered 200 and counted as ignored, with a warning. `now` is the wall clock
+    // (replaced in tests).
     receiver(
         settings s, token_service& tokens, metrics& m, std::shared_ptr<spdlog::logger> log,
-        std::function<void()> deauthorize, wall_clock now = [] { return std::chrono::system_clock::now(); });
+        deauthorizer deauthorize, wall_clock now = [] { return std::chrono::system_clock::now(); });
 
     bool answer(const request& req, connection_context& ctx, response& res) override;
     net::awaitable<void> complete(const request& req, connection_context& ctx, response& res) override;
@@ -54,7 +60,7 @@ private:
     token_service& tokens_;
     metrics& metrics_;
     std::shared_ptr<spdlog::logger> log_;
-    std::function<void()> deauthorize_;
+    deauthorizer deauthorize_;
     wall_clock now_;
     replay_memory replays_;
 };

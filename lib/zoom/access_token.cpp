@@ -34,6 +34,11 @@ void fixed_access_token::accepted(const secret& token) {
     rejection_.clear();
 }
 
+void fixed_access_token::deauthorized() {
+    std::lock_guard lock(mutex_);
+    rejection_ = "app deauthorized: zoom.access_token is still sent, and counts again once Zoom accepts it";
+}
+
 readiness fixed_access_token::ready() const {
     std::lock_guard lock(mutex_);
     if (stopped_)

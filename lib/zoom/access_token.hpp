@@ -46,6 +46,10 @@ public:
     // Zoom answered a request made with `token` in a way that shows it accepted the token.
     virtual void accepted(const secret& token) = 0;
 
+    // app_deauthorized (CONTRACT.md section 9): the token held is dropped and the keeper is not ready,
+    // "app deauthorized", until it holds a new one that works.
+    virtual void deauthorized() = 0;
+
     virtual readiness ready() const = 0;
 };
 
@@ -61,6 +65,8 @@ public:
     net::awaitable<result<secret>> current(std::chrono::steady_clock::time_point deadline) override;
     void rejected(const secret& token, std::string_view why) override;
     void accepted(const secret& token) override;
+    // A fixed token cannot be replaced: not ready, "app deauthorized", until Zoom accepts it again.
+    void deauthorized() override;
     readiness ready() const override;
 
 private:

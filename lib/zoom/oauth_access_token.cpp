@@ -82,6 +82,18 @@ void oauth_access_token::rejected(const secret& token, std::string_view why) {
     wakeup_.notify_all();
 }
 
+void oauth_access_token::deauthorized() {
+    if (token_)
+        rejected_ = *token_;
+    token_.reset();
+    deauthorized_ = true;
+    if (!pending_)
+        failure_.clear(); // the next current() wakes the loop for a new fetch
+    set_not_ready("app deauthorized");
+    log_->warn("the app was deauthorized (app_deauthorized): the Zoom access token is dropped; the next "
+               "token request fetches a new one");
+}
+
 // The single flight of OAuth fetches: only this loop fetches access tokens.
 net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_access_token> self) {
     (void)self;
@@ -96,6 +108,7 @@ net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_acce
         if (grant) {
             failures = 0;
             failure_.clear();
+            deauthorized_ = false;
             const auto now = clock_.steady_now();
             if (rejected_ && *rejected_ != grant->token)
                 rejected_.reset();
@@ -113,7 +126,7 @@ net::awaitable<void> oauth_access_token::refresh_loop(std::shared_ptr<oauth_acce
             if (token_ && clock_.steady_now() < expires_)
                 set_failure_reason(failure_);
             else
-                set_not_ready(failure_);
+                set_not_ready(deauthorized_ ? "app deauthorized; " + failure_ : failure_);
             log_->warn("{}; trying again in {} s", failure_, delay.count());
             next = clock_.steady_now() + delay;
         }

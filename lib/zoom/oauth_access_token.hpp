@@ -44,6 +44,10 @@ public:
     net::awaitable<result<secret>> current(std::chrono::steady_clock::time_point deadline) override;
     void rejected(const secret& token, std::string_view why) override;
     void accepted(const secret&) override {}
+    // Drops the token (a shared one that is still it is never taken from Redis again) and is not
+    // ready, "app deauthorized", until a new OAuth fetch succeeds; that fetch is made when a caller
+    // next asks for a token (or at the renewal time already set), not at once.
+    void deauthorized() override;
 
     // Ready while a token is held that has not expired. Not ready before start(): "waiting for the
     // first Zoom access token" once started, then the reason of the last failure, e.g. "Zoom OAuth
@@ -106,6 +110,7 @@ private:
     const std::chrono::milliseconds wait_for_redis_;
     bool first_fetch_ = true;
     std::optional<secret> rejected_; // the last token Zoom refused: never taken from Redis again
+    bool deauthorized_ = false;      // app_deauthorized came: until the next fetch succeeds
     wait_queue poll_;                // the loop, waiting for another replica's fetch
 };
 

@@ -3,6 +3,7 @@
 #include "metrics/metrics.hpp"
 #include "redis/connection.hpp"
 #include "redis/lease.hpp"
+#include "redis/script.hpp"
 #include "redis/sealed.hpp"
 
 #include <charconv>
@@ -28,6 +29,16 @@ std::optional<long long> number(std::string_view& text) {
         return std::nullopt;
     text.remove_prefix(static_cast<std::size_t>(end - text.data()) + 1);
     return v;
+}
+
+// KEYS: the shared token's names. ARGV: a channel and a message. Deletes, publishes, answers 1.
+const redis::script& drop_script() {
+    static const redis::script s{R"lua(
+redis.call('DEL', unpack(KEYS))
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+)lua"};
+    return s;
 }
 
 } // namespace
@@ -123,6 +134,20 @@ std::shared_ptr<void> shared_access_token_store::keep(net::any_io_executor ex,
 
 net::awaitable<void> shared_access_token_store::unlock(const std::string& value) const {
     co_await redis::release_lock(*redis_, lock_key_, value);
+}
+
+net::awaitable<result<void>> shared_access_token_store::drop(const std::string& channel,
+                                                             const std::string& message) const {
+    std::vector<std::string> keys{key_};
+    if (previous_key_)
+        keys.push_back(*previous_key_);
+    std::vector<std::string> args{channel, message};
+    auto r = co_await drop_script().run(*redis_, std::move(keys), std::move(args));
+    if (!r)
+        co_return r.error();
+    if (r->type != redis::reply::kind::integer)
+        co_return make_error(errc::cache_unavailable, "Redis did not drop the shared access token");
+    co_return result<void>{};
 }
 
 } // namespace token_broker

@@ -64,6 +64,10 @@ public:
     // Releases the lock if it is still `value` (compare-and-delete); failures are ignored (it expires).
     net::awaitable<void> unlock(const std::string& value) const;
 
+    // app_deauthorized: removes the shared token (under both encryption keys' names) and publishes
+    // `message` on `channel`, in one step; errc::cache_unavailable when Redis fails.
+    net::awaitable<result<void>> drop(const std::string& channel, const std::string& message) const;
+
 private:
     std::optional<entry> open(const std::string& name, const std::string& sealed, wall::time_point now) const;
 

@@ -3,6 +3,8 @@
 #include "core/target_path.hpp"
 #include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
+#include "redis/connection.hpp"
+#include "redis/lease.hpp"
 #include "zoom/backoff.hpp"
 #include "zoom/https_pool.hpp"
 #include "zoom/oauth_access_token.hpp"
@@ -55,6 +57,8 @@ public:
         if (shared && (!shared->connection || !shared->sealer))
             throw std::invalid_argument("zoom_client: sharing through Redis needs a connection and a sealer");
         if (shared) {
+            redis_ = shared->connection;
+            deauthorized_channel_ = shared->key_prefix + "zoom:deauthorized";
             shared_budget_ =
                 std::make_shared<shared_upstream_budget>(strand_, shared->connection, shared->key_prefix,
                                                          cfg_.requests_per_second, clock_, log_, metrics_);
@@ -83,6 +87,7 @@ public:
                 store = std::make_shared<shared_access_token_store>(shared->connection, shared->sealer,
                                                                     shared->key_prefix, cfg_.account_id, log_,
                                                                     metrics_, shared->lock_lease);
+            shared_token_ = store;
             keeper_ = std::make_shared<oauth_access_token>(strand_, oauth_pool_, oauth_, cfg_, log_, metrics_,
                                                            clock_, std::move(store),
                                                            shared ? shared->wait_for_redis : milliseconds{0});
@@ -141,12 +146,33 @@ public:
     std::vector<std::string> redis_channels() const {
         if (!shared_budget_)
             return {};
-        return {shared_budget_->block_channel()};
+        return {shared_budget_->block_channel(), deauthorized_channel_};
     }
 
     void on_redis_message(std::string_view channel, std::string_view message) {
         if (shared_budget_ && channel == shared_budget_->block_channel())
             shared_budget_->on_block_published(message);
+        // Another replica's app_deauthorized (this one's own has been acted on already).
+        if (redis_ && channel == deauthorized_channel_ && message != replica_id_)
+            net::dispatch(strand_, [self = shared_from_this()] {
+                if (!self->stopped_)
+                    self->keeper_->deauthorized();
+            });
+    }
+
+    // On the strand; keeps `self` alive until it completes.
+    net::awaitable<result<void>> deauthorize(std::shared_ptr<impl> self) {
+        (void)self;
+        keeper_->deauthorized();
+        if (!redis_)
+            co_return result<void>{};
+        if (shared_token_)
+            co_return co_await shared_token_->drop(deauthorized_channel_, replica_id_);
+        std::vector<std::string> publish{"PUBLISH", deauthorized_channel_, replica_id_};
+        auto r = co_await redis_->exec(std::move(publish));
+        if (!r)
+            co_return r.error();
+        co_return result<void>{};
     }
 
     void on_redis_subscribed() {
@@ -358,6 +384,12 @@ private:
     std::shared_ptr<access_token_source> keeper_;
     std::shared_ptr<upstream_budget> budget_;
     std::shared_ptr<shared_upstream_budget> shared_budget_; // the same as budget_, when shared through Redis
+    // With Redis: the connection, the shared access token (S2S only), the channel of
+    // app_deauthorized and this process's own id on it (its own message is not acted on twice).
+    std::shared_ptr<redis::connection> redis_;
+    std::shared_ptr<shared_access_token_store> shared_token_;
+    std::string deauthorized_channel_;
+    const std::string replica_id_ = redis::random_value();
     backoff retry_backoff_;
     wait_queue sleepers_; // budget waits and retry backoffs
 };
@@ -397,6 +429,11 @@ void zoom_client::stop() {
 
 readiness zoom_client::ready() const {
     return impl_->ready();
+}
+
+net::awaitable<result<void>> zoom_client::deauthorize() {
+    auto self = impl_;
+    co_return co_await net::co_spawn(self->strand_, self->deauthorize(self), net::use_awaitable);
 }
 
 net::awaitable<result<secret>> zoom_client::fetch_token(token_query q) {

@@ -151,6 +151,13 @@ public:
     void on_redis_message(std::string_view channel, std::string_view message);
     void on_redis_subscribed();
 
+    // app_deauthorized (CONTRACT.md section 9): drops the access token here (ready() is false with
+    // "app deauthorized" until a new OAuth fetch succeeds, made at the next token request) and,
+    // with Redis, removes the shared token and tells every other replica on P zoom:deauthorized,
+    // where each drops its own likewise. cache_unavailable when Redis could not be told (dropped
+    // here all the same). Any thread; completes on the caller's executor.
+    net::awaitable<result<void>> deauthorize();
+
 private:
     class impl;
     std::shared_ptr<impl> impl_;
