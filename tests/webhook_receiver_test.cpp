@@ -237,7 +237,7 @@ TEST_F(WebhookReceiverTest, AppDeauthorizedDropsTheAccessTokenAndA503WhenTheOthe
     EXPECT_EQ(dropped, 1) << "another account's app is not this one";
 
     tell_fails = make_error(errc::cache_unavailable, "Redis is down");
-    const auto ts = now_seconds();
+    const auto ts = testing::unix_seconds_now();
     const std::string retried = R"({"event":"app_deauthorized","payload":{"account_id":"acct-1"}})";
     auto unavailable = post(retried, ts);
     EXPECT_EQ(unavailable.result_int(), 503) << unavailable.body();
