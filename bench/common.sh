@@ -7,6 +7,8 @@
 #   zoom_block SIM_PORT [MEMBERS]     the broker's "zoom" block for that simulator, plus JSON MEMBERS
 #   redis_block REDIS_PORT KEY        the broker's "redis" block for that server and encryption key
 #   wait_ready PORT [PATTERN]         waits for /readyz to answer 200 (and its body to hold PATTERN)
+#   start_replica BUILD PORT SIM_PORT REDIS_PORT KEY [MEMBERS]
+#                                     a broker (one server thread) sharing that Redis, plus JSON MEMBERS
 #   bench_key / bench_key_sha         a caller key, and its SHA-256 for the "auth" block
 
 work=$(mktemp -d)
@@ -66,4 +68,17 @@ wait_ready() { # port [pattern]
     done
     echo "the broker on $1 did not become ready" >&2
     exit 1
+}
+
+start_replica() { # build port sim_port redis_port encryption_key [members]
+    cat >"$work/broker-$2.json" <<JSON
+{
+  "server": { "address": "127.0.0.1", "port": $2, "threads": 1 },
+  "zoom": $(zoom_block "$3" '"requests_per_second": 100000'),
+  "redis": $(redis_block "$4" "$5"),
+  "log": { "level": "warn", "format": "text" }${6:+, $6}
+}
+JSON
+    "$1/service/token-broker" --config "$work/broker-$2.json" >"$work/broker-$2.log" 2>&1 &
+    pids+=($!)
 }

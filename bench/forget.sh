@@ -23,18 +23,7 @@ start_sim "$build" "$sim_port"
 rcli() { redis-cli -p "$redis_port" -a "$redis_password" --no-auth-warning "$@"; }
 
 key=$(openssl rand -hex 32)
-for port in "${ports[@]}"; do
-    cat >"$work/broker-$port.json" <<JSON
-{
-  "server": { "address": "127.0.0.1", "port": $port, "threads": 1 },
-  "zoom": $(zoom_block "$sim_port" '"requests_per_second": 100000'),
-  "redis": $(redis_block "$redis_port" "$key"),
-  "log": { "level": "warn", "format": "text" }
-}
-JSON
-    "$build/service/token-broker" --config "$work/broker-$port.json" >"$work/broker-$port.log" 2>&1 &
-    pids+=($!)
-done
+for port in "${ports[@]}"; do start_replica "$build" "$port" "$sim_port" "$redis_port" "$key"; done
 for port in "${ports[@]}"; do wait_ready "$port" '"redis":"up"'; done
 
 get() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/token/$2"; }

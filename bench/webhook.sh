@@ -22,18 +22,8 @@ start_sim "$build" "$sim_port"
 key=$(openssl rand -hex 32)
 secret=$(openssl rand -hex 16)
 for i in 0 1 2; do
-    port=${ports[$i]}
-    cat >"$work/broker-$port.json" <<JSON
-{
-  "server": { "address": "127.0.0.1", "port": $port, "threads": 1 },
-  "zoom": $(zoom_block "$sim_port" '"requests_per_second": 100000'),
-  "redis": $(redis_block "$redis_port" "$key"),
-  "webhook": { "port": ${hooks[$i]}, "secret_token": "$secret" },
-  "log": { "level": "warn", "format": "text" }
-}
-JSON
-    "$build/service/token-broker" --config "$work/broker-$port.json" >"$work/broker-$port.log" 2>&1 &
-    pids+=($!)
+    start_replica "$build" "${ports[$i]}" "$sim_port" "$redis_port" "$key" \
+        "\"webhook\": { \"port\": ${hooks[$i]}, \"secret_token\": \"$secret\" }"
 done
 for port in "${ports[@]}"; do wait_ready "$port" '"redis":"up"'; done
 
