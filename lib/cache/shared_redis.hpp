@@ -37,13 +37,21 @@
 //
 // The scripts touch keys of one user only, some of them not passed in KEYS (the entries listed in
 // the user's set): fine on one Redis, not meant for Redis Cluster.
+//
+// The concerns, each in its own file: the key names (shared_keys.hpp), the scripts
+// (shared_scripts.hpp), the waiters woken by the subscription (news_waiter.hpp), this replica's
+// registration (replica_membership.hpp), the forget broadcast and its confirmations
+// (forget_broadcast.hpp). What is here is the claim (acquire, store) and the wiring.
 #pragma once
 
+#include "cache/forget_broadcast.hpp"
+#include "cache/news_waiter.hpp"
+#include "cache/replica_membership.hpp"
+#include "cache/shared_keys.hpp"
 #include "cache/shared_tokens.hpp"
 #include "config/config.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/connection.hpp"
-#include "redis/script.hpp"
 #include "redis/sealed.hpp"
 
 #include <spdlog/logger.h>
@@ -52,22 +60,8 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 
 namespace token_broker {
-
-// A message on P forget, read (the seal is not opened here): nullopt when it has no nonce.
-// `head` is what the seal's associated data holds after the channel's name and ':'.
-struct forget_message {
-    std::string_view nonce;
-    std::string_view head; // the nonce, and the tag when there is one
-    std::string_view sealed;
-    std::chrono::milliseconds revoked_for{0}; // a revocation for that long; 0: none
-    bool reinstate = false;                   // a revoked mark cleared: nothing forgotten
-};
-inline constexpr std::string_view revoke_tag = "revoke=";
-inline constexpr std::string_view reinstate_tag = "reinstate";
-std::optional<forget_message> read_forget_message(std::string_view message);
 
 class shared_redis final : public shared_tokens {
 public:
@@ -143,20 +137,12 @@ public:
     bool local_copies_allowed() noexcept override;
 
     // The names of a key's Redis keys under the current encryption key (for tests and tools).
-    struct key_names {
-        std::string entry, lock, error, unknown, index, generation, revoked;
-    };
-    key_names names_of(const cache_key& key) const;
+    using key_names = shared_key_names;
+    key_names names_of(const cache_key& key) const { return keys_.names_of(key); }
 
 private:
-    struct waiter;
-    class waiter_registration;
-    class acknowledgements;
-    struct confirmations;
     struct look;
 
-    // The names of `key`'s Redis keys under the previous encryption key, during a rotation.
-    std::optional<key_names> previous_names_of(const cache_key& key) const;
     // One look: the first usable of `values` (opened; an error only when written by the fetch whose
     // lock value is `accept_errors_of`), and whether the lock was taken for `lock_value` (only tried
     // when no usable value was found) or who holds it. nullopt when Redis failed.
@@ -169,34 +155,8 @@ private:
     // Whether the command connection is up, after waiting for it while the start-up window of
     // settings::wait_for_redis is open.
     net::awaitable<bool> connected();
-    // The forget script's keys for `user_id` under this replica's keys: the registrations, the
-    // generations, the sets of entries, the unknown-user entries; and its arguments after the
-    // channel and message.
-    // With `revoked_for`, the revoked marks too, set for that long.
-    struct forget_keys {
-        std::vector<std::string> keys;
-        std::string generations, sets;
-        std::string revoked_for = "0", marks = "0";
-    };
-    forget_keys forget_keys_of(const std::string& user_id, std::chrono::milliseconds revoked_for) const;
-    // The user's revoked marks under this replica's keys (the current one, then the previous one).
-    std::vector<std::string> revoked_marks_of(const std::string& user_id) const;
-    // forget() and revoke() (revoked_for > 0).
-    net::awaitable<result<void>> forget_everywhere(std::string user_id,
-                                                   std::chrono::milliseconds revoked_for);
-    // On hearing a DELETE: removes the user's entries named under this replica's keys (`f`, none
-    // when empty), then tells the replica whose DELETE carried `nonce` that this one has forgotten
-    // (PUBLISH P forgotten <nonce>:<id>). Holds what it uses, so it may outlive the shared_redis.
-    static net::awaitable<void> acknowledge(std::shared_ptr<redis::connection> connection,
-                                            std::shared_ptr<spdlog::logger> log, forget_keys f,
-                                            std::string forgotten_channel, std::string confirmation);
-    struct liveness;
-    // Renews the registration `id` for `lease` after the PING sent at `sent` was answered; then
-    // lets copies be served until sent + lease.
-    static net::awaitable<void> renew_registration(std::shared_ptr<redis::connection> connection,
-                                                   std::shared_ptr<liveness> live, std::string members_key,
-                                                   std::string id, std::chrono::milliseconds lease,
-                                                   std::chrono::steady_clock::time_point sent);
+    // What a message on P forget says, told to the listener; then confirmed.
+    void on_forget(std::string_view message);
 
     net::any_io_executor executor_;
     settings settings_;
@@ -205,18 +165,13 @@ private:
     wall_clock now_;
     redis::sealer sealer_;
     std::shared_ptr<redis::connection> connection_;
-    std::string done_channel_, forget_channel_, forgotten_channel_, members_key_;
-    std::string replica_id_; // random, this process's own: its registration
-    std::shared_ptr<liveness> liveness_;
-    std::atomic<bool> last_up_{false};                 // connection_->up() at the last local_copies_allowed()
+    shared_key_space keys_;
+    std::string done_channel_;
+    replica_membership membership_;
+    forget_broadcast broadcast_;
+    news_board news_; // waiters on another replica's fetch, by entry key name
     std::chrono::steady_clock::time_point wait_until_; // start() + settings::wait_for_redis
     std::atomic<bool> stopped_{false};
-
-    std::mutex waiters_mutex_;                                              // guards waiters_
-    std::unordered_multimap<std::string, std::shared_ptr<waiter>> waiters_; // by entry key name
-
-    std::mutex acknowledgements_mutex_; // guards acknowledgements_
-    std::unordered_map<std::string, std::shared_ptr<confirmations>> acknowledgements_; // by nonce
 
     std::mutex listener_mutex_; // held while the listener is called or replaced
     listener listener_;
