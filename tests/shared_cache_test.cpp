@@ -535,6 +535,51 @@ TEST_F(SharedCache, ALockLeftByADeadReplicaHoldsTheOthersUpUntilItExpiresThenOne
     EXPECT_EQ(sim.token_calls("orphan@example.com"), 1u) << "one of them fetched, the other waited on it";
 }
 
+// How many scripts Redis ran since its statistics were reset: EVALSHA and EVAL calls, less the
+// failed ones (an EVALSHA that Redis answered NOSCRIPT is followed by an EVAL of the same script).
+long long scripts_run(test::redis_server& server) {
+    const auto stats = server.command({"INFO", "commandstats"}).text;
+    const auto field = [&](const std::string& command, const std::string& name) -> long long {
+        const auto line = stats.find("cmdstat_" + command + ":");
+        if (line == std::string::npos)
+            return 0;
+        const auto at = stats.find(name + "=", line);
+        return at == std::string::npos ? 0 : std::stoll(stats.substr(at + name.size() + 1));
+    };
+    long long n = 0;
+    for (const std::string command : {"evalsha", "eval"})
+        n += field(command, "calls") - field(command, "failed_calls");
+    return n;
+}
+
+TEST_F(SharedCache, AWaiterOnALockLooksAgainWhenTheLockLapsesNotOnATimer) {
+    zoom_cfg.request_timeout = 2000ms;
+    // A long invalidation lease: the registrations' renewals (scripts too) do not blur the count.
+    auto s = shared_settings();
+    s.invalidation_lease = 30s;
+    auto& a = add_replica(s, redis_options());
+    auto& b = add_replica(std::move(s), redis_options());
+    start_threads();
+    const cache_key key{"patient@example.com", token_type::zak, std::nullopt};
+    ASSERT_TRUE(redis.command({"CONFIG", "RESETSTAT"}).is_status("OK"));
+    ASSERT_TRUE(redis.command({"SET", a.shared->names_of(key).lock, "dead-replica", "NX", "PX", "2500"})
+                    .is_status("OK"));
+    auto on_a = start(a, "patient@example.com");
+    auto on_b = start(b, "patient@example.com");
+    for (auto* f : {&on_a, &on_b}) {
+        ASSERT_EQ(f->wait_for(60s), std::future_status::ready);
+        auto ans = f->get();
+        ASSERT_TRUE(ans->r) << ans->r.error().message;
+    }
+    EXPECT_EQ(sim.token_calls("patient@example.com"), 1u);
+    // Each replica looked once, then once more when the dead replica's lock lapsed; one of them took
+    // it and stored (one script), the other looked once more when woken by that store, and a lock
+    // renewal or a registration may fall in between. Waiters that looked every 150 ms would have run
+    // some 30 scripts in these 2.5 s.
+    EXPECT_LE(scripts_run(redis), 10)
+        << "the waiters looked again without news: " << redis.command({"INFO", "commandstats"}).text;
+}
+
 TEST_F(SharedCache, ARevocationReachesEveryReplicaAndOneThatNeverHeardItReadsItFromRedis) {
     auto& a = add_replica();
     auto& b = add_replica();

@@ -14,12 +14,13 @@ using shared_scripts::describe;
 
 // What one look found.
 struct shared_redis::look {
-    std::optional<shared_entry> entry; // the first usable value, in the order asked
-    bool present = false;              // some value was there, usable or not
-    bool locked = false;               // the lock was taken for this attempt
-    bool revoked = false;              // the user is marked revoked: nothing read, the lock not tried
-    std::string holder;                // else the value of the lock someone else holds, if any
-    std::string generation;            // the user's forget generation
+    std::optional<shared_entry> entry;      // the first usable value, in the order asked
+    bool present = false;                   // some value was there, usable or not
+    bool locked = false;                    // the lock was taken for this attempt
+    bool revoked = false;                   // the user is marked revoked: nothing read, the lock not tried
+    std::string holder;                     // else the value of the lock someone else holds, if any
+    std::string generation;                 // the user's forget generation
+    std::chrono::milliseconds lock_left{0}; // how long the lock held by someone else has to live
 };
 
 shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::connection> connection, settings s,
@@ -105,16 +106,22 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
     // Named, not braced temporaries: gcc 12 mishandles those as arguments inside co_await.
     std::vector<std::string> args{lock_value, lock_ms, std::to_string(marks.size())};
     auto r = co_await shared_scripts::look().run(*connection_, std::move(keys), std::move(args));
-    if (!r || r->type != redis::reply::kind::array || r->elements.size() != values.size() + 2 ||
+    if (!r || r->type != redis::reply::kind::array || r->elements.size() != values.size() + 3 ||
         (r->elements[values.size()].type != redis::reply::kind::integer &&
          r->elements[values.size()].type != redis::reply::kind::string) ||
-        r->elements.back().type != redis::reply::kind::string) {
+        r->elements[values.size() + 1].type != redis::reply::kind::string ||
+        r->elements.back().type != redis::reply::kind::integer) {
         log_->debug("reading the shared cache failed: {}", describe(r));
         co_return std::nullopt;
     }
     look l;
     const auto& lock = r->elements[values.size()];
-    l.generation = r->elements.back().text;
+    l.generation = r->elements[values.size() + 1].text;
+    // A lock without a time to live (not one of ours) is waited on for one lease before looking again.
+    const auto pttl = r->elements.back().integer;
+    l.lock_left = pttl > 0
+                      ? std::chrono::milliseconds(std::min<long long>(pttl, settings_.lock_lease.count()))
+                      : settings_.lock_lease;
     if (lock.type == redis::reply::kind::integer && lock.integer == -1) {
         l.revoked = true;
         co_return l;
@@ -122,7 +129,6 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
     l.locked = lock.type == redis::reply::kind::integer && lock.integer == 1;
     if (lock.type == redis::reply::kind::string)
         l.holder = lock.text;
-    l.generation = r->elements.back().text;
     const auto now = now_();
     for (std::size_t i = 0; i < values.size(); ++i) {
         const auto& v = r->elements[i];
@@ -150,6 +156,7 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
         l.locked = again->locked;
         l.holder = std::move(again->holder);
         l.generation = std::move(again->generation);
+        l.lock_left = again->lock_left;
     }
     co_return l;
 }
@@ -205,7 +212,9 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
     // Another replica is fetching this key: wait for its result. Its holder renews the lock while its
     // Zoom call runs; a lock whose holder died (or that nobody holds: a command Redis ran after its
     // sender gave up on it) lapses within one lock lease, and then this replica takes it. In all, at
-    // most zoom.request_timeout_ms plus one lock lease.
+    // most zoom.request_timeout_ms plus one lock lease. No polling: the waiter is woken by the
+    // holder's publication on P done (or by a new subscription, which may have missed one), else
+    // when the lock it saw would lapse, and then looks again (a renewed lock is waited on again).
     metrics_.replica_wait();
     const auto bound = settings_.request_timeout + settings_.lock_lease;
     const auto deadline = steady::now() + bound;
@@ -216,7 +225,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
             log_->info("waited {} ms for another replica's fetch; fetching alone", bound.count());
             co_return c;
         }
-        co_await registration.sleep(std::min(left, settings_.poll_interval));
+        co_await registration.sleep(std::min(left, l->lock_left + 1ms));
         l = co_await look_once(waiting, names, marks, value, holder, for_refresh);
         if (!l)
             co_return c;

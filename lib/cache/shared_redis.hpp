@@ -79,8 +79,6 @@ public:
         // last proved alive, and the life of this replica's registration.
         std::chrono::milliseconds invalidation_lease{1000};
         cache_config cache; // refresh_margin (when an entry is served), negative_ttl
-        // How often a waiter re-reads the entry when no publication came (publications can be lost).
-        std::chrono::milliseconds poll_interval{150};
         // How long a failed fetch's error stays for the replicas that waited on it.
         std::chrono::milliseconds error_ttl{2000};
         // redis.connect_timeout_ms: for this long after start(), a request that finds Redis not yet

@@ -9,7 +9,9 @@ namespace {
 // ARGV: the lock's value, its life in ms, how many revoked marks. Answers the values (false for
 // none), then 1 when the lock was taken for ARGV[1], or the value of the lock that someone else
 // holds, or 0 when values were there (the lock is not tried then), or -1 when the user is marked
-// revoked (nothing read, the lock not tried), and last the user's generation ('0' when none).
+// revoked (nothing read, the lock not tried), then the user's generation ('0' when none), and last
+// the lock's time to live in ms (PTTL: -2 when there is none), so that a waiter knows when a lock
+// whose holder died lapses.
 constexpr std::string_view look_lua = R"lua(
 local marks = tonumber(ARGV[3])
 local n = #KEYS - 2 - marks
@@ -19,6 +21,7 @@ for i = n + 3, n + 2 + marks do
     for j = 1, n do out[j] = false end
     out[n + 1] = -1
     out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
+    out[n + 3] = -2
     return out
   end
 end
@@ -36,6 +39,7 @@ else
   out[n + 1] = redis.call('GET', KEYS[n + 1]) or 0
 end
 out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
+out[n + 3] = redis.call('PTTL', KEYS[n + 1])
 return out
 )lua";
 
