@@ -1,6 +1,7 @@
 // The Zoom simulator, driven by a small TLS client that verifies it as the broker will: the
 // simulator's CA, SNI and the host name.
 #include "core/base64.hpp"
+#include "sim_program.hpp"
 #include "test_certs.hpp"
 #include "test_support.hpp"
 #include "webhook/signature.hpp"
@@ -973,72 +974,14 @@ TEST(SimulatorStop, RefusesConnectionsAfterStop) {
 
 // ----- The zoom-sim program
 
-// Runs zoom-sim with `args`, its stdout on a pipe.
-class sim_process {
-public:
-    explicit sim_process(std::vector<std::string> args) {
-        args.insert(args.begin(), ZOOM_SIM_BINARY);
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        int fds[2];
-        EXPECT_EQ(::pipe(fds), 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-        posix_spawn_file_actions_addclose(&actions, fds[0]);
-        EXPECT_EQ(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ), 0);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(fds[1]);
-        out_ = fds[0];
-    }
-    ~sim_process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-    }
-    sim_process(const sim_process&) = delete;
-    sim_process& operator=(const sim_process&) = delete;
-
-    // The first line written, or "" when none comes within `limit`.
-    std::string first_line(std::chrono::milliseconds limit = 5s) {
-        std::string line;
-        const auto deadline = clock_type::now() + limit;
-        while (line.find('\n') == std::string::npos) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-            pollfd p{out_, POLLIN, 0};
-            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-                return "";
-            char chunk[256];
-            const auto n = ::read(out_, chunk, sizeof chunk);
-            if (n <= 0)
-                return "";
-            line.append(chunk, static_cast<std::size_t>(n));
-        }
-        return line.substr(0, line.find('\n'));
-    }
-
-    // Sends `signal` and returns the exit status, or -1 when it does not exit within `limit`.
-    int stop(int signal, std::chrono::milliseconds limit = 3s) {
-        ::kill(pid_, signal);
-        return token_broker::testing::wait_for_exit(pid_, limit);
-    }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-};
+using token_broker::testing::sim_program;
 
 TEST(SimulatorProgram, AnnouncesItselfServesAndExitsCleanlyOnSignals) {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("zoom-sim-program-" + std::to_string(::getpid()) + "-" +
                       std::to_string(clock_type::now().time_since_epoch().count()));
     for (int signal : {SIGTERM, SIGINT}) {
-        sim_process program({"--port", "0", "--cert-dir", dir.string(), "--access-token-ttl", "60"});
+        sim_program program({"--port", "0", "--cert-dir", dir.string(), "--access-token-ttl", "60"});
         const std::string line = program.first_line();
         const std::string prefix = "zoom-sim listening on https://localhost:";
         ASSERT_TRUE(line.starts_with(prefix)) << line;
