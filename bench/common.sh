@@ -2,7 +2,9 @@
 # $pids (processes to stop), and removes both when the script exits (KEEP=1 keeps the directory).
 # Everything listens on loopback.
 #
-#   start_sim BUILD PORT [CPU]        zoom-sim with its certificates in $work/sim (CPU: taskset -c)
+#   start_sim BUILD PORT [CPU [ARGS...]]
+#                                     zoom-sim with its certificates in $work/sim (CPU: taskset -c,
+#                                     "" for none; ARGS: more of its options)
 #   start_redis PORT                  redis-server, no persistence, password $redis_password
 #   zoom_block SIM_PORT [MEMBERS]     the broker's "zoom" block for that simulator, plus JSON MEMBERS
 #   redis_block REDIS_PORT KEY        the broker's "redis" block for that server and encryption key
@@ -25,10 +27,12 @@ redis_password=bench-redis-password
 bench_key=bench-caller-key-0123456789
 bench_key_sha=$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)
 
-start_sim() { # build port [cpu]
-    local run=()
+start_sim() { # build port [cpu [args...]]
+    local run=() build=$1 port=$2
     [[ -n ${3:-} ]] && run=(taskset -c "$3")
-    "${run[@]}" "$1/sim/zoom-sim" --port "$2" --cert-dir "$work/sim" --token-padding 200 >"$work/sim.log" 2>&1 &
+    shift $(($# < 3 ? $# : 3))
+    "${run[@]}" "$build/sim/zoom-sim" --port "$port" --cert-dir "$work/sim" --token-padding 200 "$@" \
+        >"$work/sim.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do [[ -s $work/sim/ca.pem ]] && return; sleep 0.1; done
     echo "zoom-sim did not start:" >&2

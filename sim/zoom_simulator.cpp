@@ -175,8 +175,9 @@ void report_exception(std::exception_ptr e) {
 enum class route { oauth, user_token, admin, unknown };
 
 // What an admin call asks (POST /admin/users/{userId}/{deactivate,activate,sign_out},
-// POST /admin/app/deauthorize).
-enum class admin_action { none, deactivate, activate, sign_out, deauthorize };
+// POST /admin/app/deauthorize, POST /admin/webhook, GET /admin/counters); none: a path under /admin/
+// that is none of them.
+enum class admin_action { none, deactivate, activate, sign_out, deauthorize, set_webhook, counters };
 
 struct classified_request {
     route where = route::unknown;
@@ -195,17 +196,22 @@ classified_request classify(const request& req) {
     if (parts.size() == 4 && parts[0] == "v2" && parts[1] == "users" && !parts[2].empty() &&
         parts[3] == "token")
         return {route::user_token, std::move(parts[2])};
-    if (parts.size() == 3 && parts[0] == "admin" && parts[1] == "app" && parts[2] == "deauthorize")
+    if (parts.empty() || parts[0] != "admin")
+        return {};
+    if (parts.size() == 3 && parts[1] == "app" && parts[2] == "deauthorize")
         return {route::admin, {}, admin_action::deauthorize};
-    if (parts.size() == 4 && parts[0] == "admin" && parts[1] == "users" && !parts[2].empty()) {
+    if (parts.size() == 2 && parts[1] == "webhook")
+        return {route::admin, {}, admin_action::set_webhook};
+    if (parts.size() == 2 && parts[1] == "counters")
+        return {route::admin, {}, admin_action::counters};
+    if (parts.size() == 4 && parts[1] == "users" && !parts[2].empty()) {
         const auto action = parts[3] == "deactivate" ? admin_action::deactivate
                             : parts[3] == "activate" ? admin_action::activate
                             : parts[3] == "sign_out" ? admin_action::sign_out
                                                      : admin_action::none;
-        if (action != admin_action::none)
-            return {route::admin, std::move(parts[2]), action};
+        return {route::admin, std::move(parts[2]), action};
     }
-    return {};
+    return {route::admin, {}, admin_action::none};
 }
 
 std::string lower_case(std::string text) {
@@ -415,6 +421,11 @@ struct server {
     std::pair<std::string, std::string> webhook() const;
     // An admin call: the state changed, the event posted, the webhook's answer passed on.
     net::awaitable<response> admin_answer(const request& req, const classified_request& what);
+    // The admin calls that post no event: POST /admin/webhook, GET /admin/counters.
+    response webhook_answer(const request& req);
+    response counters_answer(const request& req);
+    // Whether Zoom knows `user` (not "unknown..." and not removed); an admin call on another is 404.
+    bool user_exists_locked(const std::string& user) const;
 
     response oauth_answer(const request& req);
     response user_token_answer(const request& req, const std::string& user);
@@ -821,6 +832,8 @@ std::pair<std::string, std::string> server::apply_admin(admin_action action, con
             access_tokens.clear();
             break;
         case admin_action::sign_out:
+        case admin_action::set_webhook:
+        case admin_action::counters:
         case admin_action::none:
             break;
         }
@@ -833,11 +846,69 @@ std::pair<std::string, std::string> server::webhook() const {
     return {opts.webhook_url, opts.webhook_secret};
 }
 
+bool server::user_exists_locked(const std::string& user) const {
+    return !user.starts_with("unknown") && !removed_users.contains(user);
+}
+
+response server::webhook_answer(const request& req) {
+    boost::system::error_code ec;
+    const auto body = json::parse(req.body(), ec);
+    const auto* url = !ec && body.is_object() ? body.as_object().if_contains("url") : nullptr;
+    if (url == nullptr || !url->is_string())
+        return json_answer(http::status::bad_request,
+                           zoom_error(300, "The body must be {\"url\": \"http://host:port/path\"}."), req);
+    const std::string text(url->as_string());
+    auto parsed = urls::parse_uri(text);
+    if (!parsed || parsed->scheme() != "http" || parsed->host().empty())
+        return json_answer(http::status::bad_request,
+                           zoom_error(300, "The webhook URL must be http://host[:port]/path."), req);
+    std::lock_guard lock(mutex);
+    if (opts.webhook_secret.empty())
+        return json_answer(http::status::conflict,
+                           zoom_error(300, "No Secret Token to sign events with: start zoom-sim with "
+                                           "--webhook-secret-file or $ZOOM_WEBHOOK_SECRET_TOKEN."),
+                           req);
+    opts.webhook_url = text;
+    return json_answer(http::status::ok, json::object{{"webhook_url", text}}, req);
+}
+
+response server::counters_answer(const request& req) {
+    auto target = urls::parse_origin_form(req.target());
+    const auto user = find_param(target->params(), "user");
+    std::lock_guard lock(mutex);
+    json::object out{{"oauth_calls", oauth_calls}, {"token_calls", token_calls_total}};
+    if (user) {
+        auto it = token_calls_by_user.find(*user);
+        out["user_token_calls"] = it == token_calls_by_user.end() ? 0 : it->second;
+    }
+    return json_answer(http::status::ok, out, req);
+}
+
 net::awaitable<response> server::admin_answer(const request& req, const classified_request& what) {
-    if (req.method() != http::verb::post) {
+    if (what.action == admin_action::none)
+        co_return json_answer(http::status::not_found,
+                              zoom_error(404, "No such admin call. There are POST "
+                                              "/admin/users/{userId}/{deactivate|activate|sign_out}, POST "
+                                              "/admin/app/deauthorize, POST /admin/webhook and GET "
+                                              "/admin/counters."),
+                              req);
+    const auto allowed = what.action == admin_action::counters ? http::verb::get : http::verb::post;
+    if (req.method() != allowed) {
         auto res = json_answer(http::status::method_not_allowed, zoom_error(405, "Method Not Allowed."), req);
-        res.set(http::field::allow, "POST");
+        res.set(http::field::allow, allowed == http::verb::get ? "GET" : "POST");
         co_return res;
+    }
+    if (what.action == admin_action::counters)
+        co_return counters_answer(req);
+    if (what.action == admin_action::set_webhook)
+        co_return webhook_answer(req);
+    if (what.action != admin_action::deauthorize) {
+        std::unique_lock lock(mutex);
+        if (!user_exists_locked(what.user)) {
+            lock.unlock();
+            co_return json_answer(http::status::not_found,
+                                  zoom_error(1001, "User does not exist: " + what.user + "."), req);
+        }
     }
     auto [name, body] = apply_admin(what.action, what.user);
     auto [url, secret_token] = webhook();
@@ -847,7 +918,9 @@ net::awaitable<response> server::admin_answer(const request& req, const classifi
         answer["error"] = "no webhook URL configured (--webhook-url)";
         co_return json_answer(http::status::ok, answer, req);
     }
+    const auto posted_at = std::chrono::steady_clock::now();
     const auto delivered = co_await post_event(url, secret_token, std::move(body));
+    const auto took = std::chrono::steady_clock::now() - posted_at;
     answer["posted"] = delivered.status != 0;
     if (delivered.status == 0) {
         answer["error"] = delivered.error;
@@ -856,6 +929,9 @@ net::awaitable<response> server::admin_answer(const request& req, const classifi
     // The webhook's own status, so that `curl -f` fails when the broker refused the event.
     answer["status"] = delivered.status;
     answer["answer"] = delivered.body;
+    // From the connection to the webhook's last byte: for a broker, the time its replicas took to
+    // forget (bench/webhook.sh).
+    answer["took_us"] = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     auto res = json_answer(http::status::ok, answer, req);
     res.result(static_cast<unsigned>(delivered.status));
     co_return res;
@@ -960,8 +1036,7 @@ response server::user_token_answer(const request& req, const std::string& user) 
             return json_answer(http::status::unauthorized, zoom_error(124, "Invalid access token."), req);
         if (it->second <= std::chrono::steady_clock::now())
             return json_answer(http::status::unauthorized, zoom_error(124, "Access token is expired."), req);
-        user_exists = !user.starts_with("unknown") && !removed_users.contains(user) &&
-                      !deactivated_users.contains(user_key(user));
+        user_exists = user_exists_locked(user) && !deactivated_users.contains(user_key(user));
         if (auto u = users.find(user); u != users.end()) {
             google_login = u->second.google_login;
             zak_ttl = u->second.zak_ttl;

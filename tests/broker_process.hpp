@@ -33,6 +33,25 @@ inline std::string keys_json(const std::string& name, const std::string& plain) 
         {"keys", boost::json::array{{{"name", name}, {"sha256", hex(sha256(plain))}, {"users", {"*"}}}}}});
 }
 
+// Where a broker process finds Zoom: the simulator of the test's own process, or the zoom-sim program
+// (tests/sim_program.hpp).
+struct zoom_endpoint {
+    std::string api_base_url;
+    std::string oauth_token_url;
+    std::string account_id;
+    std::string client_id;
+    std::string client_secret;
+    std::string ca_file;
+
+    zoom_endpoint(std::string api, std::string oauth, std::string account, std::string client,
+                  std::string client_secret_, std::string ca)
+        : api_base_url(std::move(api)), oauth_token_url(std::move(oauth)), account_id(std::move(account)),
+          client_id(std::move(client)), client_secret(std::move(client_secret_)), ca_file(std::move(ca)) {}
+    zoom_endpoint(const zoom_sim::simulator& sim) // NOLINT: implicit, as every test passes its simulator
+        : zoom_endpoint(sim.base_url(), sim.oauth_url(), sim.settings().account_id, sim.settings().client_id,
+                        sim.settings().client_secret, sim.ca_file()) {}
+};
+
 // The broker as a child process, its stdout in a file; killed at the end if still running.
 // The configuration insists on a real port, so start() tries ports until the broker binds one: the
 // broker itself holds the port from then on (no "find a free port, close it, reuse it" race).
@@ -42,7 +61,7 @@ public:
     // key by key, any other (a "redis" block, say) is added.
     // `webhook_secret`: the webhook listener on too (the port after the token port), with that
     // secret token; webhook_port() says where.
-    static std::unique_ptr<broker_process> start(const zoom_sim::simulator& sim,
+    static std::unique_ptr<broker_process> start(const zoom_endpoint& sim,
                                                  const boost::json::object& extra = {},
                                                  const std::string& webhook_secret = "") {
         // Ports from 10000 to 19999: below Linux's ephemeral range (32768 and up), so that no
@@ -61,7 +80,7 @@ public:
         throw std::runtime_error("no port could be bound; the last broker said: " + last_output);
     }
 
-    broker_process(const zoom_sim::simulator& sim, std::uint16_t port, const boost::json::object& extra = {},
+    broker_process(const zoom_endpoint& sim, std::uint16_t port, const boost::json::object& extra = {},
                    const std::string& webhook_secret = "") {
         // One directory per broker: a test may run several at once.
         dir_ = std::filesystem::temp_directory_path() /
@@ -72,12 +91,12 @@ public:
         boost::json::object cfg_object{
             {"server", boost::json::object{{"port", port}, {"drain_timeout_ms", 5000}}},
             {"zoom",
-             {{"api_base_url", sim.base_url()},
-              {"oauth_token_url", sim.oauth_url()},
-              {"account_id", sim.settings().account_id},
-              {"client_id", sim.settings().client_id},
-              {"client_secret", sim.settings().client_secret},
-              {"ca_file", sim.ca_file()}}},
+             {{"api_base_url", sim.api_base_url},
+              {"oauth_token_url", sim.oauth_token_url},
+              {"account_id", sim.account_id},
+              {"client_id", sim.client_id},
+              {"client_secret", sim.client_secret},
+              {"ca_file", sim.ca_file}}},
             {"auth", {{"keys_file", keys_file_.string()}}}};
         if (!webhook_secret.empty()) {
             webhook_port_ = static_cast<std::uint16_t>(port + 1);

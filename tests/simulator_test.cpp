@@ -1,8 +1,10 @@
 // The Zoom simulator, driven by a small TLS client that verifies it as the broker will: the
 // simulator's CA, SNI and the host name.
 #include "core/base64.hpp"
+#include "sim_program.hpp"
 #include "test_certs.hpp"
 #include "test_support.hpp"
+#include "webhook/signature.hpp"
 #include "zoom_simulator.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -20,11 +22,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -640,6 +644,300 @@ TEST(SimulatorCertificates, IssueLeavesWithTheRightNamesAndUsage) {
     EXPECT_THROW(test_ca(pem_pair{ca.cert_pem(), other.key_pem()}), std::runtime_error);
 }
 
+// ----- Zoom's event notifications (the admin calls)
+
+// A tiny HTTP listener on loopback in the place of the broker's webhook listener: it keeps every
+// request it is sent and answers each with `status` and `body`.
+class event_listener {
+public:
+    explicit event_listener(unsigned status = 200, std::string body = R"({"outcome":"evicted"})")
+        : status_(status), body_(std::move(body)) {
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~event_listener() {
+        stopping_ = true;
+        beast::error_code ignored;
+        tcp::socket wake(ioc_); // unblocks the accept
+        wake.connect(acceptor_.local_endpoint(), ignored);
+        thread_.join();
+    }
+    event_listener(const event_listener&) = delete;
+    event_listener& operator=(const event_listener&) = delete;
+
+    std::string url() const {
+        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/zoom/webhook";
+    }
+
+    // The requests received so far, once there are at least `n` (fewer when `limit` passes first).
+    std::vector<http::request<http::string_body>> received(std::size_t n,
+                                                           std::chrono::milliseconds limit = 5s) {
+        std::unique_lock lock(mutex_);
+        arrived_.wait_for(lock, limit, [&] { return requests_.size() >= n; });
+        return requests_;
+    }
+
+private:
+    void serve() {
+        while (!stopping_) {
+            tcp::socket socket(ioc_);
+            beast::error_code ec;
+            acceptor_.accept(socket, ec);
+            if (ec || stopping_)
+                return;
+            beast::flat_buffer buffer;
+            http::request<http::string_body> req;
+            http::read(socket, buffer, req, ec);
+            if (ec)
+                continue;
+            {
+                std::lock_guard lock(mutex_);
+                requests_.push_back(req);
+            }
+            arrived_.notify_all();
+            http::response<http::string_body> res{static_cast<http::status>(status_), 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() = body_;
+            res.prepare_payload();
+            http::write(socket, res, ec);
+            socket.shutdown(tcp::socket::shutdown_both, ec);
+        }
+    }
+
+    unsigned status_;
+    std::string body_;
+    net::io_context ioc_;
+    tcp::acceptor acceptor_{ioc_, {net::ip::make_address("127.0.0.1"), 0}};
+    std::atomic<bool> stopping_{false};
+    std::mutex mutex_;
+    std::condition_variable arrived_;
+    std::vector<http::request<http::string_body>> requests_;
+    std::thread thread_;
+};
+
+const std::string event_secret = "simulator-test-secret-token";
+
+// A simulator that posts its events to `hook`, signed with event_secret.
+options posting_to(const event_listener& hook) {
+    options o;
+    o.webhook_url = hook.url();
+    o.webhook_secret = event_secret;
+    return o;
+}
+
+// An admin call on the simulator's own port.
+response admin(test_client& client, const std::string& target, http::verb verb = http::verb::post,
+               const std::string& body = "") {
+    http::request<http::string_body> req{verb, target, 11};
+    req.body() = body;
+    response res;
+    const auto ec = client.send(std::move(req), res);
+    EXPECT_FALSE(ec) << ec.message();
+    return res;
+}
+
+// The event's body, once its signature and timestamp have been checked as the broker checks them
+// (lib/webhook/signature).
+json::object signed_event(const http::request<http::string_body>& req) {
+    const std::string timestamp(req["x-zm-request-timestamp"]);
+    const std::string signature(req["x-zm-signature"]);
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    EXPECT_EQ(req.method(), http::verb::post);
+    EXPECT_EQ(req.target(), "/zoom/webhook");
+    EXPECT_EQ(req[http::field::content_type], "application/json; charset=utf-8");
+    EXPECT_FALSE(timestamp.empty());
+    const auto refused =
+        token_broker::webhook::verify(event_secret, signature, timestamp, req.body(), now, 60s);
+    EXPECT_FALSE(refused) << token_broker::webhook::describe(*refused);
+    EXPECT_EQ(token_broker::webhook::verify("another-secret", signature, timestamp, req.body(), now, 60s),
+              token_broker::webhook::refusal::wrong_signature);
+    return json::parse(req.body()).as_object();
+}
+
+TEST(SimulatorEvents, DeactivateAnswers1001ForTheUserAndPostsASignedEventActivateUndoesIt) {
+    event_listener hook;
+    simulator sim(posting_to(hook));
+    test_client client(sim);
+    auto bearer =
+        std::string(body_of(client.oauth(good_credentials, good_form)).at("access_token").as_string());
+    ASSERT_EQ(client.get("/v2/users/jdoe%40example.com/token?type=zak", bearer).result_int(), 200u);
+
+    const auto deactivated = admin(client, "/admin/users/JDoe%40Example.com/deactivate");
+    EXPECT_EQ(deactivated.result_int(), 200u) << deactivated.body();
+    auto deactivated_body = body_of(deactivated).as_object();
+    EXPECT_GT(deactivated_body.at("took_us").to_number<std::int64_t>(), 0);
+    deactivated_body.erase("took_us");
+    EXPECT_EQ(deactivated_body, (json::object{{"event", "user.deactivated"},
+                                              {"posted", true},
+                                              {"status", 200},
+                                              {"answer", R"({"outcome":"evicted"})"}}));
+    auto events = hook.received(1);
+    ASSERT_EQ(events.size(), 1u);
+    const auto event = signed_event(events[0]);
+    EXPECT_EQ(event.at("event"), "user.deactivated");
+    const auto& payload = event.at("payload").as_object();
+    EXPECT_EQ(payload.at("account_id"), "sim-account");
+    const auto& object = payload.at("object").as_object();
+    EXPECT_EQ(object.at("email"), "jdoe@example.com");
+    const std::string id(object.at("id").as_string());
+    EXPECT_TRUE(id.starts_with("sim")) << id;
+
+    // Gone by its email in any case, and by its id, as Zoom says of a user who does not exist.
+    for (const std::string& user :
+         {std::string("jdoe%40example.com"), std::string("JDOE%40example.com"), id}) {
+        const auto res = client.get("/v2/users/" + user + "/token?type=zak", bearer);
+        EXPECT_EQ(res.result_int(), 404u) << user;
+        EXPECT_EQ(body_of(res).at("code"), 1001) << user;
+    }
+    EXPECT_EQ(client.get("/v2/users/someone.else/token?type=zak", bearer).result_int(), 200u);
+
+    const auto activated = admin(client, "/admin/users/jdoe%40example.com/activate");
+    EXPECT_EQ(activated.result_int(), 200u) << activated.body();
+    EXPECT_EQ(body_of(activated).at("event"), "user.activated");
+    events = hook.received(2);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(signed_event(events[1]).at("event"), "user.activated");
+    EXPECT_EQ(client.get("/v2/users/jdoe%40example.com/token?type=zak", bearer).result_int(), 200u);
+    EXPECT_EQ(client.get("/v2/users/" + id + "/token?type=zak", bearer).result_int(), 200u);
+}
+
+TEST(SimulatorEvents, SignOutAndDeauthorizePostTheirEvents) {
+    event_listener hook;
+    simulator sim(posting_to(hook));
+    test_client client(sim);
+    const auto bearer =
+        std::string(body_of(client.oauth(good_credentials, good_form)).at("access_token").as_string());
+
+    const auto signed_out = admin(client, "/admin/users/U-123/sign_out");
+    EXPECT_EQ(signed_out.result_int(), 200u) << signed_out.body();
+    EXPECT_EQ(body_of(signed_out).at("event"), "user.signed_out");
+    auto events = hook.received(1);
+    ASSERT_EQ(events.size(), 1u);
+    const auto signed_out_event = signed_event(events[0]);
+    EXPECT_EQ(signed_out_event.at("event"), "user.signed_out");
+    EXPECT_EQ(signed_out_event.at("payload").at("object"),
+              (json::object{{"id", "U-123"},
+                            {"first_name", "Sim"},
+                            {"last_name", "User"},
+                            {"email", "u-123@users.zoom-sim.invalid"},
+                            {"type", 1}}));
+    EXPECT_EQ(client.get("/v2/users/U-123/token?type=zak", bearer).result_int(), 200u)
+        << "a signed-out user still has tokens";
+
+    const auto deauthorized = admin(client, "/admin/app/deauthorize");
+    EXPECT_EQ(deauthorized.result_int(), 200u) << deauthorized.body();
+    EXPECT_EQ(body_of(deauthorized).at("event"), "app_deauthorized");
+    events = hook.received(2);
+    ASSERT_EQ(events.size(), 2u);
+    const auto deauthorized_event = signed_event(events[1]);
+    EXPECT_EQ(deauthorized_event.at("event"), "app_deauthorized");
+    EXPECT_EQ(deauthorized_event.at("payload").at("account_id"), "sim-account");
+    EXPECT_EQ(deauthorized_event.at("payload").at("client_id"), "sim-client");
+    const auto refused = client.get("/v2/users/U-123/token?type=zak", bearer);
+    EXPECT_EQ(refused.result_int(), 401u);
+    EXPECT_EQ(body_of(refused).at("code"), 124);
+    const auto renewed =
+        std::string(body_of(client.oauth(good_credentials, good_form)).at("access_token").as_string());
+    EXPECT_EQ(client.get("/v2/users/U-123/token?type=zak", renewed).result_int(), 200u);
+}
+
+TEST(SimulatorEvents, TheWebhooksAnswerIsPassedOnAndAMissingListenerIsA502) {
+    event_listener refusing(503, R"({"error":{"code":"cache_unavailable"}})");
+    simulator sim(posting_to(refusing));
+    test_client client(sim);
+    const auto refused = admin(client, "/admin/users/jdoe/sign_out");
+    EXPECT_EQ(refused.result_int(), 503u);
+    EXPECT_EQ(body_of(refused).at("status"), 503);
+    EXPECT_EQ(body_of(refused).at("answer"), R"({"error":{"code":"cache_unavailable"}})");
+
+    std::string nobody;
+    {
+        event_listener gone;
+        nobody = gone.url();
+    }
+    sim.set_webhook(nobody, event_secret);
+    const auto unreachable = admin(client, "/admin/users/jdoe/sign_out");
+    EXPECT_EQ(unreachable.result_int(), 502u);
+    EXPECT_EQ(body_of(unreachable).at("posted"), false);
+    EXPECT_NE(std::string(body_of(unreachable).at("error").as_string()).find("cannot connect"),
+              std::string::npos)
+        << unreachable.body();
+}
+
+TEST(SimulatorEvents, UnknownUsersAndAdminPathsAreClear4xxAndPostNothing) {
+    event_listener hook;
+    simulator sim(posting_to(hook));
+    sim.remove_user("gone@example.com");
+    test_client client(sim);
+
+    for (const std::string& user : {std::string("unknown-5"), std::string("gone%40example.com")}) {
+        const auto res = admin(client, "/admin/users/" + user + "/deactivate");
+        EXPECT_EQ(res.result_int(), 404u) << user;
+        EXPECT_EQ(body_of(res).at("code"), 1001) << user;
+        EXPECT_NE(std::string(body_of(res).at("message").as_string()).find("User does not exist"),
+                  std::string::npos)
+            << res.body();
+    }
+    for (const std::string& target :
+         {std::string("/admin/users/jdoe/frobnicate"), std::string("/admin/nothing"),
+          std::string("/admin/users/jdoe"), std::string("/admin/app/delete")}) {
+        const auto res = admin(client, target);
+        EXPECT_EQ(res.result_int(), 404u) << target;
+        EXPECT_NE(res.body().find("No such admin call. There are POST /admin/users/{userId}/"),
+                  std::string::npos)
+            << target << ": " << res.body();
+    }
+    const auto get = admin(client, "/admin/users/jdoe/deactivate", http::verb::get);
+    EXPECT_EQ(get.result_int(), 405u);
+    EXPECT_EQ(get[http::field::allow], "POST");
+    const auto post_counters = admin(client, "/admin/counters");
+    EXPECT_EQ(post_counters.result_int(), 405u);
+    EXPECT_EQ(post_counters[http::field::allow], "GET");
+    EXPECT_EQ(admin(client, "/admin/webhook", http::verb::post, "not JSON").result_int(), 400u);
+    EXPECT_EQ(admin(client, "/admin/webhook", http::verb::post, R"({"url":"https://x/y"})").result_int(),
+              400u);
+
+    EXPECT_TRUE(hook.received(1, 0ms).empty()) << "an event was posted for a refused call";
+    EXPECT_EQ(admin(client, "/admin/users/jdoe/sign_out").result_int(), 200u) << "the listener works";
+    EXPECT_EQ(hook.received(1).size(), 1u);
+}
+
+TEST(SimulatorEvents, TheWebhookUrlCanBeSetAndTheCountersRead) {
+    event_listener hook;
+    options no_url;
+    no_url.webhook_secret = event_secret;
+    simulator sim(no_url);
+    test_client client(sim);
+    const auto not_posted = admin(client, "/admin/users/jdoe/sign_out");
+    EXPECT_EQ(not_posted.result_int(), 200u);
+    EXPECT_EQ(body_of(not_posted).at("posted"), false);
+
+    const auto set = admin(client, "/admin/webhook", http::verb::post, R"({"url":")" + hook.url() + R"("})");
+    EXPECT_EQ(set.result_int(), 200u) << set.body();
+    EXPECT_EQ(sim.settings().webhook_url, hook.url());
+    EXPECT_EQ(admin(client, "/admin/users/jdoe/sign_out").result_int(), 200u);
+    const auto events = hook.received(1);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(signed_event(events[0]).at("event"), "user.signed_out");
+
+    const auto bearer =
+        std::string(body_of(client.oauth(good_credentials, good_form)).at("access_token").as_string());
+    client.get("/v2/users/jdoe/token?type=zak", bearer);
+    client.get("/v2/users/jdoe/token?type=zak", bearer);
+    client.get("/v2/users/other/token?type=zak", bearer);
+    EXPECT_EQ(body_of(admin(client, "/admin/counters?user=jdoe", http::verb::get)),
+              (json::object{{"oauth_calls", 1}, {"token_calls", 3}, {"user_token_calls", 2}}));
+    EXPECT_EQ(body_of(admin(client, "/admin/counters", http::verb::get)),
+              (json::object{{"oauth_calls", 1}, {"token_calls", 3}}));
+
+    simulator secretless;
+    test_client other(secretless);
+    const auto refused =
+        admin(other, "/admin/webhook", http::verb::post, R"({"url":")" + hook.url() + R"("})");
+    EXPECT_EQ(refused.result_int(), 409u);
+    EXPECT_NE(refused.body().find("Secret Token"), std::string::npos) << refused.body();
+}
+
 // ----- Stopping
 
 TEST(SimulatorStop, IsQuickWithAHungRequest) {
@@ -676,72 +974,14 @@ TEST(SimulatorStop, RefusesConnectionsAfterStop) {
 
 // ----- The zoom-sim program
 
-// Runs zoom-sim with `args`, its stdout on a pipe.
-class sim_process {
-public:
-    explicit sim_process(std::vector<std::string> args) {
-        args.insert(args.begin(), ZOOM_SIM_BINARY);
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        int fds[2];
-        EXPECT_EQ(::pipe(fds), 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-        posix_spawn_file_actions_addclose(&actions, fds[0]);
-        EXPECT_EQ(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ), 0);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(fds[1]);
-        out_ = fds[0];
-    }
-    ~sim_process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-    }
-    sim_process(const sim_process&) = delete;
-    sim_process& operator=(const sim_process&) = delete;
-
-    // The first line written, or "" when none comes within `limit`.
-    std::string first_line(std::chrono::milliseconds limit = 5s) {
-        std::string line;
-        const auto deadline = clock_type::now() + limit;
-        while (line.find('\n') == std::string::npos) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-            pollfd p{out_, POLLIN, 0};
-            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-                return "";
-            char chunk[256];
-            const auto n = ::read(out_, chunk, sizeof chunk);
-            if (n <= 0)
-                return "";
-            line.append(chunk, static_cast<std::size_t>(n));
-        }
-        return line.substr(0, line.find('\n'));
-    }
-
-    // Sends `signal` and returns the exit status, or -1 when it does not exit within `limit`.
-    int stop(int signal, std::chrono::milliseconds limit = 3s) {
-        ::kill(pid_, signal);
-        return token_broker::testing::wait_for_exit(pid_, limit);
-    }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-};
+using token_broker::testing::sim_program;
 
 TEST(SimulatorProgram, AnnouncesItselfServesAndExitsCleanlyOnSignals) {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("zoom-sim-program-" + std::to_string(::getpid()) + "-" +
                       std::to_string(clock_type::now().time_since_epoch().count()));
     for (int signal : {SIGTERM, SIGINT}) {
-        sim_process program({"--port", "0", "--cert-dir", dir.string(), "--access-token-ttl", "60"});
+        sim_program program({"--port", "0", "--cert-dir", dir.string(), "--access-token-ttl", "60"});
         const std::string line = program.first_line();
         const std::string prefix = "zoom-sim listening on https://localhost:";
         ASSERT_TRUE(line.starts_with(prefix)) << line;

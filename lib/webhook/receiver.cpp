@@ -152,12 +152,6 @@ bool receiver::answer(const request& req, connection_context& ctx, response& res
         return true;
     }
     switch (ev.what) {
-    case action::reinstate:
-        // This replica clears the mark at once; complete() clears it for the others.
-        for (const auto& user : ev.users)
-            tokens_.reinstate(user);
-        ctx.webhook = std::move(p);
-        return false;
     case action::deauthorize:
         if (!deauthorize_) {
             log_->warn("webhook request {}: app_deauthorized is not acted on by this build", req.request_id);
@@ -165,14 +159,11 @@ bool receiver::answer(const request& req, connection_context& ctx, response& res
         }
         ctx.webhook = std::move(p);
         return false;
+    case action::reinstate:
     case action::revoke:
-        for (const auto& user : ev.users)
-            tokens_.revoke(user, now_() + settings_.revoked_for);
-        [[fallthrough]];
     case action::evict:
-        // This replica forgets at once, whatever the others say.
-        for (const auto& user : ev.users)
-            tokens_.forget(user);
+        // complete() acts through the token service, which does this replica's part first, at
+        // once, whatever the others say.
         ctx.webhook = std::move(p);
         return false;
     default:
