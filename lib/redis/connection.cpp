@@ -229,7 +229,10 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
         co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
     auto outcome = redis_command_result::timeout;
     if (!p->outcome) {
-        s->commands.abandon(ticket, "redis did not answer within " + std::to_string(timeout.count()) + " ms");
+        s->commands.abandon(ticket,
+                            timeout == opts_.command_timeout
+                                ? std::string("redis did not answer within command_timeout_ms")
+                                : "redis did not answer within " + std::to_string(timeout.count()) + " ms");
         // A Redis that stalls is dropped rather than waited for: the next commands would stall too.
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
@@ -272,7 +275,8 @@ net::awaitable<bool> connection::check_health(std::shared_ptr<session> s) {
     const bool role = opts_.connect_to == target::sentinel_master;
     std::vector<std::string> command{role ? "ROLE" : "PING"};
     auto r = co_await exec_on_strand(std::move(command), opts_.command_timeout);
-    if (s->closed)
+    // Dropped meanwhile for another reason (logged as Redis going): nothing more to say.
+    if (s->closed && !(!r && r.error().message.starts_with("redis did not answer within")))
         co_return false;
     std::optional<std::string> wrong;
     if (!r)

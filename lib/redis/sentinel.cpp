@@ -61,8 +61,8 @@ std::optional<switch_master> parse_switch_master(std::string_view payload) {
     const auto to_port = port_of(words[4]);
     if (!from_port || !to_port)
         return std::nullopt;
-    return switch_master{std::string(words[0]), {std::string(words[1]), *from_port},
-                         {std::string(words[3]), *to_port}};
+    return switch_master{
+        std::string(words[0]), {std::string(words[1]), *from_port}, {std::string(words[3]), *to_port}};
 }
 
 void sentinel_list::answered(std::size_t i) {
