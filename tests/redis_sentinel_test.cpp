@@ -62,12 +62,14 @@ TEST(SentinelLogic, TheMasterAddressIsReadFromTheSentinelsAnswer) {
 
 TEST(SentinelLogic, OnlyAMasterPassesTheRoleCheck) {
     EXPECT_EQ(role_refusal(sentinel_reply("*3\r\n$6\r\nmaster\r\n:3129659\r\n*0\r\n")), std::nullopt);
-    EXPECT_EQ(role_refusal(sentinel_reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:9000\r\n$9\r\nconnected\r\n"
-                                          ":3167038\r\n")),
-              "the server is not the master (ROLE says slave)");
+    EXPECT_EQ(
+        role_refusal(sentinel_reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:9000\r\n$9\r\nconnected\r\n"
+                                    ":3167038\r\n")),
+        "the server is not the master (ROLE says slave)");
     EXPECT_EQ(role_refusal(sentinel_reply("*2\r\n$8\r\nsentinel\r\n*0\r\n")),
               "the server is not the master (ROLE says sentinel)");
-    EXPECT_EQ(role_refusal(sentinel_reply("-NOPERM no ROLE for you\r\n")), "ROLE refused: NOPERM no ROLE for you");
+    EXPECT_EQ(role_refusal(sentinel_reply("-NOPERM no ROLE for you\r\n")),
+              "ROLE refused: NOPERM no ROLE for you");
     EXPECT_EQ(role_refusal(sentinel_reply("+master\r\n")), "ROLE answered something else than a role");
     EXPECT_EQ(role_refusal(sentinel_reply("*0\r\n")), "ROLE answered something else than a role");
 }
@@ -85,7 +87,8 @@ TEST(SentinelLogic, TheHandshakeChecksTheRoleOfWhatTheSentinelsNamed) {
     const reply ok = sentinel_reply("+OK\r\n");
     const reply pong = sentinel_reply("+PONG\r\n");
     const reply as_master = sentinel_reply("*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
-    const reply as_replica = sentinel_reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:9000\r\n$9\r\nconnected\r\n:1\r\n");
+    const reply as_replica =
+        sentinel_reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:9000\r\n$9\r\nconnected\r\n:1\r\n");
     EXPECT_EQ(detail::handshake_refusal(master, {ok, ok, pong, as_master}), std::nullopt);
     EXPECT_EQ(detail::handshake_refusal(master, {ok, ok, pong, as_replica}),
               "the server is not the master (ROLE says slave)");

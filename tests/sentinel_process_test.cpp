@@ -1,8 +1,10 @@
 // Replicas on a Redis watched by Sentinel (CONTRACT.md section 7, "Redis that survives a node"):
 // token-broker processes with a redis+sentinel:// URL in front of one Zoom simulator, and a real
 // master, replica and three sentinels (tests/sentinel_setup.hpp). The master is killed or failed
-// over under traffic; a sentinel is made to name the replica.
+// over under traffic; a sentinel is made to name the replica. And the two parts of the Redis client
+// that these rest on, on a connection of their own: WAIT for the forget, the idle health check.
 #include "broker_process.hpp"
+#include "redis_test_support.hpp"
 #include "sentinel_setup.hpp"
 
 #include <gtest/gtest.h>
@@ -157,11 +159,14 @@ struct SentinelReplicas : ::testing::Test {
         traffic.stop();
         ASSERT_TRUE(shared) << "the replicas do not share again";
         const auto probe_calls = static_cast<std::uint64_t>(probes) * 2; // at most two calls a probe
-        const auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+        const auto ms = [](auto d) {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+        };
         std::cout << "[ " << what << " ] failover by the sentinels after " << ms(*moved - started)
                   << " ms; sharing again " << ms(*shared - *moved) << " ms after that; " << traffic.answered()
-                  << " answers under traffic, " << traffic.failures().size() << " errors; Zoom calls during it "
-                  << sim.token_calls() - calls_before << " (probes at most " << probe_calls << ")\n";
+                  << " answers under traffic, " << traffic.failures().size()
+                  << " errors; Zoom calls during it " << sim.token_calls() - calls_before
+                  << " (probes at most " << probe_calls << ")\n";
         EXPECT_EQ(traffic.failures(), std::vector<std::string>{}) << "a caller got an error";
         EXPECT_GT(traffic.answered(), 20u);
         // Sharing again within a second of the failover (the move follows +switch-master at once),
@@ -174,6 +179,14 @@ struct SentinelReplicas : ::testing::Test {
             EXPECT_NE(after.token(), forgotten.token()) << "a token forgotten before the failover came back";
         }
         EXPECT_EQ(redis.replica.command({"ROLE"}).elements.at(0).text, "master");
+        // Each replica hears the sentinels' +switch-master (published once the failover is complete,
+        // which may be after the sentinels already name the new master) and moves at once on it.
+        const std::string heard =
+            "redis sentinel: master tbmaster moved from 127.0.0.1:" + std::to_string(redis.master.port()) +
+            " to 127.0.0.1:" + std::to_string(redis.replica.port());
+        for (const auto& b : brokers)
+            EXPECT_TRUE(eventually([&] { return b->output().find(heard) != std::string::npos; }, 15s))
+                << b->output();
     }
 };
 
@@ -204,7 +217,8 @@ TEST_F(SentinelReplicas, AKilledMasterUnderTrafficGivesNoCallerAnErrorAndTheRepl
 
 TEST_F(SentinelReplicas, AForcedFailoverUnderTrafficGivesNoCallerAnErrorAndTheReplicasShareAgain) {
     fail_over_under_traffic("SENTINEL FAILOVER", [&] {
-        const auto a = redis.sentinels[0]->command({"SENTINEL", "FAILOVER", test::sentinel_setup::master_name});
+        const auto a =
+            redis.sentinels[0]->command({"SENTINEL", "FAILOVER", test::sentinel_setup::master_name});
         ASSERT_FALSE(a.error) << a.text;
     });
 }
@@ -216,7 +230,8 @@ TEST_F(SentinelReplicas, ASentinelNamingAReplicaIsPassedOverForTheNextOne) {
     const std::string name = test::sentinel_setup::master_name;
     ASSERT_FALSE(stale.command({"SENTINEL", "REMOVE", name}).error);
     ASSERT_FALSE(
-        stale.command({"SENTINEL", "MONITOR", name, "127.0.0.1", std::to_string(redis.replica.port()), "2"}).error);
+        stale.command({"SENTINEL", "MONITOR", name, "127.0.0.1", std::to_string(redis.replica.port()), "2"})
+            .error);
     ASSERT_FALSE(stale.command({"SENTINEL", "SET", name, "auth-pass", redis.master.password()}).error);
     ASSERT_EQ(redis.master_port_by(0), redis.replica.port());
 
@@ -224,6 +239,80 @@ TEST_F(SentinelReplicas, ASentinelNamingAReplicaIsPassedOverForTheNextOne) {
     EXPECT_TRUE(shares());
     EXPECT_GT(redis.master.command({"DBSIZE"}).integer, 0) << "the entries are on the master";
     EXPECT_EQ(redis.master_port_by(0), redis.replica.port()) << "the stale sentinel still names the replica";
+}
+
+redis::options sentinel_client(const test::sentinel_setup& s) {
+    redis::options o;
+    o.connect_to = redis::target::sentinel_master;
+    for (const auto& sentinel : s.sentinels)
+        o.sentinels.push_back({"127.0.0.1", sentinel->port()});
+    o.master_name = test::sentinel_setup::master_name;
+    o.password = secret(s.master.password());
+    o.sentinel_password = secret(test::sentinel_setup::sentinel_password);
+    o.connect_timeout = 2s;
+    o.command_timeout = 300ms;
+    return o;
+}
+
+net::awaitable<void> confirm_on_a_replica(test::redis_fixture& f, test::sentinel_setup& s) {
+    auto c = f.connect(sentinel_client(s));
+    EXPECT_TRUE(co_await c->wait_up(steady::now() + 10s));
+    auto set = co_await c->exec(test::cmd("SET", "forgotten", "v"));
+    EXPECT_TRUE(set && set->is_status("OK"));
+    auto confirmed = co_await c->confirm_replicated();
+    EXPECT_TRUE(confirmed) << (confirmed ? "" : confirmed.error().message);
+    EXPECT_EQ(s.replica.command({"GET", "forgotten"}).text, "v") << "WAIT said a replica had it";
+
+    // No replica left: WAIT answers 0 after its timeout (300 ms), and that is an error, not a
+    // reason to drop the connection.
+    s.replica.kill();
+    set = co_await c->exec(test::cmd("SET", "forgotten", "w"));
+    EXPECT_TRUE(set && set->is_status("OK"));
+    const auto started = steady::now();
+    confirmed = co_await c->confirm_replicated();
+    EXPECT_FALSE(confirmed);
+    if (!confirmed) {
+        EXPECT_EQ(confirmed.error().message, "no Redis replica confirmed the write within 300 ms (WAIT)");
+    }
+    EXPECT_GE(steady::now() - started, 290ms);
+    EXPECT_LT(steady::now() - started, 600ms);
+    EXPECT_TRUE(c->up());
+
+    // Without Sentinel there is no replica to wait for: confirmed at once.
+    auto direct = f.connect(s.master.client_options());
+    EXPECT_TRUE(co_await direct->wait_up(steady::now() + 10s));
+    EXPECT_TRUE(co_await direct->confirm_replicated());
+}
+
+TEST(SentinelClient, TheForgetsWaitConfirmsOnlyWhenAReplicaHasTheWrites) {
+    test::sentinel_setup redis;
+    test::redis_fixture f;
+    f.run(confirm_on_a_replica(f, redis));
+}
+
+// A command connection that has been idle: its health check finds a frozen Redis (SIGSTOP: the
+// connection stays open, nothing answers) without any caller's command, and drops it.
+net::awaitable<void> idle_check(test::redis_fixture& f, test::redis_server& server) {
+    auto o = server.client_options();
+    o.command_timeout = 200ms;
+    o.health_check = 100ms;
+    auto c = f.connect(o);
+    EXPECT_TRUE(co_await c->wait_up(steady::now() + 10s));
+    co_await test::sleep_for(300ms);
+    EXPECT_TRUE(c->up()) << "a healthy idle connection passes its checks";
+    server.pause();
+    const auto paused = steady::now();
+    EXPECT_TRUE(co_await test::eventually([&] { return !c->up(); }, 5s));
+    EXPECT_LT(steady::now() - paused, 100ms + 100ms + 200ms + 300ms) << "one interval, one PING's timeout";
+    server.resume();
+    EXPECT_TRUE(co_await c->wait_up(steady::now() + 10s));
+}
+
+TEST(SentinelClient, AnIdleCommandConnectionToAFrozenRedisIsDroppedByItsHealthCheck) {
+    test::redis_server server;
+    test::redis_fixture f;
+    f.run(idle_check(f, server));
+    EXPECT_NE(f.logs().find("failed its health check"), std::string::npos) << f.logs();
 }
 
 } // namespace

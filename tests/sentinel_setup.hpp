@@ -37,8 +37,8 @@ struct sentinel_answer {
     bool nil = false;
     bool error = false;
     long long integer = 0;
-    std::string text;                    // status, error, string
-    std::vector<std::string> elements;   // an array's string elements (nested arrays: empty strings)
+    std::string text;                  // status, error, string
+    std::vector<std::string> elements; // an array's string elements (nested arrays: empty strings)
 };
 
 inline sentinel_answer command_at(std::uint16_t port, const std::string& password,
@@ -58,7 +58,8 @@ inline sentinel_answer command_at(std::uint16_t port, const std::string& passwor
             argv.push_back(s.data());
             lens.push_back(s.size());
         }
-        auto* r = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(a.size()), argv.data(), lens.data()));
+        auto* r = static_cast<redisReply*>(
+            redisCommandArgv(c, static_cast<int>(a.size()), argv.data(), lens.data()));
         if (r == nullptr) {
             redisFree(c);
             throw std::runtime_error("127.0.0.1:" + std::to_string(port) + " did not answer");
@@ -94,16 +95,16 @@ public:
             port_ = static_cast<std::uint16_t>(20000 + random() % 12000);
             if (!free_port(port_))
                 continue;
-            std::ofstream(config_path()) << "port " << port_ << "\nbind 127.0.0.1\ndaemonize no\n"
-                                         << "logfile " << log_path() << "\ndir " << dir_ << "\n"
-                                         << "requirepass " << password_ << "\n"
-                                         << "sentinel sentinel-pass " << password_ << "\n"
-                                         << "sentinel monitor " << master_name << " 127.0.0.1 " << master_port
-                                         << " 2\n"
-                                         << "sentinel auth-pass " << master_name << " " << data_password << "\n"
-                                         << "sentinel down-after-milliseconds " << master_name << " 1000\n"
-                                         << "sentinel failover-timeout " << master_name << " 3000\n"
-                                         << "sentinel parallel-syncs " << master_name << " 1\n";
+            std::ofstream(config_path())
+                << "port " << port_ << "\nbind 127.0.0.1\ndaemonize no\n"
+                << "logfile " << log_path() << "\ndir " << dir_ << "\n"
+                << "requirepass " << password_ << "\n"
+                << "sentinel sentinel-pass " << password_ << "\n"
+                << "sentinel monitor " << master_name << " 127.0.0.1 " << master_port << " 2\n"
+                << "sentinel auth-pass " << master_name << " " << data_password << "\n"
+                << "sentinel down-after-milliseconds " << master_name << " 1000\n"
+                << "sentinel failover-timeout " << master_name << " 3000\n"
+                << "sentinel parallel-syncs " << master_name << " 1\n";
             if (launch())
                 return;
         }
@@ -194,9 +195,12 @@ public:
         for (auto* s : {&master, &replica})
             s->command({"CONFIG", "SET", "masterauth", s->password()});
         replica.command({"REPLICAOF", "127.0.0.1", std::to_string(master.port())});
-        if (!testing::eventually([&] { return replica.command({"ROLE"}).elements.size() > 3 &&
-                                              replica.command({"ROLE"}).elements[3].text == "connected"; },
-                                 std::chrono::seconds(20)))
+        if (!testing::eventually(
+                [&] {
+                    return replica.command({"ROLE"}).elements.size() > 3 &&
+                           replica.command({"ROLE"}).elements[3].text == "connected";
+                },
+                std::chrono::seconds(20)))
             throw std::runtime_error("the replica did not sync with the master");
         for (int i = 0; i < 3; ++i)
             sentinels.push_back(std::make_unique<sentinel_process>(dir_, master_name, master.port(),
