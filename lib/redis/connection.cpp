@@ -15,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <optional>
 
 namespace token_broker::redis {
@@ -248,10 +249,11 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
 net::awaitable<result<void>> connection::confirm_replicated() {
     if (opts_.connect_to != target::sentinel_master)
         co_return result<void>();
-    // WAIT answers after at most its own timeout; the reply is given as long again to arrive.
-    const auto wait = opts_.command_timeout;
+    // WAIT holds up the commands pipelined behind it (the other replicas' confirmations of this very
+    // forget among them): it waits half a command_timeout, so that they keep within theirs.
+    const auto wait = std::max(opts_.command_timeout / 2, std::chrono::milliseconds(1));
     std::vector<std::string> command{"WAIT", "1", std::to_string(wait.count())};
-    auto r = co_await exec(std::move(command), 2 * wait);
+    auto r = co_await exec(std::move(command), opts_.command_timeout);
     if (!r)
         co_return r.error();
     if (r->type != reply::kind::integer)

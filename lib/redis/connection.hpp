@@ -87,10 +87,10 @@ public:
 
     // With a replicated Redis (Sentinel, CONTRACT.md section 7 "Forgetting is certain"): completes
     // once at least one Redis replica has every write this connection carried before the call
-    // (WAIT 1 command_timeout on this connection); an error (errc::cache_unavailable) when none
-    // confirmed within command_timeout, or the connection failed. At once, without error, when Redis
-    // is not Sentinel's (the single server is all there is). While WAIT runs, the commands pipelined
-    // behind it wait for it.
+    // (WAIT 1 on this connection, for half of command_timeout: the commands pipelined behind it wait
+    // for it, and must keep within their own command_timeout); an error (errc::cache_unavailable)
+    // when none confirmed by then, or the connection failed. At once, without error, when Redis is
+    // not Sentinel's (the single server is all there is).
     net::awaitable<result<void>> confirm_replicated();
 
     // Drops the connection in use and connects again without the backoff; under Sentinel it asks the
