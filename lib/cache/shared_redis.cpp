@@ -703,6 +703,10 @@ net::awaitable<result<void>> shared_redis::forget_everywhere(std::string user_id
         log_->warn("DELETE could not reach Redis: {}", describe(r));
         co_return unconfirmed();
     }
+    if (auto replicated = co_await connection_->confirm_replicated(); !replicated) {
+        log_->warn("DELETE: {}", replicated.error().message);
+        co_return unconfirmed();
+    }
     // The replicas registered when the script ran, each with when its registration lapses on this
     // replica's clock (no earlier than Redis's).
     struct member {
