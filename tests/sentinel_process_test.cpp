@@ -303,6 +303,31 @@ TEST(SentinelClient, TheForgetsWaitConfirmsOnlyWhenAReplicaHasTheWrites) {
     f.run(confirm_on_a_replica(f, redis));
 }
 
+// A master demoted behind the sentinels' back (REPLICAOF, which keeps its clients connected): the
+// idle command connection's health check (ROLE under Sentinel) finds it out and drops the connection.
+net::awaitable<void> demoted_master(test::redis_fixture& f, test::sentinel_setup& s) {
+    auto o = sentinel_client(s);
+    o.health_check = 100ms;
+    auto c = f.connect(o);
+    EXPECT_TRUE(co_await c->wait_up(steady::now() + 10s));
+    co_await test::sleep_for(300ms);
+    EXPECT_TRUE(c->up()) << "a master passes its checks";
+    s.replica.command({"REPLICAOF", "NO", "ONE"});
+    s.master.command({"REPLICAOF", "127.0.0.1", std::to_string(s.replica.port())});
+    const auto demoted = steady::now();
+    EXPECT_TRUE(co_await test::eventually([&] { return !c->up(); }, 5s));
+    EXPECT_LT(steady::now() - demoted, 100ms + 100ms + 300ms + 300ms) << "one interval, one ROLE's timeout";
+}
+
+TEST(SentinelClient, AnIdleCommandConnectionToADemotedMasterIsDroppedByItsRoleCheck) {
+    test::sentinel_setup redis;
+    test::redis_fixture f;
+    f.run(demoted_master(f, redis));
+    EXPECT_NE(f.logs().find("failed its health check: the server is not the master (ROLE says slave)"),
+              std::string::npos)
+        << f.logs();
+}
+
 // A command connection that has been idle: its health check finds a frozen Redis (SIGSTOP: the
 // connection stays open, nothing answers) without any caller's command, and drops it.
 net::awaitable<void> idle_check(test::redis_fixture& f, test::redis_server& server) {
