@@ -135,6 +135,7 @@ struct SentinelReplicas : ::testing::Test {
     // forgotten user still forgotten.
     template <class F>
     void fail_over_under_traffic(const char* what, F fail_over) {
+        redis.wait_ready_to_fail_over();
         start_brokers(2, redis.url());
         ASSERT_TRUE(shares());
         std::vector<std::string> users;

@@ -30,7 +30,7 @@
 
 namespace token_broker::test {
 
-// One command on a new plain connection to 127.0.0.1:port, after AUTH password; the reply's
+// Commands on a new plain connection to 127.0.0.1:port, after AUTH password; the last reply's
 // type and text, flattened: nil as nullopt, an array as its elements' texts. Throws
 // std::runtime_error when nothing answers.
 struct sentinel_answer {
@@ -41,8 +41,8 @@ struct sentinel_answer {
     std::vector<std::string> elements; // an array's string elements (nested arrays: empty strings)
 };
 
-inline sentinel_answer command_at(std::uint16_t port, const std::string& password,
-                                  const std::vector<std::string>& args) {
+inline sentinel_answer commands_at(std::uint16_t port, const std::string& password,
+                                   const std::vector<std::vector<std::string>>& commands) {
     timeval tv{2, 0};
     redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c == nullptr || c->err != 0) {
@@ -78,9 +78,16 @@ inline sentinel_answer command_at(std::uint16_t port, const std::string& passwor
     };
     if (!password.empty())
         run({"AUTH", password});
-    auto out = run(args);
+    sentinel_answer out;
+    for (const auto& args : commands)
+        out = run(args);
     redisFree(c);
     return out;
+}
+
+inline sentinel_answer command_at(std::uint16_t port, const std::string& password,
+                                  const std::vector<std::string>& args) {
+    return commands_at(port, password, {args});
 }
 
 // One redis-sentinel process monitoring `master_name` at 127.0.0.1:master_port.
@@ -179,7 +186,8 @@ private:
     pid_t pid_ = -1;
 };
 
-// One master, one replica, three sentinels that know both and each other (ready when constructed).
+// One master, one replica, three sentinels monitoring the master (ready to name it when
+// constructed; wait_ready_to_fail_over() before a failover).
 class sentinel_setup {
 public:
     static constexpr const char* master_name = "tbmaster";
@@ -192,21 +200,35 @@ public:
             throw std::runtime_error("mkdtemp");
         dir_ = pattern;
         // Either may become the other's replica after a failover: both know the password.
-        for (auto* s : {&master, &replica})
+        // A replica's first sync starts at once (Redis 7 waits 5 s for more replicas by default).
+        for (auto* s : {&master, &replica}) {
             s->command({"CONFIG", "SET", "masterauth", s->password()});
+            s->command({"CONFIG", "SET", "repl-diskless-sync-delay", "0"});
+        }
         replica.command({"REPLICAOF", "127.0.0.1", std::to_string(master.port())});
-        if (!testing::eventually(
-                [&] {
-                    return replica.command({"ROLE"}).elements.size() > 3 &&
-                           replica.command({"ROLE"}).elements[3].text == "connected";
-                },
-                std::chrono::seconds(20)))
+        // The first sync done (the replica says so), and then a write made after it reaches the
+        // replica: Redis 7 streams to a new replica only from its first ACK, up to a second later.
+        const auto synced = [&] {
+            const auto role = replica.command({"ROLE"});
+            return role.elements.size() > 3 && role.elements[3].text == "connected";
+        };
+        const auto streams = [&] {
+            return commands_at(master.port(), master.password(),
+                               {{"SET", "sentinel-setup", "synced"}, {"WAIT", "1", "100"}})
+                       .integer >= 1;
+        };
+        if (!testing::eventually(synced, std::chrono::seconds(20)) ||
+            !testing::eventually(streams, std::chrono::seconds(20)))
             throw std::runtime_error("the replica did not sync with the master");
         for (int i = 0; i < 3; ++i)
             sentinels.push_back(std::make_unique<sentinel_process>(dir_, master_name, master.port(),
                                                                    master.password(), sentinel_password));
-        // A failover needs each sentinel to know the replica and the two other sentinels.
-        for (auto& s : sentinels)
+    }
+
+    // Waits until a failover can happen: each sentinel knows the replica and the two other sentinels
+    // (they find each other through hello messages, every 2 s). Throws when they do not within 20 s.
+    void wait_ready_to_fail_over() const {
+        for (const auto& s : sentinels)
             if (!testing::eventually(
                     [&] {
                         return s->command({"SENTINEL", "REPLICAS", master_name}).elements.size() == 1 &&
