@@ -329,6 +329,48 @@ TEST(SentinelClient, AnIdleCommandConnectionToADemotedMasterIsDroppedByItsRoleCh
         << f.logs();
 }
 
+// rediss+sentinel://: the sentinel is asked over TLS and the master it names is reached over TLS,
+// both verified with the one CA (redis.ca_file) against the address each was reached by.
+net::awaitable<void> over_tls(test::redis_fixture& f, redis::options o) {
+    auto c = f.connect(o);
+    EXPECT_TRUE(co_await c->wait_up(steady::now() + 10s)) << f.logs();
+    auto pong = co_await c->exec(test::cmd("PING"));
+    EXPECT_TRUE(pong && pong->is_status("PONG"));
+}
+
+net::awaitable<void> not_up(test::redis_fixture& f, redis::options o) {
+    auto c = f.connect(o);
+    EXPECT_FALSE(co_await c->wait_up(steady::now() + 1s));
+}
+
+TEST(SentinelClient, ASentinelAndItsMasterAreReachedOverTls) {
+    test::redis_tls_setup tls;
+    test::redis_server master(tls.files);
+    std::string pattern = (std::filesystem::temp_directory_path() / "token-broker-sentinel-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    test::sentinel_process sentinel(pattern, "tlsmaster", master.port(), master.password(), "sentinel-pw",
+                                    &tls.files);
+    redis::options o = master.client_options();
+    o.connect_to = redis::target::sentinel_master;
+    o.sentinels = {{"127.0.0.1", sentinel.port()}};
+    o.master_name = "tlsmaster";
+    o.sentinel_password = secret("sentinel-pw");
+    test::redis_fixture f;
+    f.run(over_tls(f, o));
+    EXPECT_NE(f.logs().find("redis at rediss+sentinel://127.0.0.1:" + std::to_string(master.port()) +
+                            " (master tlsmaster) is up"),
+              std::string::npos)
+        << f.logs();
+
+    // A CA that signed neither: the sentinel is refused, and so nothing is connected.
+    o.ca_file = tls.dir + "/other-ca.pem";
+    test::redis_fixture other;
+    other.run(not_up(other, o));
+    EXPECT_NE(other.logs().find("no sentinel named a master"), std::string::npos) << other.logs();
+    std::error_code ignored;
+    std::filesystem::remove_all(pattern, ignored);
+}
+
 // A command connection that has been idle: its health check finds a frozen Redis (SIGSTOP: the
 // connection stays open, nothing answers) without any caller's command, and drops it.
 net::awaitable<void> idle_check(test::redis_fixture& f, test::redis_server& server) {

@@ -93,8 +93,11 @@ inline sentinel_answer command_at(std::uint16_t port, const std::string& passwor
 // One redis-sentinel process monitoring `master_name` at 127.0.0.1:master_port.
 class sentinel_process {
 public:
+    // With `tls`: TLS only, to its clients and to the servers it watches (with that certificate
+    // and CA); command() is then unusable (plain only).
     sentinel_process(const std::string& dir, const std::string& master_name, std::uint16_t master_port,
-                     const std::string& data_password, const std::string& password)
+                     const std::string& data_password, const std::string& password,
+                     const redis_tls_files* tls = nullptr)
         : dir_(dir), password_(password) {
         static std::mt19937 random(std::random_device{}());
         for (int attempt = 0; attempt < 20; ++attempt) {
@@ -102,16 +105,23 @@ public:
             port_ = static_cast<std::uint16_t>(20000 + random() % 12000);
             if (!free_port(port_))
                 continue;
-            std::ofstream(config_path())
-                << "port " << port_ << "\nbind 127.0.0.1\ndaemonize no\n"
-                << "logfile " << log_path() << "\ndir " << dir_ << "\n"
-                << "requirepass " << password_ << "\n"
-                << "sentinel sentinel-pass " << password_ << "\n"
-                << "sentinel monitor " << master_name << " 127.0.0.1 " << master_port << " 2\n"
-                << "sentinel auth-pass " << master_name << " " << data_password << "\n"
-                << "sentinel down-after-milliseconds " << master_name << " 1000\n"
-                << "sentinel failover-timeout " << master_name << " 3000\n"
-                << "sentinel parallel-syncs " << master_name << " 1\n";
+            std::ofstream conf(config_path());
+            if (tls)
+                conf << "port 0\ntls-port " << port_ << "\ntls-cert-file " << tls->cert_file
+                     << "\ntls-key-file " << tls->key_file << "\ntls-ca-cert-file " << tls->ca_file
+                     << "\ntls-auth-clients no\ntls-replication yes\n";
+            else
+                conf << "port " << port_ << "\n";
+            conf << "bind 127.0.0.1\ndaemonize no\n"
+                 << "logfile " << log_path() << "\ndir " << dir_ << "\n"
+                 << "requirepass " << password_ << "\n"
+                 << "sentinel sentinel-pass " << password_ << "\n"
+                 << "sentinel monitor " << master_name << " 127.0.0.1 " << master_port << " 2\n"
+                 << "sentinel auth-pass " << master_name << " " << data_password << "\n"
+                 << "sentinel down-after-milliseconds " << master_name << " 1000\n"
+                 << "sentinel failover-timeout " << master_name << " 3000\n"
+                 << "sentinel parallel-syncs " << master_name << " 1\n";
+            conf.close();
             if (launch())
                 return;
         }
