@@ -170,9 +170,9 @@ struct SentinelReplicas : ::testing::Test {
                   << " (probes at most " << probe_calls << ")\n";
         EXPECT_EQ(traffic.failures(), std::vector<std::string>{}) << "a caller got an error";
         EXPECT_GT(traffic.answered(), 20u);
-        // Sharing again within a second of the failover (the move follows +switch-master at once),
-        // with room for a loaded machine's probe.
-        EXPECT_LT(*shared - *moved, 1500ms);
+        // Sharing again within a second of the failover (measured: 0.2 s at most; each connection
+        // asks the sentinels again when it is dropped, or when +switch-master comes).
+        EXPECT_LT(*shared - *moved, 1s);
 
         for (auto port : ports) {
             const auto after = get_token(port, "forgotten@example.com");
