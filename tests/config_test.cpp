@@ -882,7 +882,8 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
     write("ca.pem", test_ca().cert_pem());
     write("not-pem.pem", "not PEM");
     const std::string form =
-        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number";
+        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
+        "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name";
     const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
     const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
     const std::string positive = "must be a positive integer";
@@ -946,7 +947,7 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
         {R"("lock_lease_ms": 0)", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("lock_lease_ms": "2000")", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
-         "is only for TLS: redis.url must then be rediss://"},
+         "is only for TLS: redis.url must then be rediss:// or rediss+sentinel://"},
         {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
          "cannot read " + (dir() / "missing.pem").string() + ": No such file or directory"},
         {R"("url": "redis://h", "bogus": 1)", "redis.bogus", "unknown key"},
@@ -972,6 +973,90 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
     EXPECT_EQ(load(R"({"zoom": {"access_token": "t"}, "server": {"max_body_bytes": 1048576}})")
                   .server.max_body_bytes,
               1048576u);
+}
+
+// redis+sentinel:// (CONTRACT.md section 7, "Redis that survives a node"): the sentinels in order,
+// the master's name and db; the URL's user is the data nodes'; sentinel_password is the sentinels'.
+TEST_F(ConfigTest, ReadsASentinelUrl) {
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    config cfg = load(
+        with_redis(R"("url": "redis+sentinel://broker@s1.example.com:26380,10.0.0.2,[::1]:5000/mymaster/3", )"
+                   R"("password": "data-pw", "sentinel_password": "sentinel-pw")" +
+                   key));
+    const redis_config& r = cfg.redis;
+    EXPECT_TRUE(r.sentinel());
+    EXPECT_FALSE(r.tls);
+    EXPECT_EQ(r.master_name, "mymaster");
+    EXPECT_EQ(r.db, 3);
+    EXPECT_EQ(r.user, "broker");
+    EXPECT_EQ(r.password.reveal(), "data-pw");
+    EXPECT_EQ(r.sentinel_password.reveal(), "sentinel-pw");
+    EXPECT_EQ(r.sentinels,
+              (std::vector<redis_endpoint>{{"s1.example.com", 26380}, {"10.0.0.2", 26379}, {"::1", 5000}}));
+
+    write("ca.pem", test_ca().cert_pem());
+    cfg = load(with_redis(R"("url": "RediSS+Sentinel://s1/m.1/", "ca_file": "ca.pem")" + key));
+    EXPECT_TRUE(cfg.redis.tls);
+    EXPECT_EQ(cfg.redis.master_name, "m.1");
+    EXPECT_EQ(cfg.redis.db, 0);
+    EXPECT_EQ(cfg.redis.sentinels, (std::vector<redis_endpoint>{{"s1", 26379}}));
+
+    // From the environment, with the sentinels' password from a file.
+    const fs::path password_file = write("sentinel-password", "from-file\n");
+    cfg = load(with_token, {{"TOKEN_BROKER_REDIS_URL", "redis+sentinel://a:1,b:2/name"},
+                            {"TOKEN_BROKER_REDIS_SENTINEL_PASSWORD_FILE", password_file.string()},
+                            {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_EQ(cfg.redis.sentinels, (std::vector<redis_endpoint>{{"a", 1}, {"b", 2}}));
+    EXPECT_EQ(cfg.redis.sentinel_password.reveal(), "from-file");
+
+    // A plain URL after a Sentinel one (the environment over the file) is not a Sentinel setup.
+    cfg = load(with_redis(R"("url": "redis+sentinel://a/name")" + key),
+               {{"TOKEN_BROKER_REDIS_URL", "redis://h"}});
+    EXPECT_FALSE(cfg.redis.sentinel());
+    EXPECT_EQ(cfg.redis.host, "h");
+}
+
+TEST_F(ConfigTest, RejectsEveryBadSentinelUrlNamingItsKey) {
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    const std::string form =
+        "must be redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (or rediss+sentinel://): "
+        "at least one sentinel and a master name";
+    const std::string db = "must name its database as /0, /1 ...: a number from 0 to 2147483647";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"redis+sentinel://", form},
+        {"redis+sentinel:///m", form},
+        {"redis+sentinel://a,/m", form},
+        {"redis+sentinel://,a/m", form},
+        {"redis+sentinel://a", form},
+        {"redis+sentinel://a/", form},
+        {"redis+sentinel://a//0", form},
+        {"redis+sentinel://a/m%20x", form},
+        {"redis+sentinel://a:0/m", "must have ports from 1 to 65535, if any"},
+        {"redis+sentinel://a:65536,b/m", "must have ports from 1 to 65535, if any"},
+        {"redis+sentinel://a/m/x", db},
+        {"redis+sentinel://a/m/-1", db},
+        {"redis+sentinel://a/m/1/2", db},
+        {"redis+sentinel://a/m?x=1", "must not have a query or a fragment"},
+        {"redis+sentinel://a/m#x", "must not have a query or a fragment"},
+        {"redis+sentinel://u:secret@a/m",
+         "must not hold a password (URLs get logged): set redis.password or TOKEN_BROKER_REDIS_PASSWORD"},
+    };
+    for (const auto& [url, reason] : cases) {
+        SCOPED_TRACE(url);
+        const config_error e = load_error(with_redis(R"("url": ")" + url + '"' + key));
+        EXPECT_EQ(e.key(), "redis.url");
+        EXPECT_EQ(e.reason(), reason);
+        EXPECT_THAT(e.what(), Not(HasSubstr("secret")));
+        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
+        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
+    }
+    const config_error e = load_error(with_redis(R"("url": "redis://h", "sentinel_password": "p")" + key));
+    EXPECT_EQ(e.key(), "redis.sentinel_password");
+    EXPECT_EQ(e.reason(),
+              "is only for Sentinel: redis.url must then be redis+sentinel:// or rediss+sentinel://");
+    EXPECT_EQ(
+        load_error(with_redis(R"("url": "redis+sentinel://a/m", "sentinel_password": "a\nb")" + key)).key(),
+        "redis.sentinel_password");
 }
 
 // A password in the URL is refused without the password (or the URL) in the message.
@@ -1023,7 +1108,8 @@ TEST_F(ConfigTest, RedisEnvironmentOverridesTheFile) {
     const std::vector<std::tuple<env_map, std::string, std::string>> cases = {
         {{{"TOKEN_BROKER_REDIS_URL", "http://h"}},
          "TOKEN_BROKER_REDIS_URL",
-         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number"},
+         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
+         "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name"},
         {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", "abc"}}, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY", hex},
         {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", password_file.string()}},
          "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",

@@ -7,6 +7,7 @@
 #include "redis/connection.hpp"
 #include "redis/refusals.hpp"
 #include "redis/sealed.hpp"
+#include "redis/sentinel.hpp"
 #include "redis/subscriber.hpp"
 #include "server/http_server.hpp"
 #include "server/router.hpp"
@@ -40,6 +41,16 @@ redis::options redis_options(const redis_config& r) {
     o.connect_timeout = r.connect_timeout;
     o.command_timeout = r.command_timeout;
     o.max_reply_bytes = r.max_reply_bytes;
+    // The command connection's health check: as often as the subscription proves itself (three
+    // times per invalidation lease), when the connection has been idle that long.
+    o.health_check = r.invalidation_lease / 3;
+    if (r.sentinel()) {
+        o.connect_to = redis::target::sentinel_master;
+        for (const auto& e : r.sentinels)
+            o.sentinels.push_back({e.host, e.port});
+        o.master_name = r.master_name;
+        o.sentinel_password = r.sentinel_password;
+    }
     return o;
 }
 
@@ -79,7 +90,7 @@ struct application::impl {
     impl(config c, std::shared_ptr<spdlog::logger> l)
         : cfg(std::move(c)), log(std::move(l)), ioc(static_cast<int>(cfg.server.threads)),
           redis_commands(make_redis_commands()), zoom(make_zoom()), shared_tier(make_shared_tier()),
-          redis_subscription(make_redis_subscription()),
+          redis_subscription(make_redis_subscription()), sentinel_watch(make_sentinel_watch()),
           tokens(
               ioc.get_executor(), *zoom, cfg.cache, m, log, [] { return std::chrono::system_clock::now(); },
               shared_tier.get()),
@@ -163,11 +174,42 @@ struct application::impl {
         return s;
     }
 
+    // Under Sentinel: a subscription to the sentinels' +switch-master (one sentinel at a time, the
+    // next after a failure). A failover of our master drops both data-node connections, which then
+    // ask the sentinels where the master is now: the move is at once rather than at the next failed
+    // command or health check (CONTRACT.md section 7, "Redis that survives a node").
+    std::shared_ptr<redis::subscriber> make_sentinel_watch() {
+        if (!redis_commands || !cfg.redis.sentinel())
+            return nullptr;
+        auto o = redis_options(cfg.redis);
+        o.connect_to = redis::target::sentinels;
+        std::weak_ptr<redis::connection> commands = redis_commands;
+        std::weak_ptr<redis::subscriber> subscription = redis_subscription;
+        auto s = redis::subscriber::create(
+            ioc.get_executor(), std::move(o), log, {std::string(redis::switch_master_channel)},
+            [this, commands, subscription](std::string_view, std::string_view message) {
+                const auto moved = redis::parse_switch_master(message);
+                if (!moved || moved->master_name != cfg.redis.master_name)
+                    return;
+                log->info("redis sentinel: master {} moved from {}:{} to {}:{}; reconnecting",
+                          moved->master_name, moved->from.host, moved->from.port, moved->to.host,
+                          moved->to.port);
+                if (auto c = commands.lock())
+                    c->reconnect_now();
+                if (auto sub = subscription.lock())
+                    sub->reconnect_now();
+            },
+            {}, cfg.redis.invalidation_lease / 3);
+        return s;
+    }
+
     void start_redis() {
         if (!redis_commands)
             return;
         redis_commands->start();
         redis_subscription->start();
+        if (sentinel_watch)
+            sentinel_watch->start();
         shared_tier->start();
     }
 
@@ -175,6 +217,8 @@ struct application::impl {
         if (!redis_commands)
             return;
         shared_tier->stop();
+        if (sentinel_watch)
+            sentinel_watch->stop();
         redis_subscription->stop();
         redis_commands->stop();
     }
@@ -249,6 +293,7 @@ struct application::impl {
     std::unique_ptr<zoom_client> zoom;
     std::unique_ptr<shared_redis> shared_tier;             // null without redis.url
     std::shared_ptr<redis::subscriber> redis_subscription; // null without redis.url
+    std::shared_ptr<redis::subscriber> sentinel_watch;     // null but under Sentinel
     token_service tokens;
     token_endpoint endpoint;
     router routes;

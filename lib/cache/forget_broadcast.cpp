@@ -152,6 +152,12 @@ net::awaitable<result<void>> forget_broadcast::forget(std::string user_id,
         log_->warn("DELETE could not reach Redis: {}", shared_scripts::describe(r));
         co_return unconfirmed();
     }
+    // With a replicated Redis (Sentinel), a Redis replica must have it too, so that a failover does
+    // not bring the token back (WAIT; at once without Sentinel).
+    if (auto replicated = co_await connection_->confirm_replicated(); !replicated) {
+        log_->warn("DELETE: {}", replicated.error().message);
+        co_return unconfirmed();
+    }
     // The replicas registered when the script ran, each with when its registration lapses on this
     // replica's clock (no earlier than Redis's).
     struct member {

@@ -227,6 +227,10 @@ void read_redis(const json::value& v, const std::string& key, const fs::path& ba
                      [&](const json::value& v, const std::string& k) {
                          r.password = read_redis_password(read_string(v, k), k);
                      }},
+                    {"sentinel_password",
+                     [&](const json::value& v, const std::string& k) {
+                         r.sentinel_password = read_redis_password(read_string(v, k), k);
+                     }},
                     path_field("ca_file", r.ca_file, base_dir),
                     {"key_prefix",
                      [&](const json::value& v, const std::string& k) {
@@ -317,6 +321,7 @@ void check_redis(redis_config& r) {
     if (!r.enabled()) {
         // No Redis: nothing here is used, so nothing secret is kept.
         r.password = {};
+        r.sentinel_password = {};
         r.encryption_key = {};
         r.previous_encryption_key = {};
         return;
@@ -326,7 +331,12 @@ void check_redis(redis_config& r) {
                            "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
                            "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE");
     if (!r.ca_file.empty() && !r.tls)
-        throw config_error("redis.ca_file", "is only for TLS: redis.url must then be rediss://");
+        throw config_error("redis.ca_file",
+                           "is only for TLS: redis.url must then be rediss:// or rediss+sentinel://");
+    if (!r.sentinel_password.empty() && !r.sentinel())
+        throw config_error(
+            "redis.sentinel_password",
+            "is only for Sentinel: redis.url must then be redis+sentinel:// or rediss+sentinel://");
 }
 
 void check_files(const config& cfg) {

@@ -83,17 +83,30 @@ struct log_config {
     log_format format = log_format::text;
 };
 
+// One host:port of a redis+sentinel:// URL.
+struct redis_endpoint {
+    std::string host; // a DNS name or an IP literal (IPv6 without brackets)
+    std::uint16_t port = 26379;
+    bool operator==(const redis_endpoint&) const = default;
+};
+
 // The shared cache of replicas (CONTRACT.md section 7). Without a url there is no Redis, and every
 // secret here is empty.
 struct redis_config {
     std::string url;           // as configured ("" = no Redis); validated, never holds a password
-    bool tls = false;          // rediss://
-    std::string host;          // from url (an IPv6 address without brackets)
+    bool tls = false;          // rediss:// or rediss+sentinel://
+    std::string host;          // from url (an IPv6 address without brackets); empty under Sentinel
     std::uint16_t port = 6379; // from url (default 6379)
     int db = 0;                // the /db of the url
-    std::string user;          // user@ of the url, may be empty
-    secret password;
-    std::string ca_file; // PEM bundle trusted in addition to the system store; rediss:// only
+    std::string user;          // user@ of the url, may be empty: the data nodes' user, also under Sentinel
+    secret password;           // the data nodes' password (AUTH), also under Sentinel
+    // redis+sentinel://host1:26379,host2:26379/MASTERNAME[/db]: the sentinels to ask for the master
+    // (in the URL's order; port 26379 by default) and the master's name. Empty: host and port are
+    // the server.
+    std::vector<redis_endpoint> sentinels;
+    std::string master_name;
+    secret sentinel_password; // AUTH of the sentinels themselves (not of the data nodes); may be empty
+    std::string ca_file;      // PEM bundle trusted in addition to the system store; rediss:// only
     std::string key_prefix = "token-broker:";
     secret encryption_key;          // 32 raw bytes (decoded from 64 hex digits), empty when no url
     secret previous_encryption_key; // 32 raw bytes or empty
@@ -106,6 +119,7 @@ struct redis_config {
     // The life of a fetch's cross-replica lock, renewed by its holder while its Zoom call runs.
     std::chrono::milliseconds lock_lease{2000};
     bool enabled() const noexcept { return !url.empty(); }
+    bool sentinel() const noexcept { return !sentinels.empty(); }
 };
 
 // The listener for Zoom's event notifications (CONTRACT.md section 9). Port 0: no such listener.

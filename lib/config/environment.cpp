@@ -67,6 +67,8 @@ void apply_environment(config& cfg, const env_lookup& env) {
         read_redis_url(*url, "TOKEN_BROKER_REDIS_URL", cfg.redis);
     if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_PASSWORD"))
         cfg.redis.password = read_redis_password(found->value, found->name);
+    if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_SENTINEL_PASSWORD"))
+        cfg.redis.sentinel_password = read_redis_password(found->value, found->name);
     if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY"))
         cfg.redis.encryption_key = read_encryption_key(found->value, found->name);
     if (auto found = lookup_secret(env, "TOKEN_BROKER_REDIS_PREVIOUS_ENCRYPTION_KEY"))

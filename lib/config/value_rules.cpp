@@ -48,12 +48,102 @@ spdlog::level::level_enum to_log_level(const std::string& text, const std::strin
     throw config_error(key, std::string(log_level_reason));
 }
 
+namespace {
+
+constexpr std::string_view redis_url_form =
+    "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
+    "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name";
+constexpr std::string_view sentinel_url_form =
+    "must be redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (or rediss+sentinel://): "
+    "at least one sentinel and a master name";
+constexpr std::string_view db_form = "must name its database as /0, /1 ...: a number from 0 to 2147483647";
+
+int read_db(std::string_view digits, const std::string& key) {
+    int db = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), db);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || db < 0)
+        throw config_error(key, std::string(db_form));
+    return db;
+}
+
+// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (CONTRACT.md section 7, "Redis
+// that survives a node"). Boost.URL does not take a list of hosts: the authority is split here, and
+// each host:port and the user are read as the single-host form reads them.
+void read_sentinel_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+    const auto after_scheme = text.find("://");
+    const std::string_view rest = std::string_view(text).substr(after_scheme + 3);
+    const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
+    std::string_view authority = rest.substr(0, authority_end);
+    const std::string_view tail = rest.substr(authority_end);
+    std::string user;
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        const std::string_view userinfo = authority.substr(0, at);
+        authority.remove_prefix(at + 1);
+        if (userinfo.find(':') != std::string_view::npos)
+            throw config_error(key, "must not hold a password (URLs get logged): set redis.password or "
+                                    "TOKEN_BROKER_REDIS_PASSWORD");
+        const std::string with_user = "redis://" + std::string(userinfo) + "@h"; // parse_uri keeps a view
+        const auto parsed = boost::urls::parse_uri(with_user);
+        if (!parsed)
+            throw config_error(key, std::string(sentinel_url_form));
+        user = std::string(parsed->user());
+    }
+    std::vector<redis_endpoint> sentinels;
+    for (bool more = true; more;) {
+        const auto comma = authority.find(',');
+        more = comma != std::string_view::npos;
+        const std::string item(authority.substr(0, comma));
+        authority.remove_prefix(more ? comma + 1 : authority.size());
+        const std::string one = "redis://" + item; // parse_uri keeps a view
+        const auto parsed = boost::urls::parse_uri(one);
+        if (item.empty() || !parsed || parsed->has_userinfo() || parsed->encoded_host().empty() ||
+            !parsed->encoded_path().empty())
+            throw config_error(key, std::string(sentinel_url_form));
+        if (parsed->has_port() && !parse_port_number(parsed->port()))
+            throw config_error(key, "must have ports from 1 to 65535, if any");
+        redis_endpoint e{parsed->host_address(),
+                         parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{26379}};
+        if (!is_visible_ascii(e.host))
+            throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
+        sentinels.push_back(std::move(e));
+    }
+    if (tail.find_first_of("?#") != std::string_view::npos)
+        throw config_error(key, "must not have a query or a fragment");
+    // "/MASTERNAME", "/MASTERNAME/" or "/MASTERNAME/db".
+    std::string_view path = tail.empty() ? tail : tail.substr(1);
+    const auto slash = path.find('/');
+    const std::string_view name = path.substr(0, slash);
+    if (name.empty() || name.find('%') != std::string_view::npos || !is_visible_ascii(std::string(name)))
+        throw config_error(key, std::string(sentinel_url_form));
+    int db = 0;
+    if (slash != std::string_view::npos && slash + 1 < path.size())
+        db = read_db(path.substr(slash + 1), key);
+    if (!is_visible_ascii(user))
+        throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
+    r.url = text;
+    r.tls = tls;
+    r.host.clear();
+    r.port = 6379;
+    r.db = db;
+    r.user = std::move(user);
+    r.sentinels = std::move(sentinels);
+    r.master_name = std::string(name);
+}
+
+} // namespace
+
 // Sets the url and the parts of `r` taken from it: redis://[user@]host[:port][/db], or rediss://
-// for TLS. Never quotes the text, which might hold a password.
+// for TLS, or redis+sentinel:// / rediss+sentinel://. Never quotes the text, which might hold a password.
 void read_redis_url(const std::string& text, const std::string& key, redis_config& r) {
     namespace urls = boost::urls;
-    const std::string form =
-        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number";
+    const std::string form(redis_url_form);
+    if (const auto colon = text.find("://"); colon != std::string::npos) {
+        const std::string_view scheme = std::string_view(text).substr(0, colon);
+        if (urls::grammar::ci_is_equal(scheme, "redis+sentinel"))
+            return read_sentinel_url(text, key, false, r);
+        if (urls::grammar::ci_is_equal(scheme, "rediss+sentinel"))
+            return read_sentinel_url(text, key, true, r);
+    }
     const auto parsed = urls::parse_uri(text);
     if (!parsed)
         throw config_error(key, form);
@@ -72,9 +162,7 @@ void read_redis_url(const std::string& text, const std::string& key, redis_confi
     int db = 0;
     if (std::string_view path = parsed->encoded_path(); !path.empty() && path != "/") {
         path.remove_prefix(1); // an authority's path is empty or starts with '/'
-        const auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), db);
-        if (ec != std::errc{} || end != path.data() + path.size() || db < 0)
-            throw config_error(key, "must name its database as /0, /1 ...: a number from 0 to 2147483647");
+        db = read_db(path, key);
     }
     std::string host = parsed->host_address();
     std::string user = parsed->has_userinfo() ? std::string(parsed->user()) : std::string();
@@ -86,6 +174,8 @@ void read_redis_url(const std::string& text, const std::string& key, redis_confi
     r.port = parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{6379};
     r.db = db;
     r.user = std::move(user);
+    r.sentinels.clear();
+    r.master_name.clear();
 }
 
 // 64 hex digits, decoded into 32 raw bytes. Never quotes the text.

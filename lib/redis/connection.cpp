@@ -7,6 +7,7 @@
 #include "redis/protocol.hpp"
 #include "redis/reconnecting_link.hpp"
 #include "redis/refusals.hpp"
+#include "redis/sentinel.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <optional>
 
 namespace token_broker::redis {
@@ -49,8 +51,9 @@ struct connection::session {
     std::shared_ptr<detail::link> link; // opened: its handshake was accepted
     pipeline commands;                  // queued, written, and waiting for their replies
     bool writing = false;
-    bool closed = false; // dropped: no more commands
-    std::string reason;  // why it was dropped
+    bool closed = false;                         // dropped: no more commands
+    clock::time_point last_reply = clock::now(); // when bytes last came (the health check's idle time)
+    std::string reason;                          // why it was dropped
 };
 
 std::shared_ptr<connection> connection::create(net::any_io_executor ex, options o,
@@ -143,6 +146,8 @@ net::awaitable<detail::link_ended> connection::use(std::shared_ptr<connection> s
     auto s = std::make_shared<session>(std::move(l), self->opts_.max_reply_bytes);
     self->current_ = s;
     self->set_state(true, {});
+    self->links_->keep_checking(s->link, self->opts_.health_check,
+                                [self, s] { return self->check_health(s); });
     co_await self->read_replies(s);
     self->current_.reset();
     co_return detail::link_ended{s->reason, true};
@@ -157,6 +162,7 @@ net::awaitable<void> connection::read_replies(std::shared_ptr<session> s) {
             drop(*s, bytes.error().message);
             break;
         }
+        s->last_reply = clock::now();
         if (auto failure = s->commands.received(*bytes)) {
             drop(*s, *failure);
             break;
@@ -185,6 +191,11 @@ net::awaitable<void> connection::write_queued(std::shared_ptr<session> s) {
 }
 
 net::awaitable<result<reply>> connection::exec(std::vector<std::string> args) {
+    co_return co_await exec(std::move(args), opts_.command_timeout);
+}
+
+net::awaitable<result<reply>> connection::exec(std::vector<std::string> args,
+                                               std::chrono::milliseconds timeout) {
     // Redis answers nothing to an empty command: it would wait for its deadline and drop the connection.
     if (args.empty())
         co_return unavailable("an empty redis command");
@@ -194,10 +205,12 @@ net::awaitable<result<reply>> connection::exec(std::vector<std::string> args) {
         co_return unavailable("redis is not connected");
     }
     auto self = shared_from_this();
-    co_return co_await net::co_spawn(strand_, self->exec_on_strand(std::move(args)), net::use_awaitable);
+    co_return co_await net::co_spawn(strand_, self->exec_on_strand(std::move(args), timeout),
+                                     net::use_awaitable);
 }
 
-net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string> args) {
+net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string> args,
+                                                         std::chrono::milliseconds timeout) {
     const auto started = clock::now();
     auto s = current_;
     if (!s || s->closed) {
@@ -206,7 +219,7 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
         co_return unavailable("redis is not connected");
     }
     auto p = std::make_shared<pending>(strand_);
-    p->wake.expires_at(started + opts_.command_timeout);
+    p->wake.expires_at(started + timeout);
     const auto ticket =
         s->commands.push(format_command(std::span<const std::string>(args)), [p](result<reply> r) {
             p->outcome = std::move(r);
@@ -217,7 +230,10 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
         co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
     auto outcome = redis_command_result::timeout;
     if (!p->outcome) {
-        s->commands.abandon(ticket, "redis did not answer within command_timeout_ms");
+        s->commands.abandon(ticket,
+                            timeout == opts_.command_timeout
+                                ? std::string("redis did not answer within command_timeout_ms")
+                                : "redis did not answer within " + std::to_string(timeout.count()) + " ms");
         // A Redis that stalls is dropped rather than waited for: the next commands would stall too.
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
@@ -228,6 +244,54 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
     if (metrics_)
         metrics_->redis_command(outcome, std::chrono::duration<double>(clock::now() - started).count());
     co_return std::move(*p->outcome);
+}
+
+net::awaitable<result<void>> connection::confirm_replicated() {
+    if (opts_.connect_to != target::sentinel_master)
+        co_return result<void>();
+    // WAIT holds up the commands pipelined behind it (the other replicas' confirmations of this very
+    // forget among them): it waits half a command_timeout, so that they keep within theirs.
+    const auto wait = std::max(opts_.command_timeout / 2, std::chrono::milliseconds(1));
+    std::vector<std::string> command{"WAIT", "1", std::to_string(wait.count())};
+    auto r = co_await exec(std::move(command), opts_.command_timeout);
+    if (!r)
+        co_return r.error();
+    if (r->type != reply::kind::integer)
+        co_return make_error(errc::cache_unavailable,
+                             "WAIT answered " + (r->is_error() ? r->text : std::string("something else")));
+    if (r->integer < 1)
+        co_return make_error(errc::cache_unavailable, "no Redis replica confirmed the write within " +
+                                                          std::to_string(wait.count()) + " ms (WAIT)");
+    co_return result<void>();
+}
+
+void connection::reconnect_now() {
+    links_->reconnect_now();
+}
+
+net::awaitable<bool> connection::check_health(std::shared_ptr<session> s) {
+    if (s->closed)
+        co_return false;
+    if (clock::now() - s->last_reply < opts_.health_check)
+        co_return true;
+    const bool role = opts_.connect_to == target::sentinel_master;
+    std::vector<std::string> command{role ? "ROLE" : "PING"};
+    auto r = co_await exec_on_strand(std::move(command), opts_.command_timeout);
+    // Dropped meanwhile for another reason (logged as Redis going): nothing more to say.
+    if (s->closed && !(!r && r.error().message.starts_with("redis did not answer within")))
+        co_return false;
+    std::optional<std::string> wrong;
+    if (!r)
+        wrong = r.error().message;
+    else if (role)
+        wrong = role_refusal(*r);
+    else if (!r->is_status("PONG"))
+        wrong = std::string("PING answered with something else than PONG");
+    if (!wrong)
+        co_return true;
+    log_->warn("redis at {} failed its health check: {}; reconnecting", links_->where(), *wrong);
+    drop(*s, "health check: " + *wrong);
+    co_return false;
 }
 
 } // namespace token_broker::redis

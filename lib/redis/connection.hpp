@@ -81,6 +81,22 @@ public:
     // stopped. A command that failed may still have been executed by Redis. Keeps the connection
     // alive while it runs.
     net::awaitable<result<reply>> exec(std::vector<std::string> args);
+    // The same with a deadline of its own instead of command_timeout (a command that blocks on
+    // purpose, such as WAIT).
+    net::awaitable<result<reply>> exec(std::vector<std::string> args, std::chrono::milliseconds timeout);
+
+    // With a replicated Redis (Sentinel, CONTRACT.md section 7 "Forgetting is certain"): completes
+    // once at least one Redis replica has every write this connection carried before the call
+    // (WAIT 1 on this connection, for half of command_timeout: the commands pipelined behind it wait
+    // for it, and must keep within their own command_timeout); an error (errc::cache_unavailable)
+    // when none confirmed by then, or the connection failed. At once, without error, when Redis is
+    // not Sentinel's (the single server is all there is).
+    net::awaitable<result<void>> confirm_replicated();
+
+    // Drops the connection in use and connects again without the backoff; under Sentinel it asks the
+    // sentinels for the master first (a +switch-master was heard). Commands waiting for a reply
+    // complete with an error. Any thread.
+    void reconnect_now();
 
 private:
     struct pending;
@@ -93,7 +109,11 @@ private:
                                                   std::shared_ptr<detail::link> l);
     net::awaitable<void> read_replies(std::shared_ptr<session> s);
     net::awaitable<void> write_queued(std::shared_ptr<session> s);
-    net::awaitable<result<reply>> exec_on_strand(std::vector<std::string> args);
+    net::awaitable<result<reply>> exec_on_strand(std::vector<std::string> args,
+                                                 std::chrono::milliseconds timeout);
+    // The health check of options::health_check, on the strand: true when a reply came within the
+    // interval, else when PING (ROLE under Sentinel) is answered as it should be.
+    net::awaitable<bool> check_health(std::shared_ptr<session> s);
     net::awaitable<bool> wait_up_on_strand(std::chrono::steady_clock::time_point until);
     void wake_up_waiters();
     void flush(const std::shared_ptr<session>& s);

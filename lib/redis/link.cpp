@@ -1,6 +1,7 @@
 #include "redis/link.hpp"
 
 #include "core/tls_client.hpp"
+#include "redis/sentinel.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -38,6 +39,8 @@ std::vector<std::vector<std::string>> handshake_commands(const options& o) {
     if (o.db != 0)
         out.push_back({"SELECT", std::to_string(o.db)});
     out.push_back({"PING"});
+    if (o.connect_to == target::sentinel_master)
+        out.push_back({"ROLE"});
     return out;
 }
 
@@ -61,6 +64,11 @@ std::optional<std::string> handshake_refusal(const options& o, const std::vector
         return e;
     if (!replies[i - 1].is_status("PONG"))
         return std::string("PING answered with something else than PONG");
+    if (o.connect_to == target::sentinel_master) {
+        if (i >= replies.size())
+            return std::string("no answer to ROLE");
+        return role_refusal(replies[i]);
+    }
     return std::nullopt;
 }
 

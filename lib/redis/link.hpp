@@ -24,7 +24,8 @@ namespace token_broker::redis::detail {
 
 // The commands a new connection sends before it is used: AUTH [user] password when a password is
 // set, SELECT db when db is not 0, and PING (so that a server wanting a password it was not given
-// says NOAUTH now rather than on the first real command).
+// says NOAUTH now rather than on the first real command); then, to a master the sentinels named
+// (o.connect_to is target::sentinel_master), ROLE: a server that is not the master is refused.
 std::vector<std::vector<std::string>> handshake_commands(const options& o);
 
 // Why the handshake's replies (one per handshake command, in order) refuse the connection, or
@@ -55,6 +56,8 @@ public:
 
     // Closes the socket: operations in progress end with an error. Idempotent.
     void close();
+    // close() was called.
+    bool closed() const noexcept { return closed_; }
 
 private:
     beast::tcp_stream& tcp();

@@ -7,11 +7,23 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace token_broker::redis {
 
 // redis.max_reply_bytes by default: what one reply may announce and hold (protocol.hpp's reader).
 inline constexpr std::size_t default_max_reply_bytes = 1024 * 1024;
+
+// A host and port to connect to.
+struct address {
+    std::string host;
+    std::uint16_t port = 0;
+    bool operator==(const address&) const = default;
+};
+
+// What a link connects to: the server named by host and port, the master that the sentinels name
+// (redis+sentinel://), or the sentinels themselves (to hear +switch-master).
+enum class target { server, sentinel_master, sentinels };
 
 struct options {
     bool tls = false;               // rediss://: TLS 1.2+, chain and host name verified, never off
@@ -24,6 +36,17 @@ struct options {
     std::chrono::milliseconds connect_timeout{1000}; // resolve + TCP + TLS + AUTH/SELECT, together
     std::chrono::milliseconds command_timeout{250};  // each command, from exec() to its reply
     std::size_t max_reply_bytes = default_max_reply_bytes; // a larger reply drops the connection
+    // redis+sentinel:// (CONTRACT.md section 7, "Redis that survives a node"): with connect_to
+    // sentinel_master, every connection first asks the sentinels in turn for master_name's address
+    // and then checks ROLE there; host and port are not used. The sentinels get AUTH
+    // sentinel_password (no user) when it is set; user and password are the data nodes'.
+    target connect_to = target::server;
+    std::vector<address> sentinels;
+    std::string master_name;
+    secret sentinel_password;
+    // The command connection: when no reply came for this long, a PING (ROLE under Sentinel) proves
+    // the connection alive (and the server still the master); zero for none.
+    std::chrono::milliseconds health_check{0};
 };
 
 } // namespace token_broker::redis

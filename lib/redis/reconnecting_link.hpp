@@ -4,11 +4,21 @@
 // another, until stopped; and while a link is in use, an optional health check that closes it when it
 // fails. What the link's bytes mean is its user's (connection's pipeline, subscriber's subscription).
 // Not a public interface of the module.
+//
+// Under Sentinel (options::connect_to is target::sentinel_master) every link, the first and each
+// after a break, starts by asking the sentinels in turn for the master's address and opening a link
+// there, whose handshake checks ROLE: the first sentinel whose answer is the master wins and is asked
+// first next time; a sentinel that names a server that is not the master (or none) is passed over
+// for the next. When none does, the attempt failed like any other (backoff, then the sentinels
+// again). With
+// target::sentinels the links go to the sentinels themselves, the next one after each failure.
 #pragma once
 
 #include "core/net.hpp"
 #include "redis/link.hpp"
 #include "redis/options.hpp"
+#include "redis/reply.hpp"
+#include "redis/sentinel.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
@@ -17,7 +27,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace token_broker::redis::detail {
 
@@ -48,13 +60,18 @@ public:
     // Closes the link in use and stops opening new ones. Idempotent.
     void stop();
 
+    // Closes the link in use (or being opened) and opens another without waiting for the backoff:
+    // under Sentinel, after asking the sentinels again (a +switch-master was heard). Any thread.
+    void reconnect_now();
+
     // Calls `check` every `interval` while `l` is the link in use, and closes `l` when a check
     // fails (its user then sees it fail). On the strand; at most once per link.
     void keep_checking(const std::shared_ptr<link>& l, std::chrono::milliseconds interval,
                        health_check check);
 
     bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
-    // redis://host:port or rediss://host:port, for log lines.
+    // redis://host:port or rediss://host:port, for log lines; under Sentinel the master last found
+    // and the master's name. On the strand.
     const std::string& where() const noexcept { return where_; }
 
 private:
@@ -62,6 +79,13 @@ private:
 
     static net::awaitable<void> run(std::shared_ptr<reconnecting_link> self, user use,
                                     refused_handler refused);
+    // Opens a->l where the next link goes: opts_ itself, the next sentinel, or under Sentinel the
+    // master that the first sentinel whose answer passes the handshake (ROLE included) names; why
+    // not, for the log.
+    net::awaitable<std::optional<std::string>> open_next(std::shared_ptr<attempt> a);
+    // One command to the sentinel `so` describes, on a link of its own, within so.connect_timeout
+    // and then so.command_timeout.
+    net::awaitable<result<reply>> ask(const options& so, std::vector<std::string> command);
     static net::awaitable<void> check_while_current(std::shared_ptr<reconnecting_link> self,
                                                     std::shared_ptr<attempt> a,
                                                     std::chrono::milliseconds interval, health_check check);
@@ -74,7 +98,11 @@ private:
     net::steady_timer backoff_;
     std::atomic<bool> stopped_{false};
     bool started_ = false;
-    std::shared_ptr<attempt> current_; // the link being opened or in use
+    std::shared_ptr<attempt> current_;       // the link being opened or in use
+    std::shared_ptr<link> asking_;           // the link to a sentinel being asked, if any
+    std::optional<sentinel_list> sentinels_; // under Sentinel (either target)
+    std::size_t next_sentinel_ = 0;          // target::sentinels: where the next link goes
+    bool skip_backoff_ = false;              // reconnect_now() was called
 };
 
 } // namespace token_broker::redis::detail

@@ -50,6 +50,10 @@ void subscriber::stop() {
     net::dispatch(strand_, [self = shared_from_this()] { self->up_ = false; });
 }
 
+void subscriber::reconnect_now() {
+    links_->reconnect_now();
+}
+
 net::awaitable<detail::link_ended> subscriber::use(std::shared_ptr<subscriber> self,
                                                    std::shared_ptr<detail::link> l) {
     // A login that succeeds but cannot subscribe is a failure like any other: the backoff goes on

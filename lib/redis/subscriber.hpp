@@ -59,6 +59,9 @@ public:
     // Closes the subscription and stops reconnecting; no callback is called after it has run on the
     // strand. Call before the last shared_ptr is dropped. Idempotent.
     void stop();
+    // Drops the subscription's connection and connects again without the backoff (under Sentinel,
+    // asking the sentinels first). Any thread.
+    void reconnect_now();
     // Subscribed to every channel now. A hint.
     bool up() const noexcept { return up_.load(std::memory_order_acquire); }
     // Where a refused SUBSCRIBE is reported (as "subscription"), and its end; null for nowhere.
