@@ -37,6 +37,151 @@ struct redis_tls_files {
     std::string ca_file;
 };
 
+// A copy of a hiredis reply (the test's blocking client) in the broker's own form.
+inline redis::reply copy_reply(const redisReply& r) {
+    redis::reply out;
+    switch (r.type) {
+    case REDIS_REPLY_STATUS:
+        out.type = redis::reply::kind::status;
+        out.text.assign(r.str, r.len);
+        break;
+    case REDIS_REPLY_ERROR:
+        out.type = redis::reply::kind::error;
+        out.text.assign(r.str, r.len);
+        break;
+    case REDIS_REPLY_STRING:
+        out.type = redis::reply::kind::string;
+        out.text.assign(r.str, r.len);
+        break;
+    case REDIS_REPLY_INTEGER:
+        out.type = redis::reply::kind::integer;
+        out.integer = r.integer;
+        break;
+    case REDIS_REPLY_ARRAY:
+        out.type = redis::reply::kind::array;
+        for (std::size_t i = 0; i < r.elements; ++i)
+            out.elements.push_back(copy_reply(*r.element[i]));
+        break;
+    default:
+        break;
+    }
+    return out;
+}
+
+// Commands on a new plain connection to 127.0.0.1:port (hiredis's blocking client), after AUTH
+// `password` when there is one; the last reply. Throws std::runtime_error when nothing answers or
+// AUTH is refused.
+inline redis::reply commands_at(std::uint16_t port, const std::string& password,
+                                const std::vector<std::vector<std::string>>& commands) {
+    timeval tv{5, 0};
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c == nullptr || c->err != 0) {
+        std::string why = c != nullptr ? c->errstr : "out of memory";
+        if (c != nullptr)
+            redisFree(c);
+        throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port) + ": " + why);
+    }
+    redisSetTimeout(c, tv);
+    auto run = [&](const std::vector<std::string>& a) {
+        std::vector<const char*> argv;
+        std::vector<std::size_t> lens;
+        for (const auto& s : a) {
+            argv.push_back(s.data());
+            lens.push_back(s.size());
+        }
+        auto* r = static_cast<redisReply*>(
+            redisCommandArgv(c, static_cast<int>(a.size()), argv.data(), lens.data()));
+        if (r == nullptr) {
+            std::string why = c->errstr;
+            redisFree(c);
+            throw std::runtime_error("127.0.0.1:" + std::to_string(port) + " did not answer: " + why);
+        }
+        redis::reply out = copy_reply(*r);
+        freeReplyObject(r);
+        return out;
+    };
+    if (!password.empty()) {
+        redis::reply auth = run({"AUTH", password});
+        if (auth.is_error()) {
+            redisFree(c);
+            throw std::runtime_error("127.0.0.1:" + std::to_string(port) + " refused AUTH: " + auth.text);
+        }
+    }
+    redis::reply out;
+    for (const auto& args : commands)
+        out = run(args);
+    redisFree(c);
+    return out;
+}
+
+// A loopback port below Linux's ephemeral range (32768 and up), so that no client socket of this or
+// another test takes it as its local port while a server is down (a connection to a closed port in
+// that range can even connect to itself), and free now: bound and closed again here. The server
+// binds it itself, so another process may still take it first; its launch then fails and another
+// port is tried.
+inline std::uint16_t candidate_server_port() {
+    static std::mt19937 random(std::random_device{}());
+    for (;;) {
+        const auto port = static_cast<std::uint16_t>(20000 + random() % 12000);
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            throw std::runtime_error("socket() failed");
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (free)
+            return port;
+    }
+}
+
+// Starts `args` (args[0] is the program, found on PATH) and waits until its log file `log_path` has
+// `ready_line`: its pid; -1 when it exited first (a port taken) or was not ready within `bound` (it is
+// then killed).
+inline pid_t start_until_logged(std::vector<std::string> args, const std::string& log_path,
+                                std::string_view ready_line, std::chrono::seconds bound) {
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::execvp(argv[0], argv.data());
+        ::_exit(127);
+    }
+    const auto logged = [&] {
+        std::ifstream in(log_path);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str().find(ready_line) != std::string::npos;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid)
+            return -1;
+        if (logged())
+            return pid;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return -1;
+}
+
+// SIGKILLs `pid` (when it is > 0) and reaps it; `pid` is -1 afterwards.
+inline void kill_and_reap(pid_t& pid) {
+    if (pid <= 0)
+        return;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+}
+
 class redis_server {
 public:
     // Starts the server (throws std::runtime_error when it does not answer within the startup bound).
@@ -48,7 +193,7 @@ public:
             throw std::runtime_error("cannot make a temporary directory for redis-server");
         dir_ = pattern;
         for (int attempt = 0;; ++attempt) {
-            port_ = candidate_port();
+            port_ = candidate_server_port();
             if (launch())
                 break;
             if (attempt == 20)
@@ -126,41 +271,7 @@ public:
     redis::reply command(const std::vector<std::string>& args) const {
         if (tls_)
             throw std::logic_error("redis_server::command: a TLS-only server has no plain port");
-        timeval tv{5, 0};
-        redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
-        if (c == nullptr || c->err != 0) {
-            std::string why = c != nullptr ? c->errstr : "out of memory";
-            if (c != nullptr)
-                redisFree(c);
-            throw std::runtime_error("cannot connect to redis-server: " + why);
-        }
-        redisSetTimeout(c, tv);
-        auto run = [&](const std::vector<std::string>& a) {
-            std::vector<const char*> argv;
-            std::vector<std::size_t> lens;
-            for (const auto& s : a) {
-                argv.push_back(s.data());
-                lens.push_back(s.size());
-            }
-            auto* r = static_cast<redisReply*>(
-                redisCommandArgv(c, static_cast<int>(a.size()), argv.data(), lens.data()));
-            if (r == nullptr) {
-                std::string why = c->errstr;
-                redisFree(c);
-                throw std::runtime_error("redis-server did not answer: " + why);
-            }
-            redis::reply out = copy(*r);
-            freeReplyObject(r);
-            return out;
-        };
-        redis::reply auth = run({"AUTH", password_});
-        if (auth.is_error()) {
-            redisFree(c);
-            throw std::runtime_error("redis-server refused AUTH: " + auth.text);
-        }
-        redis::reply out = run(args);
-        redisFree(c);
-        return out;
+        return commands_at(port_, password_, {args});
     }
 
     // Every key and every value (strings, set and sorted set members) the server holds; a key of
@@ -186,59 +297,6 @@ public:
     }
 
 private:
-    static redis::reply copy(const redisReply& r) {
-        redis::reply out;
-        switch (r.type) {
-        case REDIS_REPLY_STATUS:
-            out.type = redis::reply::kind::status;
-            out.text.assign(r.str, r.len);
-            break;
-        case REDIS_REPLY_ERROR:
-            out.type = redis::reply::kind::error;
-            out.text.assign(r.str, r.len);
-            break;
-        case REDIS_REPLY_STRING:
-            out.type = redis::reply::kind::string;
-            out.text.assign(r.str, r.len);
-            break;
-        case REDIS_REPLY_INTEGER:
-            out.type = redis::reply::kind::integer;
-            out.integer = r.integer;
-            break;
-        case REDIS_REPLY_ARRAY:
-            out.type = redis::reply::kind::array;
-            for (std::size_t i = 0; i < r.elements; ++i)
-                out.elements.push_back(copy(*r.element[i]));
-            break;
-        default:
-            break;
-        }
-        return out;
-    }
-
-    // A loopback port below Linux's ephemeral range (32768 and up), so that no client socket of this
-    // or another test takes it as its local port while the server is down (a connection to a closed
-    // port in that range can even connect to itself), and free now: bound and closed again here.
-    // redis-server binds it itself, so another process may still take it first; launch() then fails
-    // and another port is tried.
-    static std::uint16_t candidate_port() {
-        static std::mt19937 random(std::random_device{}());
-        for (;;) {
-            const auto port = static_cast<std::uint16_t>(20000 + random() % 12000);
-            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-            if (fd < 0)
-                throw std::runtime_error("socket() failed");
-            sockaddr_in a{};
-            a.sin_family = AF_INET;
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            a.sin_port = htons(port);
-            const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-            ::close(fd);
-            if (free)
-                return port;
-        }
-    }
-
     std::string log_path() const { return dir_ + "/redis.log"; }
 
     std::string log_text() const {
@@ -278,41 +336,12 @@ private:
         } else {
             args.insert(args.end(), {"--port", port});
         }
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const pid_t pid = ::fork();
-        if (pid < 0)
-            throw std::runtime_error("fork failed");
-        if (pid == 0) {
-            ::execvp("redis-server", argv.data());
-            ::_exit(127);
-        }
-        pid_ = pid;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (std::chrono::steady_clock::now() < deadline) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return false;
-            }
-            if (log_text().find("Ready to accept connections") != std::string::npos)
-                return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        kill_now();
-        return false;
+        pid_ = start_until_logged(std::move(args), log_path(), "Ready to accept connections",
+                                  std::chrono::seconds(30));
+        return pid_ > 0;
     }
 
-    void kill_now() {
-        if (pid_ <= 0)
-            return;
-        ::kill(pid_, SIGKILL);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-    }
+    void kill_now() { kill_and_reap(pid_); }
 
     std::optional<redis_tls_files> tls_;
     std::string password_;

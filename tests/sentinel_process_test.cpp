@@ -220,7 +220,7 @@ TEST_F(SentinelReplicas, AForcedFailoverUnderTrafficGivesNoCallerAnErrorAndTheRe
     fail_over_under_traffic("SENTINEL FAILOVER", [&] {
         const auto a =
             redis.sentinels[0]->command({"SENTINEL", "FAILOVER", test::sentinel_setup::master_name});
-        ASSERT_FALSE(a.error) << a.text;
+        ASSERT_FALSE(a.is_error()) << a.text;
     });
 }
 
@@ -229,11 +229,11 @@ TEST_F(SentinelReplicas, AForcedFailoverUnderTrafficGivesNoCallerAnErrorAndTheRe
 TEST_F(SentinelReplicas, ASentinelNamingAReplicaIsPassedOverForTheNextOne) {
     auto& stale = *redis.sentinels[0];
     const std::string name = test::sentinel_setup::master_name;
-    ASSERT_FALSE(stale.command({"SENTINEL", "REMOVE", name}).error);
+    ASSERT_FALSE(stale.command({"SENTINEL", "REMOVE", name}).is_error());
     ASSERT_FALSE(
         stale.command({"SENTINEL", "MONITOR", name, "127.0.0.1", std::to_string(redis.replica.port()), "2"})
-            .error);
-    ASSERT_FALSE(stale.command({"SENTINEL", "SET", name, "auth-pass", redis.master.password()}).error);
+            .is_error());
+    ASSERT_FALSE(stale.command({"SENTINEL", "SET", name, "auth-pass", redis.master.password()}).is_error());
     ASSERT_EQ(redis.master_port_by(0), redis.replica.port());
 
     start_brokers(2, redis.url());

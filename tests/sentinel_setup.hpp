@@ -30,63 +30,8 @@
 
 namespace token_broker::test {
 
-// Commands on a new plain connection to 127.0.0.1:port, after AUTH password; the last reply's
-// type and text, flattened: nil as nullopt, an array as its elements' texts. Throws
-// std::runtime_error when nothing answers.
-struct sentinel_answer {
-    bool nil = false;
-    bool error = false;
-    long long integer = 0;
-    std::string text;                  // status, error, string
-    std::vector<std::string> elements; // an array's string elements (nested arrays: empty strings)
-};
-
-inline sentinel_answer commands_at(std::uint16_t port, const std::string& password,
-                                   const std::vector<std::vector<std::string>>& commands) {
-    timeval tv{2, 0};
-    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (c == nullptr || c->err != 0) {
-        if (c != nullptr)
-            redisFree(c);
-        throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
-    }
-    redisSetTimeout(c, tv);
-    auto run = [&](const std::vector<std::string>& a) {
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const auto& s : a) {
-            argv.push_back(s.data());
-            lens.push_back(s.size());
-        }
-        auto* r = static_cast<redisReply*>(
-            redisCommandArgv(c, static_cast<int>(a.size()), argv.data(), lens.data()));
-        if (r == nullptr) {
-            redisFree(c);
-            throw std::runtime_error("127.0.0.1:" + std::to_string(port) + " did not answer");
-        }
-        sentinel_answer out;
-        out.nil = r->type == REDIS_REPLY_NIL;
-        out.error = r->type == REDIS_REPLY_ERROR;
-        out.integer = r->integer;
-        if (r->str != nullptr)
-            out.text.assign(r->str, r->len);
-        if (r->type == REDIS_REPLY_ARRAY)
-            for (std::size_t i = 0; i < r->elements; ++i)
-                out.elements.emplace_back(r->element[i]->str != nullptr ? r->element[i]->str : "");
-        freeReplyObject(r);
-        return out;
-    };
-    if (!password.empty())
-        run({"AUTH", password});
-    sentinel_answer out;
-    for (const auto& args : commands)
-        out = run(args);
-    redisFree(c);
-    return out;
-}
-
-inline sentinel_answer command_at(std::uint16_t port, const std::string& password,
-                                  const std::vector<std::string>& args) {
+inline redis::reply command_at(std::uint16_t port, const std::string& password,
+                               const std::vector<std::string>& args) {
     return commands_at(port, password, {args});
 }
 
@@ -99,12 +44,8 @@ public:
                      const std::string& data_password, const std::string& password,
                      const redis_tls_files* tls = nullptr)
         : dir_(dir), password_(password) {
-        static std::mt19937 random(std::random_device{}());
         for (int attempt = 0; attempt < 20; ++attempt) {
-            // The test Redis servers' range (tests/redis_server.hpp): below the ephemeral ports.
-            port_ = static_cast<std::uint16_t>(20000 + random() % 12000);
-            if (!free_port(port_))
-                continue;
+            port_ = candidate_server_port();
             std::ofstream conf(config_path());
             if (tls)
                 conf << "port 0\ntls-port " << port_ << "\ntls-cert-file " << tls->cert_file
@@ -132,63 +73,21 @@ public:
     sentinel_process& operator=(const sentinel_process&) = delete;
 
     std::uint16_t port() const noexcept { return port_; }
-    sentinel_answer command(const std::vector<std::string>& args) const {
+    redis::reply command(const std::vector<std::string>& args) const {
         return command_at(port_, password_, args);
     }
 
 private:
-    static bool free_port(std::uint16_t port) {
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(port);
-        const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(fd);
-        return free;
-    }
     std::string config_path() const { return dir_ + "/sentinel-" + std::to_string(port_) + ".conf"; }
     std::string log_path() const { return dir_ + "/sentinel-" + std::to_string(port_) + ".log"; }
-    std::string log_text() const {
-        std::ifstream in(log_path());
-        std::stringstream s;
-        s << in.rdbuf();
-        return s.str();
-    }
 
     bool launch() {
-        std::string program = "redis-sentinel", conf = config_path();
-        std::vector<char*> argv{program.data(), conf.data(), nullptr};
-        const pid_t pid = ::fork();
-        if (pid < 0)
-            throw std::runtime_error("fork failed");
-        if (pid == 0) {
-            ::execvp("redis-sentinel", argv.data());
-            ::_exit(127);
-        }
-        pid_ = pid;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (std::chrono::steady_clock::now() < deadline) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return false;
-            }
-            if (log_text().find("+monitor master") != std::string::npos)
-                return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        kill_now();
-        return false;
+        pid_ = start_until_logged({"redis-sentinel", config_path()}, log_path(), "+monitor master",
+                                  std::chrono::seconds(20));
+        return pid_ > 0;
     }
 
-    void kill_now() {
-        if (pid_ <= 0)
-            return;
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
+    void kill_now() { kill_and_reap(pid_); }
 
     std::string dir_;
     std::string password_;
@@ -257,7 +156,7 @@ public:
     std::uint16_t master_port_by(std::size_t i) const {
         try {
             const auto a = sentinels[i]->command({"SENTINEL", "get-master-addr-by-name", master_name});
-            return a.elements.size() == 2 ? static_cast<std::uint16_t>(std::stoi(a.elements[1])) : 0;
+            return a.elements.size() == 2 ? static_cast<std::uint16_t>(std::stoi(a.elements[1].text)) : 0;
         } catch (const std::exception&) {
             return 0;
         }
