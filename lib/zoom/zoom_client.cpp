@@ -211,8 +211,8 @@ private:
             co_return make_error(errc::not_ready, "the Zoom client is not started");
         if (q.user_id.empty())
             co_return make_error(errc::invalid_request, "the user id is empty");
-        if (q.trace.trace_id.empty()) // a background refresh: no request, a trace of its own
-            q.trace.start_new();
+        if (!q.trace || q.trace->trace_id.empty()) // a background refresh: no request, a trace of its own
+            q.trace.emplace().start_new();
         const std::string target = token_request_target(api_.path, q);
         const std::string_view path = target_path(target);
 
@@ -243,7 +243,7 @@ private:
                 co_return *refused_turn;
 
             asked = true;
-            auto res = co_await exchange(target, *token, q.trace, deadline);
+            auto res = co_await exchange(target, *token, *q.trace, deadline);
             if (stopped_)
                 co_return zoom_client_stopped();
             if (!res) {
