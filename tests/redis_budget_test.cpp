@@ -2,7 +2,8 @@
 // against a real redis-server, then three "replicas" (three zoom_clients, each with its own Redis
 // connections and metrics, in one process) against one Zoom simulator and one Redis: one access
 // token for all, the account's rate for all, one 429 blocking all, and the fallback to each
-// replica's own when Redis stops.
+// replica's own when Redis stops; replicas waiting for another's OAuth fetch woken by its
+// announcement (or, when it is lost, after one lease), and the first fetch woken by Redis coming up.
 #include "metrics/metrics.hpp"
 #include "redis/sealed.hpp"
 #include "redis/subscriber.hpp"
@@ -20,7 +21,9 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace token_broker::test {
@@ -148,11 +151,19 @@ TEST(RedisSharedBlock, APublishedBlockIsLearnt) {
 
 // ---- three replicas ----
 
+// How the replicas share the access token: its lock's lease, how long a replica that starts waits
+// for Redis, and whether they hear each other's announcements (a subscriber each).
+struct replica_sharing {
+    std::chrono::milliseconds lock_lease{2000};
+    std::chrono::milliseconds wait_for_redis{5000};
+    bool subscribed = true;
+};
+
 struct replicas {
     static constexpr std::size_t n = 3;
 
-    explicit replicas(double requests_per_second = 100000,
-                      std::chrono::milliseconds request_timeout = 5000ms) {
+    explicit replicas(double requests_per_second = 100000, std::chrono::milliseconds request_timeout = 5000ms,
+                      replica_sharing how = {}) {
         sealer = std::make_shared<redis::sealer>(secret(std::string(32, 'k')), secret());
         for (std::size_t i = 0; i < n; ++i) {
             zoom_config cfg;
@@ -174,9 +185,11 @@ struct replicas {
             o.command_timeout = 1000ms;
             auto c = redis::connection::create(f.ioc.get_executor(), o, f.log, &mi);
             connections.push_back(c);
-            zoom_shared shared{c, sealer, "test-broker:", 5000ms};
+            zoom_shared shared{c, sealer, "test-broker:", how.wait_for_redis, how.lock_lease};
             auto& client = *clients.emplace_back(
                 std::make_unique<zoom_client>(f.ioc.get_executor(), cfg, f.log, mi, shared));
+            if (!how.subscribed)
+                continue;
             auto s = redis::subscriber::create(
                 f.ioc.get_executor(), o, f.log, client.redis_channels(),
                 [&client](std::string_view ch, std::string_view msg) { client.on_redis_message(ch, msg); },
@@ -189,12 +202,15 @@ struct replicas {
     // at once (they wait for Redis to come up before fetching an access token).
     void start() {
         for (std::size_t i = 0; i < n; ++i) {
+            auto s = i < subscribers.size() ? subscribers[i] : nullptr;
             connections[i]->start();
-            subscribers[i]->start();
+            if (s)
+                s->start();
             clients[i]->start();
-            f.stops.push_back([c = clients[i].get(), r = connections[i], s = subscribers[i]] {
+            f.stops.push_back([c = clients[i].get(), r = connections[i], s] {
                 c->stop();
-                s->stop();
+                if (s)
+                    s->stop();
                 r->stop();
             });
         }
@@ -393,6 +409,114 @@ TEST(RedisSharedBudget, WithRedisStoppedEachReplicaFetchesItsOwnTokenAndKeepsAns
     replicas r;
     r.start();
     r.f.run(redis_stopped(r));
+}
+
+// ---- the access token's announcements ----
+
+// A lease far longer than the tests below wait for the replicas (10 s): a replica that waited for
+// another's OAuth fetch and got its token within that bound was woken by an announcement, not by its
+// look after one lease. (Longer would slow the tests down: the lock's renewal timer, a third of the
+// lease, keeps the io_context busy after the test.)
+constexpr std::chrono::milliseconds long_lease = 30s;
+constexpr std::string_view waiting_line = "another replica holds the Zoom access-token lock";
+
+std::size_t times_in(const std::string& text, std::string_view what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size()))
+        ++n;
+    return n;
+}
+
+zoom_sim::fault slow_oauth(std::chrono::milliseconds delay) {
+    zoom_sim::fault f;
+    f.what = zoom_sim::fault::kind::delay;
+    f.delay = delay;
+    return f;
+}
+
+net::awaitable<void> woken_by_the_stored_token(replicas& r) {
+    // The holder's OAuth call takes 3 s; the others wait for it, and their next look would be one
+    // lease (30 s) later: only the announcement of the stored token can bring them in time.
+    EXPECT_TRUE(co_await eventually([&] { return r.all_ready(); }, 10s)) << r.f.logs();
+    EXPECT_EQ(r.sim.oauth_calls(), 1u);
+    const auto logs = r.f.logs();
+    EXPECT_NE(logs.find(waiting_line), std::string::npos) << "no replica waited for the lock's holder";
+    EXPECT_EQ(times_in(logs, "Zoom access token obtained from Redis"), replicas::n - 1) << logs;
+}
+
+TEST(RedisSharedAccessToken, WaitersAreWokenByTheAnnouncementOfTheStoredToken) {
+    replicas r(100000, 5000ms, {long_lease, 5000ms, true});
+    r.sim.inject_oauth(slow_oauth(3000ms));
+    r.start();
+    r.f.run(woken_by_the_stored_token(r));
+}
+
+net::awaitable<void> lost_announcement(replicas& r) {
+    // Nobody hears the announcements: the waiters look again after one lease (1 s), long before
+    // their bound of zoom.request_timeout_ms (30 s) plus one lease, after which they would give up
+    // and try again only after the OAuth backoff.
+    EXPECT_TRUE(co_await eventually([&] { return r.all_ready(); }, 20s)) << r.f.logs();
+    EXPECT_EQ(r.sim.oauth_calls(), 1u);
+    const auto logs = r.f.logs();
+    EXPECT_NE(logs.find(waiting_line), std::string::npos) << "no replica waited for the lock's holder";
+    EXPECT_EQ(times_in(logs, "Zoom access token obtained from Redis"), replicas::n - 1) << logs;
+    EXPECT_EQ(logs.find("stored no token"), std::string::npos) << logs;
+}
+
+TEST(RedisSharedAccessToken, ALostAnnouncementCostsTheWaitersOneLeaseAtMost) {
+    replicas r(100000, 30000ms, {1000ms, 5000ms, false});
+    r.sim.inject_oauth(slow_oauth(2000ms));
+    r.start();
+    r.f.run(lost_announcement(r));
+}
+
+bool exposes(const metrics& m, std::string_view line) {
+    return m.serialize().find(line) != std::string::npos;
+}
+
+net::awaitable<void> released_without_a_token(replicas& r) {
+    // The holder's OAuth call hangs until zoom.request_timeout_ms (2 s) and fails; its release is
+    // announced and a waiter takes the lock at once and fetches, before the holder's own retry (1 s
+    // after its failure) and long before the waiters' next look (one lease, 30 s).
+    EXPECT_TRUE(co_await eventually([&] { return r.all_ready(); }, 10s)) << r.f.logs();
+    EXPECT_EQ(r.sim.oauth_calls(), 2u);
+    std::optional<std::size_t> failed, fetched;
+    for (std::size_t i = 0; i < replicas::n; ++i) {
+        if (exposes(*r.m[i], "token_broker_oauth_refreshes_total{result=\"failed\"} 1"))
+            failed = i;
+        if (exposes(*r.m[i], "token_broker_oauth_refreshes_total{result=\"ok\"} 1"))
+            fetched = i;
+    }
+    EXPECT_TRUE(failed.has_value()) << r.f.logs();
+    EXPECT_TRUE(fetched.has_value()) << r.f.logs();
+    EXPECT_NE(failed, fetched) << "the failed holder fetched again: nobody took the released lock";
+}
+
+TEST(RedisSharedAccessToken, ALockReleasedWithoutATokenWakesAWaiterToTakeIt) {
+    replicas r(100000, 2000ms, {long_lease, 5000ms, true});
+    zoom_sim::fault hang;
+    hang.what = zoom_sim::fault::kind::hang;
+    r.sim.inject_oauth(hang);
+    r.start();
+    r.f.run(released_without_a_token(r));
+}
+
+net::awaitable<void> redis_comes_up(replicas& r) {
+    // Redis is not there: the replicas wait for it (up to 30 s) instead of fetching their own.
+    co_await sleep_for(1000ms);
+    EXPECT_EQ(r.sim.oauth_calls(), 0u);
+    EXPECT_FALSE(r.all_ready());
+    r.server.restart();
+    // Its connection coming up wakes them: one OAuth call, shared, long before the 30 s.
+    EXPECT_TRUE(co_await eventually([&] { return r.all_ready(); }, 20s)) << r.f.logs();
+    EXPECT_EQ(r.sim.oauth_calls(), 1u);
+}
+
+TEST(RedisSharedAccessToken, RedisComingUpWakesTheFirstFetch) {
+    replicas r(100000, 5000ms, {2000ms, 30000ms, true});
+    r.server.stop();
+    r.start();
+    r.f.run(redis_comes_up(r));
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 // and the simulator, the trace id in the audit and access lines and the traceparent and tracestate
 // that the Zoom call carries.
 #include "broker_process.hpp"
+#include "core/digest.hpp"
 #include "core/trace_context.hpp"
 
 #include <gtest/gtest.h>
@@ -25,6 +26,28 @@ const std::string valid = "00-" + trace_id + "-" + parent_id + "-01";
 bool is_lower_hex(const std::string& s, std::size_t size) {
     return s.size() == size && s.find_first_not_of("0123456789abcdef") == std::string::npos &&
            s.find_first_not_of('0') != std::string::npos;
+}
+
+TEST(HexDigits, SixteenLowerCaseDigitsMostSignificantFirst) {
+    const auto hex16 = [](std::uint64_t word) {
+        std::string out(16, '?');
+        write_hex16(out.data(), word);
+        return out;
+    };
+    EXPECT_EQ(hex16(0), "0000000000000000");
+    EXPECT_EQ(hex16(0x0123456789abcdefULL), "0123456789abcdef");
+    EXPECT_EQ(hex16(0xfedcba9876543210ULL), "fedcba9876543210");
+    EXPECT_EQ(hex16(~0ULL), "ffffffffffffffff");
+    EXPECT_EQ(hex16(0xa09f10e2d3c4b5f6ULL), "a09f10e2d3c4b5f6");
+    // Every digit value in every position, as the digest's own hex writer gives them.
+    for (int shift = 0; shift < 64; shift += 4)
+        for (std::uint64_t digit = 0; digit < 16; ++digit) {
+            const std::uint64_t word = (digit << shift) | (0x5ULL << ((shift + 32) % 64));
+            std::string bytes(8, '\0');
+            for (int i = 0; i < 8; ++i)
+                bytes[static_cast<std::size_t>(i)] = static_cast<char>(word >> (56 - 8 * i));
+            EXPECT_EQ(hex16(word), lower_hex(bytes)) << shift << " " << digit;
+        }
 }
 
 TEST(TraceParent, AValidOneGivesItsTraceIdAndFlags) {

@@ -23,7 +23,9 @@ struct token_query {
     token_type type = token_type::zak;
     std::optional<std::uint32_t> ttl;      // seconds, 60..31536000; absent: Zoom's default
     std::optional<std::string> meeting_id; // onbehalf only, 9 to 12 digits
-    trace_context trace{}; // the request's, for the Zoom call; empty: the call starts a trace of its own
+    // The request's trace, for the Zoom call: set only when Zoom may be called (a cache hit neither
+    // copies nor moves it); absent or empty: the call starts a trace of its own.
+    std::optional<trace_context> trace{};
 };
 
 } // namespace token_broker

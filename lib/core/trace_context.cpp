@@ -2,9 +2,7 @@
 
 #include "core/digest.hpp"
 
-#include <array>
 #include <cstdint>
-#include <cstring>
 #include <random>
 
 namespace token_broker {
@@ -28,19 +26,8 @@ std::uint64_t random_word() noexcept {
     return z ^ (z >> 31);
 }
 
-// The two lower-case hex digits of every byte value.
-constexpr std::array<char, 512> byte_digits = [] {
-    constexpr char hex[] = "0123456789abcdef";
-    std::array<char, 512> digits{};
-    for (std::size_t b = 0; b < 256; ++b) {
-        digits[2 * b] = hex[b >> 4];
-        digits[2 * b + 1] = hex[b & 0xf];
-    }
-    return digits;
-}();
-
-// `digits` (a multiple of 16) random lower-case hex digits, never all zero. Written in place, two
-// digits a byte.
+// `digits` (a multiple of 16) random lower-case hex digits, never all zero. Written in place, sixteen
+// digits a word.
 void random_hex(std::string& out, std::size_t digits) {
     out.resize(digits);
     char* const text = out.data();
@@ -49,8 +36,7 @@ void random_hex(std::string& out, std::size_t digits) {
         for (std::size_t at = 0; at < digits; at += 16) {
             const auto word = random_word();
             any |= word;
-            for (std::size_t byte = 0; byte < 8; ++byte)
-                std::memcpy(text + at + 2 * byte, &byte_digits[2 * ((word >> (8 * byte)) & 0xff)], 2);
+            write_hex16(text + at, word);
         }
         if (any != 0)
             return;

@@ -5,6 +5,7 @@
 #include <fmt/chrono.h>
 #include <spdlog/pattern_formatter.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -118,37 +119,46 @@ std::shared_ptr<spdlog::logger> make_logger(const log_config& cfg, spdlog::sink_
 }
 
 structured_message::structured_message(log_format format, std::string_view event) : format_(format) {
-    text_.reserve(256);
+    text_.resize(256);
     reset(event);
 }
 
+void structured_message::grow(std::size_t n) {
+    text_.resize(std::max(size_ + n, 2 * text_.size()));
+}
+
 void structured_message::reset(std::string_view event) {
-    text_.clear();
+    size_ = 0;
     if (format_ == log_format::json) {
+        text_.clear();
         text_.push_back(structured_marker);
         text_.append(R"(,"msg":)");
         append_json_string(text_, event);
+        size_ = text_.size();
     } else {
-        text_.append(event);
+        std::memcpy(room(event.size()), event.data(), event.size());
+        size_ = event.size();
     }
 }
 
 structured_message& structured_message::field(std::string_view name, std::string_view value) {
     if (format_ == log_format::json) {
+        text_.resize(size_);
         text_.push_back(',');
         append_json_string(text_, name);
         text_.push_back(':');
         append_json_string(text_, value);
+        size_ = text_.size();
     } else {
-        // One resize and two copies: this runs for every field of every audit line.
-        const auto at = text_.size();
-        text_.resize(at + name.size() + value.size() + 2);
-        char* p = text_.data() + at;
+        // Two copies into room already there: this runs for every field of every audit line.
+        const std::size_t n = name.size() + value.size() + 2;
+        char* p = room(n);
         *p++ = ' ';
         std::memcpy(p, name.data(), name.size());
         p += name.size();
         *p++ = '=';
         std::memcpy(p, value.data(), value.size());
+        size_ += n;
     }
     return *this;
 }
@@ -158,15 +168,21 @@ structured_message& structured_message::field(std::string_view name, long long v
     auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
     std::string_view v(digits, static_cast<std::size_t>(end - digits));
     if (format_ == log_format::json) {
+        text_.resize(size_);
         text_.push_back(',');
         append_json_string(text_, name);
         text_.push_back(':');
         text_.append(v);
+        size_ = text_.size();
     } else {
-        text_.push_back(' ');
-        text_.append(name);
-        text_.push_back('=');
-        text_.append(v);
+        const std::size_t n = name.size() + v.size() + 2;
+        char* p = room(n);
+        *p++ = ' ';
+        std::memcpy(p, name.data(), name.size());
+        p += name.size();
+        *p++ = '=';
+        std::memcpy(p, v.data(), v.size());
+        size_ += n;
     }
     return *this;
 }

@@ -69,13 +69,24 @@ public:
     structured_message(log_format format, std::string_view event);
     structured_message& field(std::string_view name, std::string_view value);
     structured_message& field(std::string_view name, long long value);
-    const std::string& text() const noexcept { return text_; }
+    std::string_view text() const noexcept { return {text_.data(), size_}; }
     // Starts again with another event, keeping the buffer's capacity.
     void reset(std::string_view event);
 
 private:
+    // Where `n` more characters go, after the first size_: text_ is kept at least that long (what
+    // lies past size_ is scratch), so that a field is copied in without resizing (and zeroing) the
+    // string each time, on every audit line.
+    char* room(std::size_t n) {
+        if (text_.size() - size_ < n)
+            grow(n);
+        return text_.data() + size_;
+    }
+    void grow(std::size_t n);
+
     log_format format_;
     std::string text_;
+    std::size_t size_ = 0; // the message: text_'s first size_ characters
 };
 
 // Marks a message as carrying JSON members rather than text (see json_formatter).

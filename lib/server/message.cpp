@@ -1,5 +1,7 @@
 #include "server/message.hpp"
 
+#include "core/digest.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <fmt/chrono.h>
@@ -121,10 +123,8 @@ void make_request_id(std::string& out) {
     x ^= x >> 31;
     x *= 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 29;
-    static constexpr char hex_digits[] = "0123456789abcdef";
     out.resize(16);
-    for (int i = 15; i >= 0; --i, x >>= 4)
-        out[static_cast<std::size_t>(i)] = hex_digits[x & 0xf];
+    write_hex16(out.data(), x);
 }
 
 } // namespace token_broker

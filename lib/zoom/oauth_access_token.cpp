@@ -10,6 +10,7 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <algorithm>
 #include <utility>
 
 namespace token_broker {
@@ -36,7 +37,7 @@ void oauth_access_token::stop() {
     stopped_ = true;
     changed_.cancel_all();
     wakeup_.cancel_all();
-    poll_.cancel_all();
+    peer_fetch_.cancel_all();
 }
 
 readiness oauth_access_token::ready() const {
@@ -169,18 +170,21 @@ oauth_access_token::held oauth_access_token::adopt(const shared_access_token_sto
     return held{e.token, left(e.renew_at), left(e.expires_at), "Redis (shared by the replicas)"};
 }
 
+void oauth_access_token::shared_token_announced() {
+    ++announcements_;
+    peer_fetch_.notify_all();
+}
+
 // With the shared store: take the shared token when it is good; else fetch under the lock (reading
 // again once it is held, for another replica may just have stored one); else wait for the replica
-// that holds the lock, polling every 100 ms, up to zoom.request_timeout_ms plus one lock lease.
+// that holds the lock, up to zoom.request_timeout_ms plus one lock lease. The holder announces what
+// became of its fetch (shared_access_token_store::channel()) and the announcement wakes the wait at
+// once; as publications can be lost, the wait also looks again after one lease without one.
 net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
     if (!shared_)
         co_return co_await fetch_own();
-    if (std::exchange(first_fetch_, false) && !shared_->up()) {
-        const auto give_up = clock_.steady_now() + wait_for_redis_;
-        while (!shared_->up() && !stopped_ && clock_.steady_now() < give_up)
-            co_await poll_.wait_until(
-                clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{20}));
-    }
+    if (std::exchange(first_fetch_, false) && !shared_->up())
+        co_await shared_->wait_up(clock_.timer_expiry(clock_.steady_now() + wait_for_redis_));
     // The holder renews its lock while its OAuth call runs (redis/lease.hpp): wait for it at most as
     // long as a fetch may take plus one lease, as waiters on a token fetch do.
     const auto give_up = clock_.steady_now() +
@@ -189,6 +193,9 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
     for (;;) {
         if (stopped_)
             co_return zoom_client_stopped();
+        // An announcement that comes while this look runs (the subscription is another connection:
+        // it may arrive before the replies) is not lost: the wait below is skipped.
+        const auto seen = announcements_;
         auto found = co_await shared_->read(clock_.wall_now());
         if (!found)
             co_return co_await fetch_alone(found.error().message);
@@ -201,26 +208,33 @@ net::awaitable<result<oauth_access_token::held>> oauth_access_token::obtain() {
             const auto renewing = shared_->keep(strand_, **lock);
             auto again = co_await shared_->read(clock_.wall_now());
             if (again && *again && usable(**again)) {
-                co_await shared_->unlock(**lock);
+                co_await shared_->unlock(**lock, true);
                 co_return adopt(**again);
             }
             shared_access_token_store::entry entry;
             auto own = co_await fetch_own(&entry);
+            bool stored = false;
             if (own && !stopped_) {
-                auto stored = co_await shared_->write(entry, clock_.wall_now());
-                if (!stored)
+                auto written = co_await shared_->write(entry, clock_.wall_now());
+                stored = written.has_value();
+                if (!written)
                     log_->warn("the new Zoom access token could not be shared through Redis ({}): the other "
                                "replicas fetch their own",
-                               stored.error().message);
+                               written.error().message);
             }
-            co_await shared_->unlock(**lock);
+            co_await shared_->unlock(**lock, stored);
             co_return own;
         }
-        if (clock_.steady_now() >= give_up)
+        const auto now = clock_.steady_now();
+        if (now >= give_up)
             co_return make_error(
                 errc::not_ready,
                 "Zoom OAuth: another replica holds the access-token lock and stored no token");
-        co_await poll_.wait_until(clock_.timer_expiry(clock_.steady_now() + std::chrono::milliseconds{100}));
+        if (announcements_ != seen)
+            continue;
+        log_->debug("another replica holds the Zoom access-token lock: waiting for its announcement");
+        const auto look_again = std::min<steady::time_point>(give_up, now + shared_->lock_lease());
+        co_await peer_fetch_.wait_until(clock_.timer_expiry(look_again));
     }
 }
 

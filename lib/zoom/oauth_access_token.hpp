@@ -3,7 +3,8 @@
 // tried again after 1 s, 2 s, 4 s ... up to 60 s. With a shared_access_token_store (section 7) the
 // token is one for every replica: a valid shared token is used without an OAuth call, and a fetch
 // (first, renewal, or after Zoom rejected the shared token) is made by one replica under the lock
-// while the others wait for its result; when Redis fails, the keeper fetches its own.
+// while the others wait for its result, woken by its announcement through Redis (or, when that is
+// lost, looking again after one lock lease); when Redis fails, the keeper fetches its own.
 #pragma once
 
 #include "config/config.hpp"
@@ -17,6 +18,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
@@ -33,7 +35,7 @@ public:
     // Does no I/O until start(). `pool` reaches `endpoint`'s origin; `cfg` gives the credentials and
     // the request timeout; `m` must outlive the keeper's coroutines.
     // `shared`, when given, is the token shared by the replicas; at the first fetch the keeper waits
-    // up to `wait_for_redis` for its connection to come up before fetching alone.
+    // up to `wait_for_redis` for its connection to come up (woken when it does) before fetching alone.
     oauth_access_token(net::any_io_executor strand, std::shared_ptr<https_pool> pool, endpoint_url endpoint,
                        const zoom_config& cfg, std::shared_ptr<spdlog::logger> log, metrics& m,
                        zoom_clock clock, std::shared_ptr<shared_access_token_store> shared = nullptr,
@@ -53,6 +55,11 @@ public:
     // first Zoom access token" once started, then the reason of the last failure, e.g. "Zoom OAuth
     // failed: invalid_client: Invalid client_id or client_secret".
     readiness ready() const override;
+
+    // An announcement on the shared store's channel() (any message: "stored" or "released"), or a
+    // new subscription (what was published meanwhile is lost): a keeper waiting for another
+    // replica's fetch looks at the shared token again at once. On the strand.
+    void shared_token_announced();
 
 private:
     using steady = std::chrono::steady_clock;
@@ -109,9 +116,10 @@ private:
     const std::shared_ptr<shared_access_token_store> shared_;
     const std::chrono::milliseconds wait_for_redis_;
     bool first_fetch_ = true;
-    std::optional<secret> rejected_; // the last token Zoom refused: never taken from Redis again
-    bool deauthorized_ = false;      // app_deauthorized came: until the next fetch succeeds
-    wait_queue poll_;                // the loop, waiting for another replica's fetch
+    std::optional<secret> rejected_;  // the last token Zoom refused: never taken from Redis again
+    bool deauthorized_ = false;       // app_deauthorized came: until the next fetch succeeds
+    wait_queue peer_fetch_;           // the loop, waiting for another replica's fetch
+    std::uint64_t announcements_ = 0; // shared_token_announced() calls so far
 };
 
 } // namespace token_broker

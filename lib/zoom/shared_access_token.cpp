@@ -52,10 +52,15 @@ shared_access_token_store::shared_access_token_store(std::shared_ptr<redis::conn
     : redis_(std::move(connection)), sealer_(std::move(sealer)),
       key_(sealer_->key_name(key_prefix, kind, account_id)),
       previous_key_(sealer_->previous_key_name(key_prefix, kind, account_id)), lock_key_(key_ + ":lock"),
-      lock_lease_(lock_lease), log_(std::move(log)), metrics_(m) {}
+      channel_(key_prefix + "zoom:access-token"), lock_lease_(lock_lease), log_(std::move(log)), metrics_(m) {
+}
 
 bool shared_access_token_store::up() const noexcept {
     return redis_->up();
+}
+
+net::awaitable<bool> shared_access_token_store::wait_up(std::chrono::steady_clock::time_point until) const {
+    co_return co_await redis_->wait_up(until);
 }
 
 net::awaitable<result<std::optional<shared_access_token_store::entry>>>
@@ -114,7 +119,17 @@ net::awaitable<result<void>> shared_access_token_store::write(const entry& e, wa
         co_return r.error();
     if (!r->is_status("OK"))
         co_return make_error(errc::cache_unavailable, "Redis did not store the shared access token");
+    co_await announce(stored_message);
     co_return result<void>{};
+}
+
+net::awaitable<void> shared_access_token_store::announce(std::string_view message) const {
+    std::vector<std::string> command{"PUBLISH", channel_, std::string(message)};
+    auto r = co_await redis_->exec(std::move(command));
+    if (!r)
+        log_->debug("the shared Zoom access token's announcement failed ({}): the other replicas look "
+                    "again within one lock lease",
+                    r.error().message);
 }
 
 net::awaitable<result<std::optional<std::string>>> shared_access_token_store::lock() const {
@@ -132,8 +147,10 @@ std::shared_ptr<void> shared_access_token_store::keep(net::any_io_executor ex,
     return redis::keep_renewing(std::move(ex), redis_, lock_key_, value, lock_lease_, log_);
 }
 
-net::awaitable<void> shared_access_token_store::unlock(const std::string& value) const {
+net::awaitable<void> shared_access_token_store::unlock(const std::string& value, bool stored) const {
     co_await redis::release_lock(*redis_, lock_key_, value);
+    if (!stored)
+        co_await announce(released_message);
 }
 
 net::awaitable<result<void>> shared_access_token_store::drop(const std::string& channel,

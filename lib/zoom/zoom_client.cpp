@@ -88,9 +88,10 @@ public:
                                                                     shared->key_prefix, cfg_.account_id, log_,
                                                                     metrics_, shared->lock_lease);
             shared_token_ = store;
-            keeper_ = std::make_shared<oauth_access_token>(strand_, oauth_pool_, oauth_, cfg_, log_, metrics_,
-                                                           clock_, std::move(store),
-                                                           shared ? shared->wait_for_redis : milliseconds{0});
+            oauth_keeper_ = std::make_shared<oauth_access_token>(
+                strand_, oauth_pool_, oauth_, cfg_, log_, metrics_, clock_, std::move(store),
+                shared ? shared->wait_for_redis : milliseconds{0});
+            keeper_ = oauth_keeper_;
         } else
             keeper_ = std::make_shared<fixed_access_token>(secret(cfg_.access_token));
     }
@@ -146,7 +147,10 @@ public:
     std::vector<std::string> redis_channels() const {
         if (!shared_budget_)
             return {};
-        return {shared_budget_->block_channel(), deauthorized_channel_};
+        std::vector<std::string> channels{shared_budget_->block_channel(), deauthorized_channel_};
+        if (shared_token_)
+            channels.push_back(shared_token_->channel());
+        return channels;
     }
 
     void on_redis_message(std::string_view channel, std::string_view message) {
@@ -158,6 +162,9 @@ public:
                 if (!self->stopped_)
                     self->keeper_->deauthorized();
             });
+        // Another replica stored the shared access token or released its lock without one.
+        if (shared_token_ && channel == shared_token_->channel())
+            announce_shared_token();
     }
 
     // On the strand; keeps `self` alive until it completes.
@@ -178,6 +185,16 @@ public:
     void on_redis_subscribed() {
         if (shared_budget_)
             shared_budget_->on_subscribed();
+        // What was announced while there was no subscription is lost: a waiting keeper looks again.
+        if (shared_token_)
+            announce_shared_token();
+    }
+
+    void announce_shared_token() {
+        net::dispatch(strand_, [self = shared_from_this()] {
+            if (!self->stopped_)
+                self->oauth_keeper_->shared_token_announced();
+        });
     }
 
     net::strand<net::any_io_executor> strand_;
@@ -194,8 +211,8 @@ private:
             co_return make_error(errc::not_ready, "the Zoom client is not started");
         if (q.user_id.empty())
             co_return make_error(errc::invalid_request, "the user id is empty");
-        if (q.trace.trace_id.empty()) // a background refresh: no request, a trace of its own
-            q.trace.start_new();
+        if (!q.trace || q.trace->trace_id.empty()) // a background refresh: no request, a trace of its own
+            q.trace.emplace().start_new();
         const std::string target = token_request_target(api_.path, q);
         const std::string_view path = target_path(target);
 
@@ -226,7 +243,7 @@ private:
                 co_return *refused_turn;
 
             asked = true;
-            auto res = co_await exchange(target, *token, q.trace, deadline);
+            auto res = co_await exchange(target, *token, *q.trace, deadline);
             if (stopped_)
                 co_return zoom_client_stopped();
             if (!res) {
@@ -388,6 +405,7 @@ private:
     // app_deauthorized and this process's own id on it (its own message is not acted on twice).
     std::shared_ptr<redis::connection> redis_;
     std::shared_ptr<shared_access_token_store> shared_token_;
+    std::shared_ptr<oauth_access_token> oauth_keeper_; // keeper_ when it fetches by OAuth
     std::string deauthorized_channel_;
     const std::string replica_id_ = redis::random_value();
     backoff retry_backoff_;

@@ -146,7 +146,9 @@ public:
 
     // The Redis channels the broker's redis::subscriber must listen to for this client (none
     // without Redis), and what it delivers there: pass every message and every (re)subscription on,
-    // so that a 429 seen by another replica blocks this one at once. Any thread.
+    // so that a 429 seen by another replica blocks this one at once, and a replica waiting for
+    // another's OAuth fetch wakes as soon as it stored the access token or released its lock
+    // (P zoom:access-token). Any thread.
     std::vector<std::string> redis_channels() const;
     void on_redis_message(std::string_view channel, std::string_view message);
     void on_redis_subscribed();
