@@ -6,8 +6,9 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/rand.h>
 
@@ -36,13 +37,23 @@ return 0
     return s;
 }
 
+// A renewal and its handle: the last copy of the handle gone, the renewal stops at once (its timer is
+// cancelled) instead of at its next tick. Both the renewal and the cancel run on the strand.
+struct renewal {
+    explicit renewal(const net::any_io_executor& ex) : strand(net::make_strand(ex)), timer(strand) {}
+    net::strand<net::any_io_executor> strand;
+    net::steady_timer timer;
+    bool dropped = false; // on the strand
+};
+
 net::awaitable<void> renew(std::shared_ptr<connection> c, std::string key, std::string value,
-                           std::chrono::milliseconds lease, std::weak_ptr<void> keep) {
-    net::steady_timer timer(co_await net::this_coro::executor);
+                           std::chrono::milliseconds lease, std::shared_ptr<renewal> state) {
     for (;;) {
-        timer.expires_after(std::max(lease / 3, std::chrono::milliseconds{1}));
-        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (keep.expired())
+        if (state->dropped)
+            co_return;
+        state->timer.expires_after(std::max(lease / 3, std::chrono::milliseconds{1}));
+        co_await state->timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (state->dropped)
             co_return;
         std::vector<std::string> keys{key};
         std::vector<std::string> args{value, std::to_string(lease.count())};
@@ -92,10 +103,15 @@ net::awaitable<void> release_lock(connection& c, const std::string& key, const s
 std::shared_ptr<void> keep_renewing(net::any_io_executor ex, std::shared_ptr<connection> c, std::string key,
                                     std::string value, std::chrono::milliseconds lease,
                                     std::shared_ptr<spdlog::logger> log) {
-    auto keep = std::make_shared<int>(0);
-    net::co_spawn(ex, renew(std::move(c), std::move(key), std::move(value), lease, keep),
+    auto state = std::make_shared<renewal>(ex);
+    net::co_spawn(state->strand, renew(std::move(c), std::move(key), std::move(value), lease, state),
                   log_escaped_exception(std::move(log), "renewing a lock"));
-    return keep;
+    return std::shared_ptr<void>(state.get(), [state](void*) {
+        net::post(state->strand, [state] {
+            state->dropped = true;
+            state->timer.cancel();
+        });
+    });
 }
 
 } // namespace token_broker::redis

@@ -33,7 +33,8 @@ net::awaitable<result<bool>> take_lock(connection& c, const std::string& key, co
 net::awaitable<void> release_lock(connection& c, const std::string& key, const std::string& value);
 
 // Renews `key` for `lease` every third of it, on `ex`, while the returned handle (or a copy) lives and
-// the lock is still `value`'s. Holds `c` meanwhile.
+// the lock is still `value`'s. Holds `c` meanwhile. Dropping the last handle stops it at once (no
+// renewal is left sleeping on the executor); one already sent still completes.
 std::shared_ptr<void> keep_renewing(net::any_io_executor ex, std::shared_ptr<connection> c, std::string key,
                                     std::string value, std::chrono::milliseconds lease,
                                     std::shared_ptr<spdlog::logger> log);
