@@ -175,9 +175,18 @@ void report_exception(std::exception_ptr e) {
 enum class route { oauth, user_token, admin, unknown };
 
 // What an admin call asks (POST /admin/users/{userId}/{deactivate,activate,sign_out},
-// POST /admin/app/deauthorize, POST /admin/webhook, GET /admin/counters); none: a path under /admin/
-// that is none of them.
-enum class admin_action { none, deactivate, activate, sign_out, deauthorize, set_webhook, counters };
+// POST /admin/app/{deauthorize,authorize}, POST /admin/webhook, GET /admin/counters); none: a path
+// under /admin/ that is none of them.
+enum class admin_action {
+    none,
+    deactivate,
+    activate,
+    sign_out,
+    deauthorize,
+    authorize,
+    set_webhook,
+    counters
+};
 
 struct classified_request {
     route where = route::unknown;
@@ -200,6 +209,8 @@ classified_request classify(const request& req) {
         return {};
     if (parts.size() == 3 && parts[1] == "app" && parts[2] == "deauthorize")
         return {route::admin, {}, admin_action::deauthorize};
+    if (parts.size() == 3 && parts[1] == "app" && parts[2] == "authorize")
+        return {route::admin, {}, admin_action::authorize};
     if (parts.size() == 2 && parts[1] == "webhook")
         return {route::admin, {}, admin_action::set_webhook};
     if (parts.size() == 2 && parts[1] == "counters")
@@ -372,6 +383,7 @@ struct server {
     std::unordered_map<std::string, user_options> users;
     std::unordered_set<std::string> removed_users;
     std::unordered_set<std::string> deactivated_users; // user_key() of each id and email
+    bool app_deauthorized = false; // POST /admin/app/deauthorize until POST /admin/app/authorize
     std::deque<fault> global_faults;
     std::deque<fault> oauth_faults;
     std::unordered_map<std::string, std::deque<fault>> user_faults;
@@ -830,7 +842,9 @@ std::pair<std::string, std::string> server::apply_admin(admin_action action, con
             break;
         case admin_action::deauthorize:
             access_tokens.clear();
+            app_deauthorized = true;
             break;
+        case admin_action::authorize: // answered by admin_answer itself
         case admin_action::sign_out:
         case admin_action::set_webhook:
         case admin_action::counters:
@@ -889,8 +903,8 @@ net::awaitable<response> server::admin_answer(const request& req, const classifi
         co_return json_answer(http::status::not_found,
                               zoom_error(404, "No such admin call. There are POST "
                                               "/admin/users/{userId}/{deactivate|activate|sign_out}, POST "
-                                              "/admin/app/deauthorize, POST /admin/webhook and GET "
-                                              "/admin/counters."),
+                                              "/admin/app/deauthorize, POST /admin/app/authorize, POST "
+                                              "/admin/webhook and GET /admin/counters."),
                               req);
     const auto allowed = what.action == admin_action::counters ? http::verb::get : http::verb::post;
     if (req.method() != allowed) {
@@ -902,6 +916,14 @@ net::awaitable<response> server::admin_answer(const request& req, const classifi
         co_return counters_answer(req);
     if (what.action == admin_action::set_webhook)
         co_return webhook_answer(req);
+    if (what.action == admin_action::authorize) {
+        // Installed again: OAuth answers again. Zoom sends no event for it.
+        {
+            std::lock_guard lock(mutex);
+            app_deauthorized = false;
+        }
+        co_return json_answer(http::status::ok, json::object{{"authorized", true}}, req);
+    }
     if (what.action != admin_action::deauthorize) {
         std::unique_lock lock(mutex);
         if (!user_exists_locked(what.user)) {
@@ -983,6 +1005,12 @@ response server::oauth_answer(const request& req) {
     const std::string expected = opts.client_id + ":" + opts.client_secret;
     if (!credentials || *credentials != expected)
         return invalid("Invalid client_id or client_secret", "invalid_client");
+    {
+        // A deauthorized app's credentials no longer get tokens (a fair stand-in for what Zoom does).
+        std::lock_guard lock(mutex);
+        if (app_deauthorized)
+            return invalid("Invalid client_id or client_secret", "invalid_client");
+    }
 
     auto target = urls::parse_origin_form(req.target());
     auto body = urls::parse_query(req.body());

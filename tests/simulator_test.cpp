@@ -836,6 +836,13 @@ TEST(SimulatorEvents, SignOutAndDeauthorizePostTheirEvents) {
     const auto refused = client.get("/v2/users/U-123/token?type=zak", bearer);
     EXPECT_EQ(refused.result_int(), 401u);
     EXPECT_EQ(body_of(refused).at("code"), 124);
+    // Deauthorized, the app's credentials get no new access token until it is authorized again.
+    const auto while_deauthorized = client.oauth(good_credentials, good_form);
+    EXPECT_EQ(while_deauthorized.result_int(), 400u) << while_deauthorized.body();
+    EXPECT_EQ(body_of(while_deauthorized).at("error"), "invalid_client");
+    const auto authorized = admin(client, "/admin/app/authorize");
+    EXPECT_EQ(authorized.result_int(), 200u) << authorized.body();
+    EXPECT_EQ(hook.received(3, 200ms).size(), 2u) << "authorizing again posts no event";
     const auto renewed =
         std::string(body_of(client.oauth(good_credentials, good_form)).at("access_token").as_string());
     EXPECT_EQ(client.get("/v2/users/U-123/token?type=zak", renewed).result_int(), 200u);

@@ -300,17 +300,18 @@ TEST_F(WebhookViaZoomSim, ASignedOutUserGetsAFreshTokenFromZoomOnEveryReplica) {
     EXPECT_EQ(zoom.token_calls(user), 2u) << "one new Zoom call, shared by the three";
 }
 
-TEST_F(WebhookViaZoomSim, AppDeauthorizedDropsTheAccessTokenOnEveryReplicaUntilTheNextOAuthFetch) {
+TEST_F(WebhookViaZoomSim, AppDeauthorizedMakesEveryReplicaUnreadyUntilAnOAuthFetchSucceedsThenOneServesAll) {
     start_replicas(3);
     for (std::size_t i = 0; i < 3; ++i)
         ASSERT_EQ(get_token(port(i), "before-" + std::to_string(i) + "@example.com").status, 200);
     ASSERT_EQ(zoom.oauth_calls(), 1u) << "one access token for the three";
 
+    // Deauthorized, the simulator refuses the app's credentials (as Zoom does) until it is
+    // authorized again: every replica drops its access token, tries OAuth at once and with its
+    // backoff after that, and is not ready meanwhile.
     const auto deauthorized = zoom.post("/admin/app/deauthorize");
     ASSERT_EQ(deauthorized.status, 200) << deauthorized.body;
     EXPECT_THAT(deauthorized.body, HasSubstr(R"("event":"app_deauthorized","posted":true,"status":200)"));
-    // The first replica dropped its token before answering; the others as they hear it from Redis.
-    EXPECT_EQ(readiness(port(0)).status, 503);
     for (std::size_t i = 0; i < 3; ++i) {
         answer ready;
         EXPECT_TRUE(eventually(
@@ -321,18 +322,33 @@ TEST_F(WebhookViaZoomSim, AppDeauthorizedDropsTheAccessTokenOnEveryReplicaUntilT
             10s))
             << "replica " << i << ": " << ready.status << " " << ready.body;
         EXPECT_THAT(ready.body, HasSubstr("app deauthorized")) << "replica " << i;
+        const auto refused = get_token(port(i), "while-" + std::to_string(i) + "@example.com");
+        EXPECT_NE(refused.status, 200) << "replica " << i << " served with a dropped access token";
     }
-    EXPECT_EQ(zoom.oauth_calls(), 1u) << "nothing fetched before a token is needed";
+    EXPECT_TRUE(eventually([&] { return zoom.oauth_calls() > 1u; }, 10s))
+        << "no replica tried OAuth again by itself";
 
-    // The next token needed: one OAuth call, whose access token every replica takes from Redis.
+    // Authorized again: the next try succeeds, and the others take its token from Redis as soon as
+    // it is announced, without a token request and without an OAuth call of their own.
+    const auto calls_before = zoom.oauth_calls();
+    ASSERT_EQ(zoom.post("/admin/app/authorize").status, 200);
+    for (std::size_t i = 0; i < 3; ++i) {
+        answer ready;
+        EXPECT_TRUE(eventually(
+            [&] {
+                ready = readiness(port(i));
+                return ready.status == 200;
+            },
+            40s))
+            << "replica " << i << ": " << ready.status << " " << ready.body;
+    }
+    EXPECT_EQ(zoom.oauth_calls(), calls_before + 1) << "one OAuth call for the three replicas";
     for (std::size_t i = 0; i < 3; ++i) {
         const auto after = get_token(port(i), "after-" + std::to_string(i) + "@example.com");
         EXPECT_EQ(after.status, 200) << "replica " << i << ": " << after.body;
         EXPECT_FALSE(after.cached());
-        const auto ready = readiness(port(i));
-        EXPECT_EQ(ready.status, 200) << "replica " << i << ": " << ready.body;
     }
-    EXPECT_EQ(zoom.oauth_calls(), 2u);
+    EXPECT_EQ(zoom.oauth_calls(), calls_before + 1);
 }
 
 // The local ports of the TCP connections that process `pid` holds to port `port`: its sockets'

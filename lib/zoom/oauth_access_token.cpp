@@ -88,11 +88,17 @@ void oauth_access_token::deauthorized() {
         rejected_ = *token_;
     token_.reset();
     deauthorized_ = true;
-    if (!pending_)
-        failure_.clear(); // the next current() wakes the loop for a new fetch
     set_not_ready("app deauthorized");
-    log_->warn("the app was deauthorized (app_deauthorized): the Zoom access token is dropped; the next "
-               "token request fetches a new one");
+    log_->warn("the app was deauthorized (app_deauthorized): the Zoom access token is dropped; a new one "
+               "is fetched at once, and again with the OAuth backoff while Zoom refuses it");
+    // At once, not at the next token request: a replica that is not ready gets no requests from a
+    // load balancer, and would wait for the renewal time already set (up to most of an hour). With
+    // Redis, the replicas' fetches go through the one lock: one OAuth call for all of them.
+    if (!pending_) {
+        failure_.clear();
+        pending_ = true;
+        wakeup_.notify_all();
+    }
 }
 
 // The single flight of OAuth fetches: only this loop fetches access tokens.
@@ -170,9 +176,15 @@ oauth_access_token::held oauth_access_token::adopt(const shared_access_token_sto
     return held{e.token, left(e.renew_at), left(e.expires_at), "Redis (shared by the replicas)"};
 }
 
-void oauth_access_token::shared_token_announced() {
+void oauth_access_token::shared_token_announced(bool stored) {
     ++announcements_;
     peer_fetch_.notify_all();
+    // Only on "stored": waking the replicas' backoff at each "released" (a failed fetch) would make
+    // them take turns at OAuth without any backoff while Zoom refuses.
+    if (stored && !pending_ && !failure_.empty()) {
+        pending_ = true;
+        wakeup_.notify_all();
+    }
 }
 
 // With the shared store: take the shared token when it is good; else fetch under the lock (reading

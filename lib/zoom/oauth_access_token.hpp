@@ -47,8 +47,8 @@ public:
     void rejected(const secret& token, std::string_view why) override;
     void accepted(const secret&) override {}
     // Drops the token (a shared one that is still it is never taken from Redis again) and is not
-    // ready, "app deauthorized", until a new OAuth fetch succeeds; that fetch is made when a caller
-    // next asks for a token (or at the renewal time already set), not at once.
+    // ready, "app deauthorized", until a new OAuth fetch succeeds; that fetch starts at once and is
+    // retried with the OAuth backoff while it fails.
     void deauthorized() override;
 
     // Ready while a token is held that has not expired. Not ready before start(): "waiting for the
@@ -56,10 +56,11 @@ public:
     // failed: invalid_client: Invalid client_id or client_secret".
     readiness ready() const override;
 
-    // An announcement on the shared store's channel() (any message: "stored" or "released"), or a
-    // new subscription (what was published meanwhile is lost): a keeper waiting for another
-    // replica's fetch looks at the shared token again at once. On the strand.
-    void shared_token_announced();
+    // An announcement on the shared store's channel() (`stored` for "stored", false for "released"),
+    // or a new subscription (what was published meanwhile is lost: false): a keeper waiting for
+    // another replica's fetch looks at the shared token again at once; on "stored", one waiting out
+    // its OAuth backoff after a failure too (it takes the token another replica got). On the strand.
+    void shared_token_announced(bool stored);
 
 private:
     using steady = std::chrono::steady_clock;

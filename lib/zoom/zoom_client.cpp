@@ -164,7 +164,7 @@ public:
             });
         // Another replica stored the shared access token or released its lock without one.
         if (shared_token_ && channel == shared_token_->channel())
-            announce_shared_token();
+            announce_shared_token(message == shared_access_token_store::stored_message);
     }
 
     // On the strand; keeps `self` alive until it completes.
@@ -187,13 +187,13 @@ public:
             shared_budget_->on_subscribed();
         // What was announced while there was no subscription is lost: a waiting keeper looks again.
         if (shared_token_)
-            announce_shared_token();
+            announce_shared_token(false);
     }
 
-    void announce_shared_token() {
-        net::dispatch(strand_, [self = shared_from_this()] {
+    void announce_shared_token(bool stored) {
+        net::dispatch(strand_, [self = shared_from_this(), stored] {
             if (!self->stopped_)
-                self->oauth_keeper_->shared_token_announced();
+                self->oauth_keeper_->shared_token_announced(stored);
         });
     }
 
