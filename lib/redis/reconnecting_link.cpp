@@ -30,8 +30,12 @@ std::string describe(const options& o) {
     if (o.connect_to == target::server)
         return scheme_of(o) + host_port({o.host, o.port});
     std::string out = scheme_of(o);
-    for (std::size_t i = 0; i < o.sentinels.size(); ++i)
-        out += (i ? "," : "") + host_port(o.sentinels[i]);
+    for (std::size_t i = 0; i < o.sentinels.size(); ++i) {
+        // Appended piece by piece: GCC 12's -Wstringop-overflow misreads `"," + std::string` at -O3.
+        if (i > 0)
+            out += ',';
+        out += host_port(o.sentinels[i]);
+    }
     return out + "/" + o.master_name;
 }
 
@@ -125,7 +129,11 @@ net::awaitable<std::optional<std::string>> reconnecting_link::open_next(std::sha
                 }
                 why = "named " + host_port(*master) + ": " + *refused;
             }
-            reasons += (reasons.empty() ? "" : "; ") + host_port(order[i]) + ": " + why;
+            if (!reasons.empty())
+                reasons += "; ";
+            reasons += host_port(order[i]);
+            reasons += ": ";
+            reasons += why;
         }
         co_return "no sentinel named a master that could be used for " + opts_.master_name + " (" + reasons +
             ")";
