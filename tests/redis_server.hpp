@@ -185,9 +185,10 @@ inline void kill_and_reap(pid_t& pid) {
 class redis_server {
 public:
     // Starts the server (throws std::runtime_error when it does not answer within the startup bound).
+    // `extra` goes on its command line after the test's own settings (e.g. "--cluster-enabled yes").
     explicit redis_server(std::optional<redis_tls_files> tls = std::nullopt,
-                          std::string password = "redis-test-password")
-        : tls_(std::move(tls)), password_(std::move(password)) {
+                          std::string password = "redis-test-password", std::vector<std::string> extra = {})
+        : tls_(std::move(tls)), password_(std::move(password)), extra_(std::move(extra)) {
         std::string pattern = (std::filesystem::temp_directory_path() / "token-broker-redis-XXXXXX").string();
         if (::mkdtemp(pattern.data()) == nullptr)
             throw std::runtime_error("cannot make a temporary directory for redis-server");
@@ -336,6 +337,7 @@ private:
         } else {
             args.insert(args.end(), {"--port", port});
         }
+        args.insert(args.end(), extra_.begin(), extra_.end());
         pid_ = start_until_logged(std::move(args), log_path(), "Ready to accept connections",
                                   std::chrono::seconds(30));
         return pid_ > 0;
@@ -345,6 +347,7 @@ private:
 
     std::optional<redis_tls_files> tls_;
     std::string password_;
+    std::vector<std::string> extra_;
     std::string dir_;
     std::uint16_t port_ = 0;
     pid_t pid_ = -1;
