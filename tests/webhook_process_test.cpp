@@ -219,6 +219,18 @@ struct WebhookViaZoomSim : ::testing::Test {
         return first.token();
     }
 
+    // The deactivation of `user` posted while subscriptions are cut: answered 200 or 503 (never a 200
+    // that some replica did not honour), no replica serving `old_token` after it; then Zoom's retries
+    // of a 5xx, answered 200 once the replicas are subscribed again, and still no replica serving it.
+    void deactivate_while_cut(const std::string& user, const std::string& old_token) {
+        const auto first = zoom.post("/admin/users/" + user + "/deactivate");
+        EXPECT_TRUE(first.status == 200 || first.status == 503) << first.status << " " << first.body;
+        served_by_none(user, old_token);
+        EXPECT_TRUE(
+            eventually([&] { return zoom.post("/admin/users/" + user + "/deactivate").status == 200; }, 20s));
+        served_by_none(user, old_token);
+    }
+
     // Every replica answers `user` without `old_token`, with Zoom's 404 for a user who no longer
     // exists, each request going to Zoom.
     void served_by_none(const std::string& user, const std::string& old_token) {
@@ -408,13 +420,7 @@ TEST_F(WebhookViaZoomSim, OneReplicasSubscriptionCutJustBeforeTheEventNeverLetsI
     // that lapsed first (it then dropped every copy by its own rule); it serves the token in neither.
     ASSERT_EQ(kill_subscriptions_of(redis, brokers[1]->pid()), 1)
         << redis.command({"CLIENT", "LIST", "TYPE", "pubsub"}).text;
-    const auto first = zoom.post("/admin/users/" + user + "/deactivate");
-    EXPECT_TRUE(first.status == 200 || first.status == 503) << first.status << " " << first.body;
-    served_by_none(user, old_token);
-
-    EXPECT_TRUE(
-        eventually([&] { return zoom.post("/admin/users/" + user + "/deactivate").status == 200; }, 20s));
-    served_by_none(user, old_token);
+    deactivate_while_cut(user, old_token);
 }
 
 TEST_F(WebhookViaZoomSim, SubscriptionsCutJustBeforeTheEventLeaveNoReplicaServingTheToken) {
@@ -428,14 +434,7 @@ TEST_F(WebhookViaZoomSim, SubscriptionsCutJustBeforeTheEventLeaveNoReplicaServin
     // registrations lapse first, never a 200 that some replica did not honour.
     const auto killed = redis.command({"CLIENT", "KILL", "TYPE", "pubsub"});
     ASSERT_EQ(killed.integer, 3) << killed.text;
-    const auto first = zoom.post("/admin/users/" + user + "/deactivate");
-    EXPECT_TRUE(first.status == 200 || first.status == 503) << first.status << " " << first.body;
-    served_by_none(user, old_token);
-
-    // Zoom retries a 5xx: once the replicas are subscribed again, it is answered 200.
-    EXPECT_TRUE(
-        eventually([&] { return zoom.post("/admin/users/" + user + "/deactivate").status == 200; }, 20s));
-    served_by_none(user, old_token);
+    deactivate_while_cut(user, old_token);
 }
 
 TEST_F(WebhookViaZoomSim, APausedReplicaHoldsTheAnswerUntilItsLeaseLapsesAndServesNothingOldWhenResumed) {
