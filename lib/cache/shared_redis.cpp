@@ -167,13 +167,15 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
         co_return c;
     const auto names = keys_.names_of(key);
     std::vector<std::string> first{names.entry, names.unknown};
+    // The user's revoked marks under each key in use, from the names already made (no hash again).
+    std::vector<std::string> marks{names.revoked};
     if (auto old = keys_.previous_names_of(key)) {
         first.push_back(std::move(old->entry));
         first.push_back(std::move(old->unknown));
+        marks.push_back(std::move(old->revoked));
     }
     auto waiting = first;
     waiting.push_back(names.error);
-    const auto marks = keys_.user_keys_of(key.user_id).revoked;
 
     // Entered before the first look, so that a publication between that look and the wait wakes it.
     news_board::registration registration(news_, names.entry);
