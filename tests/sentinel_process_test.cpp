@@ -273,7 +273,7 @@ net::awaitable<void> confirm_on_a_replica(test::redis_fixture& f, test::sentinel
     EXPECT_TRUE(co_await c->wait_up(steady::now() + 10s));
     auto set = co_await c->exec(test::cmd("SET", "forgotten", "v"));
     EXPECT_TRUE(set && set->is_status("OK"));
-    auto confirmed = co_await c->confirm_replicated();
+    auto confirmed = co_await c->confirm_replicated("k");
     EXPECT_TRUE(confirmed) << (confirmed ? "" : confirmed.error().message);
     EXPECT_EQ(s.replica.command({"GET", "forgotten"}).text, "v") << "WAIT said a replica had it";
 
@@ -283,7 +283,7 @@ net::awaitable<void> confirm_on_a_replica(test::redis_fixture& f, test::sentinel
     set = co_await c->exec(test::cmd("SET", "forgotten", "w"));
     EXPECT_TRUE(set && set->is_status("OK"));
     const auto started = steady::now();
-    confirmed = co_await c->confirm_replicated();
+    confirmed = co_await c->confirm_replicated("k");
     EXPECT_FALSE(confirmed);
     if (!confirmed) {
         EXPECT_EQ(confirmed.error().message, "no Redis replica confirmed the write within 150 ms (WAIT)");
@@ -295,7 +295,7 @@ net::awaitable<void> confirm_on_a_replica(test::redis_fixture& f, test::sentinel
     // Without Sentinel there is no replica to wait for: confirmed at once.
     auto direct = f.connect(s.master.client_options());
     EXPECT_TRUE(co_await direct->wait_up(steady::now() + 10s));
-    EXPECT_TRUE(co_await direct->confirm_replicated());
+    EXPECT_TRUE(co_await direct->confirm_replicated("k"));
 }
 
 TEST(SentinelClient, TheForgetsWaitConfirmsOnlyWhenAReplicaHasTheWrites) {

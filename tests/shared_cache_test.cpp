@@ -3,6 +3,7 @@
 // redis-server (tests/redis_server.hpp) and one Zoom simulator over real TLS.
 #include "cache/shared_redis.hpp"
 #include "cache/token_service.hpp"
+#include "redis/connection.hpp"
 #include "redis/subscriber.hpp"
 #include "redis_server.hpp"
 #include "test_support.hpp"

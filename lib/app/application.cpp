@@ -110,7 +110,7 @@ struct application::impl {
             });
     }
 
-    std::shared_ptr<redis::connection> make_redis_commands() {
+    std::shared_ptr<redis::client> make_redis_commands() {
         if (!cfg.redis.enabled())
             return nullptr;
         m.enable_redis();
@@ -183,7 +183,7 @@ struct application::impl {
             return nullptr;
         auto o = redis_options(cfg.redis);
         o.connect_to = redis::target::sentinels;
-        std::weak_ptr<redis::connection> commands = redis_commands;
+        std::weak_ptr<redis::client> commands = redis_commands;
         std::weak_ptr<redis::subscriber> subscription = redis_subscription;
         auto s = redis::subscriber::create(
             ioc.get_executor(), std::move(o), log, {std::string(redis::switch_master_channel)},
@@ -288,8 +288,8 @@ struct application::impl {
     std::shared_ptr<spdlog::logger> log;
     metrics m;
     net::io_context ioc;
-    std::shared_ptr<redis::refusals> redis_refusals;   // null without redis.url
-    std::shared_ptr<redis::connection> redis_commands; // null without redis.url
+    std::shared_ptr<redis::refusals> redis_refusals; // null without redis.url
+    std::shared_ptr<redis::client> redis_commands;   // null without redis.url
     std::unique_ptr<zoom_client> zoom;
     std::unique_ptr<shared_redis> shared_tier;             // null without redis.url
     std::shared_ptr<redis::subscriber> redis_subscription; // null without redis.url

@@ -2,7 +2,7 @@
 
 #include "cache/shared_scripts.hpp"
 #include "core/spawn.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/lease.hpp"
 #include "redis/sealed.hpp"
 
@@ -80,7 +80,7 @@ private:
     std::unordered_map<std::string, std::shared_ptr<confirmations>>::iterator it_;
 };
 
-forget_broadcast::forget_broadcast(net::any_io_executor ex, std::shared_ptr<redis::connection> connection,
+forget_broadcast::forget_broadcast(net::any_io_executor ex, std::shared_ptr<redis::client> connection,
                                    const redis::sealer& sealer, const shared_key_space& keys,
                                    const replica_membership& membership,
                                    std::chrono::milliseconds confirm_timeout,
@@ -141,6 +141,7 @@ net::awaitable<result<void>> forget_broadcast::forget(std::string user_id,
         k.sets,   std::to_string(shared_scripts::generation_life.count()),   k.revoked_for,
         k.marks};
     const auto started = steady::now();
+    const auto generation = k.keys.at(1); // the user's under the current key: where WAIT is asked
     auto r = co_await shared_scripts::forget().run(*connection_, std::move(k.keys), std::move(args));
     const auto answered = steady::now();
     const auto unconfirmed = [] {
@@ -154,7 +155,7 @@ net::awaitable<result<void>> forget_broadcast::forget(std::string user_id,
     }
     // With a replicated Redis (Sentinel), a Redis replica must have it too, so that a failover does
     // not bring the token back (WAIT; at once without Sentinel).
-    if (auto replicated = co_await connection_->confirm_replicated(); !replicated) {
+    if (auto replicated = co_await connection_->confirm_replicated(generation); !replicated) {
         log_->warn("DELETE: {}", replicated.error().message);
         co_return unconfirmed();
     }
@@ -258,7 +259,7 @@ void forget_broadcast::confirm(const heard& h) const {
         log_escaped_exception(log_, "acknowledging a DELETE"));
 }
 
-net::awaitable<void> forget_broadcast::acknowledge(std::shared_ptr<redis::connection> connection,
+net::awaitable<void> forget_broadcast::acknowledge(std::shared_ptr<redis::client> connection,
                                                    std::shared_ptr<spdlog::logger> log, script_keys k,
                                                    std::string confirmed_channel, std::string confirmation) {
     if (!k.keys.empty()) {

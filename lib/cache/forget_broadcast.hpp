@@ -30,7 +30,7 @@
 namespace token_broker {
 
 namespace redis {
-class connection;
+class client;
 class sealer;
 } // namespace redis
 
@@ -51,7 +51,7 @@ class forget_broadcast {
 public:
     // Keeps references to `sealer`, `keys` and `membership`, which must outlive it. A forget waits
     // for confirmations at most `confirm_timeout`.
-    forget_broadcast(net::any_io_executor ex, std::shared_ptr<redis::connection> connection,
+    forget_broadcast(net::any_io_executor ex, std::shared_ptr<redis::client> connection,
                      const redis::sealer& sealer, const shared_key_space& keys,
                      const replica_membership& membership, std::chrono::milliseconds confirm_timeout,
                      std::shared_ptr<spdlog::logger> log);
@@ -96,7 +96,7 @@ private:
         std::string revoked_for = "0", marks = "0";
     };
     script_keys keys_of(const std::string& user_id, std::chrono::milliseconds revoked_for) const;
-    static net::awaitable<void> acknowledge(std::shared_ptr<redis::connection> connection,
+    static net::awaitable<void> acknowledge(std::shared_ptr<redis::client> connection,
                                             std::shared_ptr<spdlog::logger> log, script_keys k,
                                             std::string confirmed_channel, std::string confirmation);
 
@@ -104,7 +104,7 @@ private:
     class pending;
 
     net::any_io_executor executor_;
-    std::shared_ptr<redis::connection> connection_;
+    std::shared_ptr<redis::client> connection_;
     const redis::sealer& sealer_;
     const shared_key_space& keys_;
     const replica_membership& membership_;

@@ -2,7 +2,7 @@
 
 #include "cache/shared_scripts.hpp"
 #include "core/spawn.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/lease.hpp"
 #include "redis/refusals.hpp"
 
@@ -17,7 +17,7 @@ std::int64_t ticks(replica_membership::steady::time_point t) {
 
 } // namespace
 
-replica_membership::replica_membership(net::any_io_executor ex, std::shared_ptr<redis::connection> connection,
+replica_membership::replica_membership(net::any_io_executor ex, std::shared_ptr<redis::client> connection,
                                        std::string members_key, std::chrono::milliseconds lease,
                                        std::shared_ptr<spdlog::logger> log)
     : executor_(std::move(ex)), connection_(std::move(connection)), members_key_(std::move(members_key)),
@@ -33,7 +33,7 @@ void replica_membership::on_alive(steady::time_point sent) {
                   log_escaped_exception(log_, "renewing this replica's registration"));
 }
 
-net::awaitable<void> replica_membership::renew(std::shared_ptr<redis::connection> connection,
+net::awaitable<void> replica_membership::renew(std::shared_ptr<redis::client> connection,
                                                std::shared_ptr<liveness> live, std::string members_key,
                                                std::string id, std::chrono::milliseconds lease,
                                                steady::time_point sent) {

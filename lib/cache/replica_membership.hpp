@@ -18,7 +18,7 @@
 namespace token_broker {
 
 namespace redis {
-class connection;
+class client;
 }
 
 class replica_membership {
@@ -26,7 +26,7 @@ public:
     using steady = std::chrono::steady_clock;
 
     // Does no I/O until on_alive(). `connection` is the replica's command connection.
-    replica_membership(net::any_io_executor ex, std::shared_ptr<redis::connection> connection,
+    replica_membership(net::any_io_executor ex, std::shared_ptr<redis::client> connection,
                        std::string members_key, std::chrono::milliseconds lease,
                        std::shared_ptr<spdlog::logger> log);
 
@@ -48,12 +48,12 @@ private:
         std::atomic<std::int64_t> valid_until{0}; // steady clock ticks
     };
     // Holds what it uses, so it may finish after its owner is gone.
-    static net::awaitable<void> renew(std::shared_ptr<redis::connection> connection,
+    static net::awaitable<void> renew(std::shared_ptr<redis::client> connection,
                                       std::shared_ptr<liveness> live, std::string members_key, std::string id,
                                       std::chrono::milliseconds lease, steady::time_point sent);
 
     net::any_io_executor executor_;
-    std::shared_ptr<redis::connection> connection_;
+    std::shared_ptr<redis::client> connection_;
     std::string members_key_;
     std::string id_; // random, this process's own
     std::chrono::milliseconds lease_;

@@ -23,7 +23,7 @@ struct shared_redis::look {
     std::chrono::milliseconds lock_left{0}; // how long the lock held by someone else has to live
 };
 
-shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::connection> connection, settings s,
+shared_redis::shared_redis(net::any_io_executor ex, std::shared_ptr<redis::client> connection, settings s,
                            metrics& m, std::shared_ptr<spdlog::logger> log, wall_clock now)
     : executor_(std::move(ex)), settings_(std::move(s)), metrics_(m), log_(std::move(log)),
       now_(std::move(now)), sealer_(settings_.encryption_key, settings_.previous_encryption_key),

@@ -51,7 +51,7 @@
 #include "cache/shared_tokens.hpp"
 #include "config/config.hpp"
 #include "metrics/metrics.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/sealed.hpp"
 
 #include <spdlog/logger.h>
@@ -96,7 +96,7 @@ public:
     // object and have had enable_redis() called. Throws std::invalid_argument when the encryption
     // key is not 32 bytes.
     shared_redis(
-        net::any_io_executor ex, std::shared_ptr<redis::connection> connection, settings s, metrics& m,
+        net::any_io_executor ex, std::shared_ptr<redis::client> connection, settings s, metrics& m,
         std::shared_ptr<spdlog::logger> log,
         wall_clock now = [] { return std::chrono::system_clock::now(); });
     ~shared_redis() override;
@@ -162,7 +162,7 @@ private:
     std::shared_ptr<spdlog::logger> log_;
     wall_clock now_;
     redis::sealer sealer_;
-    std::shared_ptr<redis::connection> connection_;
+    std::shared_ptr<redis::client> connection_;
     shared_key_space keys_;
     std::string done_channel_;
     replica_membership membership_;

@@ -209,8 +209,18 @@ net::awaitable<result<reply>> connection::exec(std::vector<std::string> args,
                                      net::use_awaitable);
 }
 
+net::awaitable<result<reply>> connection::exec_asking(std::vector<std::string> args) {
+    if (args.empty())
+        co_return unavailable("an empty redis command");
+    if (!up())
+        co_return unavailable("redis is not connected");
+    auto self = shared_from_this();
+    co_return co_await net::co_spawn(
+        strand_, self->exec_on_strand(std::move(args), opts_.command_timeout, true), net::use_awaitable);
+}
+
 net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string> args,
-                                                         std::chrono::milliseconds timeout) {
+                                                         std::chrono::milliseconds timeout, bool asking) {
     const auto started = clock::now();
     auto s = current_;
     if (!s || s->closed) {
@@ -220,6 +230,11 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
     }
     auto p = std::make_shared<pending>(strand_);
     p->wake.expires_at(started + timeout);
+    if (asking) {
+        // Its "+OK" is not waited for: the command's own reply says whether the node took it.
+        const std::string command[] = {"ASKING"};
+        s->commands.push(format_command(std::span<const std::string>(command)), [](result<reply>) {});
+    }
     const auto ticket =
         s->commands.push(format_command(std::span<const std::string>(args)), [p](result<reply> r) {
             p->outcome = std::move(r);
@@ -238,17 +253,21 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
         outcome = outcome_of(*p->outcome);
-        if (refusals_ && *p->outcome && (*p->outcome)->is_error() && is_refusal(**p->outcome))
-            refusals_->refused("commands", (*p->outcome)->text);
+        if (refusal_report() && *p->outcome && (*p->outcome)->is_error() && is_refusal(**p->outcome))
+            refusal_report()->refused("commands", (*p->outcome)->text);
     }
     if (metrics_)
         metrics_->redis_command(outcome, std::chrono::duration<double>(clock::now() - started).count());
     co_return std::move(*p->outcome);
 }
 
-net::awaitable<result<void>> connection::confirm_replicated() {
+net::awaitable<result<void>> connection::confirm_replicated(std::string_view) {
     if (opts_.connect_to != target::sentinel_master)
         co_return result<void>();
+    co_return co_await wait_for_replica();
+}
+
+net::awaitable<result<void>> connection::wait_for_replica() {
     // WAIT holds up the commands pipelined behind it (the other replicas' confirmations of this very
     // forget among them): it waits half a command_timeout, so that they keep within theirs.
     const auto wait = std::max(opts_.command_timeout / 2, std::chrono::milliseconds(1));

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/net.hpp"
+#include "redis/client.hpp"
 #include "redis/options.hpp"
 #include "redis/reply.hpp"
 
@@ -30,73 +31,54 @@ class link;
 class reconnecting_link;
 struct link_ended;
 } // namespace detail
-class refusals;
 
 // Owned by a std::shared_ptr. Its state lives on a strand of its own, so exec() may be awaited from
 // any executor, and completes on the awaiting coroutine's executor. The other members may be called
 // from any thread.
-class connection : public std::enable_shared_from_this<connection> {
+class connection : public client, public std::enable_shared_from_this<connection> {
 public:
     // Does no I/O. `log` must not be null. `m`, when given, counts commands (outcome and duration)
     // and shows token_broker_redis_up; it must have had enable_redis() called and outlive the
     // connection. Throws std::runtime_error naming redis.ca_file when o.tls and it cannot be loaded.
     static std::shared_ptr<connection> create(net::any_io_executor ex, options o,
                                               std::shared_ptr<spdlog::logger> log, metrics* m = nullptr);
-    ~connection();
-    connection(const connection&) = delete;
-    connection& operator=(const connection&) = delete;
+    ~connection() override;
 
     // Starts connecting in the background: TCP or TLS (system store plus ca_file, host name verified),
     // AUTH [user] password, SELECT db, PING; on any failure it retries with backoff (100 ms doubling
     // to 5 s, back to 100 ms after a success). Logs one warning when Redis goes (with the reason, never
     // the password) and one info line when it is back; retries in between are logged at debug.
     // Call once.
-    void start();
+    void start() override;
 
     // Closes the connection and stops reconnecting: commands waiting for a reply complete with an
     // error, later ones fail at once. Call it before the last shared_ptr is dropped (the background
     // loop keeps the connection alive until then). Idempotent.
-    void stop();
+    void stop() override;
 
-    // Connected and the handshake accepted. A hint: the connection may break at any moment.
-    bool up() const noexcept { return up_.load(std::memory_order_acquire); }
+    // Connected and the handshake accepted.
+    bool up() const noexcept override { return up_.load(std::memory_order_acquire); }
+    net::awaitable<bool> wait_up(std::chrono::steady_clock::time_point until) override;
+    // `f` is called on the connection's strand.
+    void on_state(std::function<void(bool up)> f) override;
 
-    // Completes with up() once the connection is up (at once when it is), or at `until`, or when
-    // the connection is stopped, whichever comes first; on the awaiting coroutine's executor.
-    net::awaitable<bool> wait_up(std::chrono::steady_clock::time_point until);
+    // A command without a reply within its timeout drops the connection, which is made again.
+    net::awaitable<result<reply>> exec(std::vector<std::string> args) override;
+    net::awaitable<result<reply>> exec(std::vector<std::string> args,
+                                       std::chrono::milliseconds timeout) override;
+    // ASKING, then `args` right behind it on this connection with nothing in between (a cluster
+    // node importing the slot of an -ASK answer); completes with the command's reply.
+    net::awaitable<result<reply>> exec_asking(std::vector<std::string> args);
 
-    // `f(up)` is called on every change of up() (on the connection's strand), e.g. to set a gauge or
-    // answer /readyz. Set it before start().
-    void on_state(std::function<void(bool up)> f);
+    // Under Sentinel, wait_for_replica(); at once otherwise (the single server is all there is).
+    net::awaitable<result<void>> confirm_replicated(std::string_view key) override;
+    // WAIT 1 on this connection, for half of command_timeout (the commands pipelined behind it wait
+    // for it, and must keep within their own command_timeout): every write this connection carried
+    // before the call is on at least one Redis replica; errc::cache_unavailable when none confirmed.
+    net::awaitable<result<void>> wait_for_replica();
 
-    // Where refusals of what sharing needs (NOPERM, READONLY, OOM: is_refusal) are reported; null
-    // (the default) for nowhere. Set it before start().
-    void report_refusals(std::shared_ptr<refusals> r) { refusals_ = std::move(r); }
-    refusals* refusal_report() const noexcept { return refusals_.get(); }
-
-    // Sends one command (binary-safe arguments) and completes with its reply. A Redis error reply
-    // ("-ERR ...", "-NOSCRIPT ...") is a reply, not an error. Errors, all errc::cache_unavailable with
-    // a message for the log: not connected (at once, no waiting); `args` empty; no reply within
-    // command_timeout (the connection is then dropped and made again); the connection broke or was
-    // stopped. A command that failed may still have been executed by Redis. Keeps the connection
-    // alive while it runs.
-    net::awaitable<result<reply>> exec(std::vector<std::string> args);
-    // The same with a deadline of its own instead of command_timeout (a command that blocks on
-    // purpose, such as WAIT).
-    net::awaitable<result<reply>> exec(std::vector<std::string> args, std::chrono::milliseconds timeout);
-
-    // With a replicated Redis (Sentinel, CONTRACT.md section 7 "Forgetting is certain"): completes
-    // once at least one Redis replica has every write this connection carried before the call
-    // (WAIT 1 on this connection, for half of command_timeout: the commands pipelined behind it wait
-    // for it, and must keep within their own command_timeout); an error (errc::cache_unavailable)
-    // when none confirmed by then, or the connection failed. At once, without error, when Redis is
-    // not Sentinel's (the single server is all there is).
-    net::awaitable<result<void>> confirm_replicated();
-
-    // Drops the connection in use and connects again without the backoff; under Sentinel it asks the
-    // sentinels for the master first (a +switch-master was heard). Commands waiting for a reply
-    // complete with an error. Any thread.
-    void reconnect_now();
+    // Under Sentinel it asks the sentinels for the master first.
+    void reconnect_now() override;
 
 private:
     struct pending;
@@ -109,8 +91,9 @@ private:
                                                   std::shared_ptr<detail::link> l);
     net::awaitable<void> read_replies(std::shared_ptr<session> s);
     net::awaitable<void> write_queued(std::shared_ptr<session> s);
+    // With `asking`, ASKING goes right before the command.
     net::awaitable<result<reply>> exec_on_strand(std::vector<std::string> args,
-                                                 std::chrono::milliseconds timeout);
+                                                 std::chrono::milliseconds timeout, bool asking = false);
     // The health check of options::health_check, on the strand: true when a reply came within the
     // interval, else when PING (ROLE under Sentinel) is answered as it should be.
     net::awaitable<bool> check_health(std::shared_ptr<session> s);
@@ -126,7 +109,6 @@ private:
     metrics* metrics_;
     std::shared_ptr<detail::reconnecting_link> links_;
     std::function<void(bool)> on_state_;
-    std::shared_ptr<refusals> refusals_;
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
     bool reported_ = false;            // a state was logged at warning/info level already

@@ -1,7 +1,7 @@
 #include "redis/lease.hpp"
 
 #include "core/spawn.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/script.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -46,7 +46,7 @@ struct renewal {
     bool dropped = false; // on the strand
 };
 
-net::awaitable<void> renew(std::shared_ptr<connection> c, std::string key, std::string value,
+net::awaitable<void> renew(std::shared_ptr<client> c, std::string key, std::string value,
                            std::chrono::milliseconds lease, std::shared_ptr<renewal> state) {
     for (;;) {
         if (state->dropped)
@@ -81,7 +81,7 @@ std::string random_value() {
     return out;
 }
 
-net::awaitable<result<bool>> take_lock(connection& c, const std::string& key, const std::string& value,
+net::awaitable<result<bool>> take_lock(client& c, const std::string& key, const std::string& value,
                                        std::chrono::milliseconds lease) {
     std::vector<std::string> command{"SET", key, value, "NX", "PX", std::to_string(lease.count())};
     auto r = co_await c.exec(std::move(command));
@@ -94,13 +94,13 @@ net::awaitable<result<bool>> take_lock(connection& c, const std::string& key, co
     co_return make_error(errc::cache_unavailable, "unexpected reply from Redis to SET NX");
 }
 
-net::awaitable<void> release_lock(connection& c, const std::string& key, const std::string& value) {
+net::awaitable<void> release_lock(client& c, const std::string& key, const std::string& value) {
     std::vector<std::string> keys{key};
     std::vector<std::string> args{value};
     (void)co_await release_script().run(c, std::move(keys), std::move(args));
 }
 
-std::shared_ptr<void> keep_renewing(net::any_io_executor ex, std::shared_ptr<connection> c, std::string key,
+std::shared_ptr<void> keep_renewing(net::any_io_executor ex, std::shared_ptr<client> c, std::string key,
                                     std::string value, std::chrono::milliseconds lease,
                                     std::shared_ptr<spdlog::logger> log) {
     auto state = std::make_shared<renewal>(ex);

@@ -18,7 +18,7 @@
 
 namespace token_broker::redis {
 
-class connection;
+class client;
 
 // 128 random bits in hex: a lock value (or any id) no other attempt has. Throws std::runtime_error
 // when OpenSSL has no random bytes.
@@ -26,16 +26,16 @@ std::string random_value();
 
 // SET key value NX PX lease: true when taken, false when someone holds it; errc::cache_unavailable
 // when Redis fails. Completes on the caller's executor.
-net::awaitable<result<bool>> take_lock(connection& c, const std::string& key, const std::string& value,
+net::awaitable<result<bool>> take_lock(client& c, const std::string& key, const std::string& value,
                                        std::chrono::milliseconds lease);
 
 // Deletes `key` only while it holds `value`. Failures are ignored: the lock lapses by itself.
-net::awaitable<void> release_lock(connection& c, const std::string& key, const std::string& value);
+net::awaitable<void> release_lock(client& c, const std::string& key, const std::string& value);
 
 // Renews `key` for `lease` every third of it, on `ex`, while the returned handle (or a copy) lives and
 // the lock is still `value`'s. Holds `c` meanwhile. Dropping the last handle stops it at once (no
 // renewal is left sleeping on the executor); one already sent still completes.
-std::shared_ptr<void> keep_renewing(net::any_io_executor ex, std::shared_ptr<connection> c, std::string key,
+std::shared_ptr<void> keep_renewing(net::any_io_executor ex, std::shared_ptr<client> c, std::string key,
                                     std::string value, std::chrono::milliseconds lease,
                                     std::shared_ptr<spdlog::logger> log);
 

@@ -22,8 +22,9 @@ struct address {
 };
 
 // What a link connects to: the server named by host and port, the master that the sentinels name
-// (redis+sentinel://), or the sentinels themselves (to hear +switch-master).
-enum class target { server, sentinel_master, sentinels };
+// (redis+sentinel://), the sentinels themselves (to hear +switch-master), or a Redis Cluster
+// (redis+cluster://: redis::cluster, which connects to its masters as servers).
+enum class target { server, sentinel_master, sentinels, cluster };
 
 struct options {
     bool tls = false;               // rediss://: TLS 1.2+, chain and host name verified, never off
@@ -44,6 +45,9 @@ struct options {
     std::vector<address> sentinels;
     std::string master_name;
     secret sentinel_password;
+    // redis+cluster:// (target::cluster): the nodes asked for the slot map (CLUSTER SLOTS) until one
+    // answers; host and port are not used, db is 0. user and password are every node's.
+    std::vector<address> cluster_seeds;
     // The command connection: when no reply came for this long, a PING (ROLE under Sentinel) proves
     // the connection alive (and the server still the master); zero for none.
     std::chrono::milliseconds health_check{0};

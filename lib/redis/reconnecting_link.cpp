@@ -17,8 +17,12 @@ namespace token_broker::redis::detail {
 namespace {
 
 std::string scheme_of(const options& o) {
-    const bool sentinel = o.connect_to != target::server;
-    return std::string(o.tls ? "rediss" : "redis") + (sentinel ? "+sentinel://" : "://");
+    std::string out = o.tls ? "rediss" : "redis";
+    if (o.connect_to == target::cluster)
+        out += "+cluster";
+    else if (o.connect_to != target::server)
+        out += "+sentinel";
+    return out += "://";
 }
 
 std::string host_port(const address& a) {
@@ -30,13 +34,17 @@ std::string describe(const options& o) {
     if (o.connect_to == target::server)
         return scheme_of(o) + host_port({o.host, o.port});
     std::string out = scheme_of(o);
-    for (std::size_t i = 0; i < o.sentinels.size(); ++i) {
+    const auto& nodes = o.connect_to == target::cluster ? o.cluster_seeds : o.sentinels;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
         // Appended piece by piece: GCC 12's -Wstringop-overflow misreads `"," + std::string` at -O3.
         if (i > 0)
             out += ',';
-        out += host_port(o.sentinels[i]);
+        out += host_port(nodes[i]);
     }
-    return out + "/" + o.master_name;
+    if (o.connect_to == target::cluster)
+        return out;
+    out += '/';
+    return out += o.master_name;
 }
 
 } // namespace
@@ -56,7 +64,7 @@ reconnecting_link::reconnecting_link(net::any_io_executor strand, options o,
     : strand_(std::move(strand)), opts_(std::move(o)), log_(std::move(log)),
       tls_(opts_.tls ? make_tls_client_context(opts_.ca_file, "redis.ca_file") : nullptr),
       where_(describe(opts_)), backoff_(strand_) {
-    if (opts_.connect_to != target::server)
+    if (opts_.connect_to == target::sentinel_master || opts_.connect_to == target::sentinels)
         sentinels_.emplace(opts_.sentinels);
 }
 
@@ -96,6 +104,19 @@ net::awaitable<std::optional<std::string>> reconnecting_link::open_next(std::sha
     switch (opts_.connect_to) {
     case target::server:
         break;
+    case target::cluster: {
+        // A subscription: classic PUBLISH reaches every node of a cluster, so any seed will do, the
+        // next one after each failure.
+        if (opts_.cluster_seeds.empty())
+            co_return "no cluster node to connect to";
+        const auto& seed = opts_.cluster_seeds[next_sentinel_ % opts_.cluster_seeds.size()];
+        auto node = opts_;
+        node.connect_to = target::server;
+        node.host = seed.host;
+        node.port = seed.port;
+        where_ = scheme_of(opts_) + host_port(seed);
+        co_return co_await a->l->open(node);
+    }
     case target::sentinels: {
         const auto& order = sentinels_->in_order();
         const address at = order[next_sentinel_ % order.size()];

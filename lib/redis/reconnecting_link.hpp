@@ -101,7 +101,7 @@ private:
     std::shared_ptr<attempt> current_;       // the link being opened or in use
     std::shared_ptr<link> asking_;           // the link to a sentinel being asked, if any
     std::optional<sentinel_list> sentinels_; // under Sentinel (either target)
-    std::size_t next_sentinel_ = 0;          // target::sentinels: where the next link goes
+    std::size_t next_sentinel_ = 0;          // target::sentinels and cluster: where the next link goes
     bool skip_backoff_ = false;              // reconnect_now() was called
 };
 

@@ -16,7 +16,7 @@ script::script(std::string lua) : lua_(std::move(lua)) {
     sha1_ = lower_hex({reinterpret_cast<const char*>(digest), size});
 }
 
-net::awaitable<result<reply>> script::run(connection& c, std::vector<std::string> keys,
+net::awaitable<result<reply>> script::run(client& c, std::vector<std::string> keys,
                                           std::vector<std::string> args) const {
     std::vector<std::string> command;
     command.reserve(3 + keys.size() + args.size());

@@ -4,7 +4,7 @@
 
 #include "core/error.hpp"
 #include "core/net.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/reply.hpp"
 
 #include <string>
@@ -23,7 +23,7 @@ public:
     // Completes as connection::exec does: the script's reply (a Redis error reply, e.g. from
     // redis.error_reply, is a reply), or errc::cache_unavailable. `c` and the script must outlive the
     // call.
-    net::awaitable<result<reply>> run(connection& c, std::vector<std::string> keys,
+    net::awaitable<result<reply>> run(client& c, std::vector<std::string> keys,
                                       std::vector<std::string> args) const;
 
 private:

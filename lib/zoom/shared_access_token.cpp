@@ -1,7 +1,7 @@
 #include "zoom/shared_access_token.hpp"
 
 #include "metrics/metrics.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/lease.hpp"
 #include "redis/script.hpp"
 #include "redis/sealed.hpp"
@@ -43,7 +43,7 @@ return 1
 
 } // namespace
 
-shared_access_token_store::shared_access_token_store(std::shared_ptr<redis::connection> connection,
+shared_access_token_store::shared_access_token_store(std::shared_ptr<redis::client> connection,
                                                      std::shared_ptr<const redis::sealer> sealer,
                                                      const std::string& key_prefix,
                                                      const std::string& account_id,

@@ -26,7 +26,7 @@ namespace token_broker {
 class metrics;
 
 namespace redis {
-class connection;
+class client;
 class sealer;
 } // namespace redis
 
@@ -42,7 +42,7 @@ public:
 
     // Keys and channel start with `key_prefix`; `account_id` names the token (hashed, never in clear).
     // `m` counts values that do not decrypt.
-    shared_access_token_store(std::shared_ptr<redis::connection> connection,
+    shared_access_token_store(std::shared_ptr<redis::client> connection,
                               std::shared_ptr<const redis::sealer> sealer, const std::string& key_prefix,
                               const std::string& account_id, std::shared_ptr<spdlog::logger> log, metrics& m,
                               std::chrono::milliseconds lock_lease = std::chrono::milliseconds{2000});
@@ -87,7 +87,7 @@ private:
     std::optional<entry> open(const std::string& name, const std::string& sealed, wall::time_point now) const;
     net::awaitable<void> announce(std::string_view message) const;
 
-    const std::shared_ptr<redis::connection> redis_;
+    const std::shared_ptr<redis::client> redis_;
     const std::shared_ptr<const redis::sealer> sealer_;
     const std::string key_;
     const std::optional<std::string> previous_key_;

@@ -121,7 +121,7 @@ const redis::script& block_script() {
 }
 
 shared_upstream_budget::shared_upstream_budget(net::any_io_executor strand,
-                                               std::shared_ptr<redis::connection> connection,
+                                               std::shared_ptr<redis::client> connection,
                                                std::string key_prefix, double requests_per_second,
                                                zoom_clock clock, std::shared_ptr<spdlog::logger> log,
                                                metrics& m)

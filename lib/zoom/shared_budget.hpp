@@ -6,7 +6,7 @@
 // ones) and returns to the shared ones when Redis answers again.
 #pragma once
 
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/script.hpp"
 #include "zoom/upstream_budget.hpp"
 #include "zoom/zoom_clock.hpp"
@@ -50,7 +50,7 @@ class shared_upstream_budget final : public upstream_budget,
 public:
     // Keys and channel start with `key_prefix`. `m` must outlive the budget's coroutines, and have had
     // enable_redis() called for the shared-budget metrics to show.
-    shared_upstream_budget(net::any_io_executor strand, std::shared_ptr<redis::connection> connection,
+    shared_upstream_budget(net::any_io_executor strand, std::shared_ptr<redis::client> connection,
                            std::string key_prefix, double requests_per_second, zoom_clock clock,
                            std::shared_ptr<spdlog::logger> log, metrics& m);
 
@@ -76,7 +76,7 @@ private:
     net::awaitable<void> read_block(std::shared_ptr<shared_upstream_budget> self);
 
     const net::any_io_executor strand_;
-    const std::shared_ptr<redis::connection> redis_;
+    const std::shared_ptr<redis::client> redis_;
     const std::string budget_key_;
     const std::string block_key_;
     const zoom_clock clock_;

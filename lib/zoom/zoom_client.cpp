@@ -3,7 +3,7 @@
 #include "core/target_path.hpp"
 #include "core/tls_client.hpp"
 #include "metrics/metrics.hpp"
-#include "redis/connection.hpp"
+#include "redis/client.hpp"
 #include "redis/lease.hpp"
 #include "zoom/backoff.hpp"
 #include "zoom/https_pool.hpp"
@@ -403,7 +403,7 @@ private:
     std::shared_ptr<shared_upstream_budget> shared_budget_; // the same as budget_, when shared through Redis
     // With Redis: the connection, the shared access token (S2S only), the channel of
     // app_deauthorized and this process's own id on it (its own message is not acted on twice).
-    std::shared_ptr<redis::connection> redis_;
+    std::shared_ptr<redis::client> redis_;
     std::shared_ptr<shared_access_token_store> shared_token_;
     std::shared_ptr<oauth_access_token> oauth_keeper_; // keeper_ when it fetches by OAuth
     std::string deauthorized_channel_;

@@ -25,7 +25,7 @@ namespace token_broker {
 class metrics;
 
 namespace redis {
-class connection;
+class client;
 class sealer;
 } // namespace redis
 
@@ -33,9 +33,9 @@ class sealer;
 // zoom.requests_per_second, the block a Zoom 429 leaves and the S2S access token. Each falls back
 // to this process's own while Redis fails, and returns to the shared one when Redis is back.
 struct zoom_shared {
-    std::shared_ptr<redis::connection> connection; // required; started (and stopped) by the caller
-    std::shared_ptr<const redis::sealer> sealer;   // required; seals the shared access token
-    std::string key_prefix = "token-broker:";      // redis.key_prefix: every key and channel starts with it
+    std::shared_ptr<redis::client> connection;   // required; started (and stopped) by the caller
+    std::shared_ptr<const redis::sealer> sealer; // required; seals the shared access token
+    std::string key_prefix = "token-broker:";    // redis.key_prefix: every key and channel starts with it
     // How long a replica that starts waits for `connection` to come up before it fetches an access
     // token on its own (so that it finds the one the other replicas share).
     std::chrono::milliseconds wait_for_redis{1000};
