@@ -64,13 +64,13 @@ void cluster::start() {
 
 void cluster::stop() {
     stopped_ = true;
-    std::map<std::string, std::shared_ptr<connection>> nodes;
+    std::vector<node_connection> nodes;
     {
         std::lock_guard lock(mutex_);
         nodes.swap(nodes_);
     }
-    for (auto& [_, c] : nodes)
-        c->stop();
+    for (auto& n : nodes)
+        n.c->stop();
     net::dispatch(strand_, [self = shared_from_this()] {
         self->map_timer_.cancel();
         self->wake_up_waiters();
@@ -81,19 +81,25 @@ void cluster::reconnect_now() {
     std::vector<std::shared_ptr<connection>> nodes;
     {
         std::lock_guard lock(mutex_);
-        for (auto& [_, c] : nodes_)
-            nodes.push_back(c);
+        for (auto& n : nodes_)
+            nodes.push_back(n.c);
     }
     for (auto& c : nodes)
         c->reconnect_now();
     want_map();
 }
 
+const std::shared_ptr<connection>* cluster::find(const node_address& at) const {
+    for (const auto& n : nodes_)
+        if (n.at == at)
+            return &n.c;
+    return nullptr;
+}
+
 std::shared_ptr<connection> cluster::node(const node_address& at) {
-    const auto name = to_string(at);
     std::lock_guard lock(mutex_);
-    if (auto it = nodes_.find(name); it != nodes_.end())
-        return it->second;
+    if (const auto* known = find(at))
+        return *known;
     if (stopped_)
         return nullptr;
     auto o = opts_;
@@ -110,7 +116,7 @@ std::shared_ptr<connection> cluster::node(const node_address& at) {
             self->want_map();
         net::dispatch(self->strand_, [self] { self->update_state("a master's connection went down"); });
     });
-    nodes_.emplace(name, c);
+    nodes_.push_back({at, c});
     c->start();
     return c;
 }
@@ -127,8 +133,8 @@ cluster::route(std::optional<std::uint16_t> slot) {
         master = &map_->masters().front();
     if (!master)
         return {map_, nullptr};
-    auto it = nodes_.find(to_string(*master));
-    return {map_, it == nodes_.end() ? nullptr : it->second};
+    const auto* c = find(*master);
+    return {map_, c ? *c : nullptr};
 }
 
 net::awaitable<result<reply>> cluster::exec(std::vector<std::string> args) {
@@ -265,7 +271,7 @@ net::awaitable<bool> cluster::refresh() {
         std::lock_guard lock(mutex_);
         if (map_) {
             for (const auto& m : map_->masters())
-                if (auto it = nodes_.find(to_string(m)); it != nodes_.end() && it->second->up())
+                if (const auto* c = find(m); c && (*c)->up())
                     ask.push_back(m);
             for (const auto& m : map_->masters())
                 if (std::find(ask.begin(), ask.end(), m) == ask.end())
@@ -310,17 +316,13 @@ net::awaitable<bool> cluster::refresh() {
             std::lock_guard lock(mutex_);
             changed = !map_ || map_->masters() != map->masters();
             map_ = map;
-            for (auto it = nodes_.begin(); it != nodes_.end();) {
-                const bool master =
-                    std::any_of(map->masters().begin(), map->masters().end(),
-                                [&](const node_address& m) { return to_string(m) == it->first; });
-                if (master) {
-                    ++it;
-                } else {
-                    gone.push_back(it->second);
-                    it = nodes_.erase(it);
-                }
-            }
+            std::erase_if(nodes_, [&](const node_connection& n) {
+                const auto& masters = map->masters();
+                if (std::find(masters.begin(), masters.end(), n.at) != masters.end())
+                    return false;
+                gone.push_back(n.c);
+                return true;
+            });
         }
         for (auto& g : gone)
             g->stop();
@@ -348,8 +350,8 @@ void cluster::update_state(std::string why) {
         std::lock_guard lock(mutex_);
         now_up = !stopped_ && map_ &&
                  std::all_of(map_->masters().begin(), map_->masters().end(), [this](const node_address& m) {
-                     auto it = nodes_.find(to_string(m));
-                     return it != nodes_.end() && it->second->up();
+                     const auto* c = find(m);
+                     return c && (*c)->up();
                  });
     }
     const bool changed = now_up != up_.load();

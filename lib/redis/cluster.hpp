@@ -25,7 +25,6 @@
 
 #include <atomic>
 #include <list>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -96,7 +95,13 @@ private:
 
     mutable std::mutex mutex_; // guards what follows
     std::shared_ptr<const slot_map> map_;
-    std::map<std::string, std::shared_ptr<connection>> nodes_; // by host:port
+    struct node_connection {
+        node_address at;
+        std::shared_ptr<connection> c;
+    };
+    std::vector<node_connection> nodes_; // a few: looked through, no string made per command
+    // The connection to `at` in nodes_, or null; with mutex_ held.
+    const std::shared_ptr<connection>* find(const node_address& at) const;
 };
 
 } // namespace token_broker::redis
