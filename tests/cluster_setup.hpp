@@ -59,7 +59,8 @@ public:
         }
         std::string hosts;
         for (auto i : which)
-            hosts += (hosts.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(nodes.at(i)->port());
+            hosts +=
+                (hosts.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(nodes.at(i)->port());
         return "redis+cluster://" + hosts;
     }
 
@@ -84,7 +85,8 @@ public:
     // timeout, and nobody can take its slots over).
     bool failed() const {
         for (const auto& n : nodes)
-            if (n->running() && n->command({"CLUSTER", "INFO"}).text.find("cluster_state:fail") == std::string::npos)
+            if (n->running() &&
+                n->command({"CLUSTER", "INFO"}).text.find("cluster_state:fail") == std::string::npos)
                 return false;
         return true;
     }
@@ -108,7 +110,8 @@ public:
     std::optional<std::size_t> owner_of(int slot, std::optional<std::size_t> asked = std::nullopt) const {
         const auto& n = asked ? *nodes.at(*asked) : first_running();
         for (const auto& range : n.command({"CLUSTER", "SLOTS"}).elements) {
-            if (range.elements.size() < 3 || slot < range.elements[0].integer || slot > range.elements[1].integer)
+            if (range.elements.size() < 3 || slot < range.elements[0].integer ||
+                slot > range.elements[1].integer)
                 continue;
             const auto port = range.elements[2].elements.at(1).integer;
             for (std::size_t i = 0; i < nodes.size(); ++i)
@@ -172,8 +175,9 @@ public:
         // between them; how many it found (0: the slot is empty on `from`).
         std::size_t move_keys(std::size_t batch = 10,
                               std::chrono::milliseconds pause = std::chrono::milliseconds(0)) const {
-            const auto found =
-                c_.nodes.at(from_)->command({"CLUSTER", "GETKEYSINSLOT", slot_, std::to_string(batch)}).elements;
+            const auto found = c_.nodes.at(from_)
+                                   ->command({"CLUSTER", "GETKEYSINSLOT", slot_, std::to_string(batch)})
+                                   .elements;
             for (const auto& key : found) {
                 const auto r = c_.nodes.at(from_)->command({"MIGRATE", "127.0.0.1",
                                                             std::to_string(c_.nodes.at(to_)->port()), "", "0",
@@ -195,7 +199,8 @@ public:
                 while (move_keys(100) > 0) {
                 }
                 const auto id = c_.id_of(to_);
-                expect_ok(c_.nodes.at(to_)->command({"CLUSTER", "SETSLOT", slot_, "NODE", id}), "SETSLOT NODE (to)");
+                expect_ok(c_.nodes.at(to_)->command({"CLUSTER", "SETSLOT", slot_, "NODE", id}),
+                          "SETSLOT NODE (to)");
                 const auto r = c_.nodes.at(from_)->command({"CLUSTER", "SETSLOT", slot_, "NODE", id});
                 if (r.is_status("OK"))
                     break;

@@ -1,8 +1,8 @@
 // The Redis Cluster client's pure parts (redis/cluster_map.hpp) against a real cluster: three
 // redis-server masters on loopback made one cluster with `redis-cli --cluster create`. What the map
 // reads from CLUSTER SLOTS, the slots it computes and the redirections it reads are the servers' own.
+#include "cluster_setup.hpp"
 #include "redis/cluster_map.hpp"
-#include "redis_server.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -17,29 +17,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Three masters sharing the slots, as `redis-cli --cluster create` deals them.
+// Three masters sharing the slots, as `redis-cli --cluster create` deals them (tests/cluster_setup.hpp).
 class RealCluster : public ::testing::Test {
 protected:
-    void SetUp() override {
-        std::string create = "redis-cli --no-auth-warning -a " + std::string(password) + " --cluster create";
-        for (int i = 0; i < 3; ++i) {
-            nodes.push_back(std::make_unique<test::redis_server>(
-                std::nullopt, password,
-                std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                         "--cluster-node-timeout", "2000"}));
-            create += " 127.0.0.1:" + std::to_string(nodes.back()->port());
-        }
-        create += " --cluster-replicas 0 --cluster-yes >/dev/null 2>&1";
-        ASSERT_EQ(std::system(create.c_str()), 0) << create;
-        for (const auto& n : nodes)
-            ASSERT_TRUE(testing::eventually(
-                [&] {
-                    return n->command({"CLUSTER", "INFO"}).text.find("cluster_state:ok") != std::string::npos;
-                },
-                20s))
-                << "the cluster never became ok";
-    }
-
     node_address address_of(const test::redis_server& n) const { return {"127.0.0.1", n.port()}; }
     const test::redis_server& node_at(const node_address& a) const {
         for (const auto& n : nodes)
@@ -54,8 +34,9 @@ protected:
         return *m;
     }
 
-    static constexpr const char* password = "cluster-test-password";
-    std::vector<std::unique_ptr<test::redis_server>> nodes;
+    static constexpr const char* password = test::cluster_setup::password;
+    test::cluster_setup cluster;
+    std::vector<std::unique_ptr<test::redis_server>>& nodes = cluster.nodes;
 };
 
 TEST_F(RealCluster, TheSlotMapCoversEverySlotWithTheThreeMasters) {
