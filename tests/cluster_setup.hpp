@@ -29,22 +29,36 @@ class cluster_setup {
 public:
     static constexpr const char* password = "cluster-test-password";
 
-    // Starts the masters and makes them a cluster; throws std::runtime_error when it does not become
-    // ok within 20 s.
-    explicit cluster_setup(int masters = 3) {
+    // Starts the masters (and `replicas` replicas of each, which redis-cli pairs with them: nodes
+    // holds the masters first) and makes them a cluster; throws std::runtime_error when it does not
+    // become ok within 20 s.
+    explicit cluster_setup(int masters = 3, int replicas = 0) {
         std::string create = "redis-cli --no-auth-warning -a " + std::string(password) + " --cluster create";
-        for (int i = 0; i < masters; ++i) {
+        for (int i = 0; i < masters * (1 + replicas); ++i) {
             nodes.push_back(std::make_unique<redis_server>(
                 std::nullopt, password,
                 std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                         "--cluster-node-timeout", "2000"}));
+                                         "--cluster-node-timeout", "2000", "--masterauth", password,
+                                         "--repl-diskless-sync-delay", "0"}));
             create += " 127.0.0.1:" + std::to_string(nodes.back()->port());
         }
-        create += " --cluster-replicas 0 --cluster-yes >/dev/null 2>&1";
+        create += " --cluster-replicas " + std::to_string(replicas) + " --cluster-yes >/dev/null 2>&1";
         if (std::system(create.c_str()) != 0)
             throw std::runtime_error("redis-cli could not create the cluster: " + create);
         if (!testing::eventually([&] { return ok(); }, std::chrono::seconds(20)))
             throw std::runtime_error("the cluster never became ok");
+        // A replica that has not finished its first sync would not take over from its master.
+        const auto synced = [&] {
+            int up = 0;
+            for (const auto& n : nodes) {
+                const auto info = n->command({"INFO", "replication"}).text;
+                up += info.find("role:slave") != std::string::npos &&
+                      info.find("master_link_status:up") != std::string::npos;
+            }
+            return up == masters * replicas;
+        };
+        if (!testing::eventually(synced, std::chrono::seconds(20)))
+            throw std::runtime_error("the cluster's replicas never finished their first sync");
     }
 
     // redis+cluster://127.0.0.1:P1,127.0.0.1:P2,... with every master as a seed (or those of `seeds`,

@@ -381,18 +381,17 @@ net::awaitable<bool> cluster::wait_up(clock::time_point until) {
     if (up() || stopped_ || clock::now() >= until)
         co_return up();
     auto self = shared_from_this();
-    co_return co_await net::co_spawn(
-        strand_,
-        [self, until]() -> net::awaitable<bool> {
-            if (self->up_ || self->stopped_)
-                co_return self->up();
-            auto timer = std::make_shared<net::steady_timer>(self->strand_, until);
-            auto it = self->up_waiters_.insert(self->up_waiters_.end(), timer);
-            co_await timer->async_wait(net::as_tuple(net::use_awaitable));
-            self->up_waiters_.erase(it);
-            co_return self->up();
-        },
-        net::use_awaitable);
+    co_return co_await net::co_spawn(strand_, self->wait_up_on_strand(until), net::use_awaitable);
+}
+
+net::awaitable<bool> cluster::wait_up_on_strand(clock::time_point until) {
+    if (up_ || stopped_)
+        co_return up();
+    auto timer = std::make_shared<net::steady_timer>(strand_, until);
+    auto it = up_waiters_.insert(up_waiters_.end(), timer);
+    co_await timer->async_wait(net::as_tuple(net::use_awaitable));
+    up_waiters_.erase(it);
+    co_return up();
 }
 
 } // namespace token_broker::redis

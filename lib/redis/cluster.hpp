@@ -80,6 +80,7 @@ private:
     void want_map();                    // any thread
     void update_state(std::string why); // on the strand
     void wake_up_waiters();             // on the strand
+    net::awaitable<bool> wait_up_on_strand(std::chrono::steady_clock::time_point until);
 
     net::any_io_executor strand_;
     options opts_;

@@ -46,6 +46,19 @@ redis_command_result outcome_of(const result<reply>& r) {
 
 using detail::unavailable;
 
+namespace {
+
+// ASKING, formatted once (and outside any coroutine: GCC 12 mishandles a local array in one).
+const std::string& asking_request() {
+    static const std::string request = [] {
+        const std::vector<std::string> command{"ASKING"};
+        return format_command(std::span<const std::string>(command));
+    }();
+    return request;
+}
+
+} // namespace
+
 struct connection::pending {
     explicit pending(net::any_io_executor ex) : wake(ex) {}
     net::steady_timer wake;               // expires at the command's deadline; cancelled on completion
@@ -238,11 +251,8 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
     }
     auto p = std::make_shared<pending>(strand_);
     p->wake.expires_at(started + timeout);
-    if (asking) {
-        // Its "+OK" is not waited for: the command's own reply says whether the node took it.
-        const std::string command[] = {"ASKING"};
-        s->commands.push(format_command(std::span<const std::string>(command)), [](result<reply>) {});
-    }
+    if (asking) // its "+OK" is not waited for: the command's own reply says whether the node took it
+        s->commands.push(asking_request(), [](result<reply>) {});
     const auto ticket =
         s->commands.push(format_command(std::span<const std::string>(args)), [p](result<reply> r) {
             p->outcome = std::move(r);
