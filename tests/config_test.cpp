@@ -882,8 +882,9 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
     write("ca.pem", test_ca().cert_pem());
     write("not-pem.pem", "not PEM");
     const std::string form =
-        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
-        "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name";
+        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, a "
+        "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name, or a redis+cluster:// "
+        "or rediss+cluster:// URL with the cluster's nodes";
     const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
     const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
     const std::string positive = "must be a positive integer";
@@ -947,7 +948,7 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
         {R"("lock_lease_ms": 0)", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("lock_lease_ms": "2000")", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
-         "is only for TLS: redis.url must then be rediss:// or rediss+sentinel://"},
+         "is only for TLS: redis.url must then be rediss://, rediss+sentinel:// or rediss+cluster://"},
         {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
          "cannot read " + (dir() / "missing.pem").string() + ": No such file or directory"},
         {R"("url": "redis://h", "bogus": 1)", "redis.bogus", "unknown key"},
@@ -1059,11 +1060,128 @@ TEST_F(ConfigTest, RejectsEveryBadSentinelUrlNamingItsKey) {
         "redis.sentinel_password");
 }
 
+// redis+cluster:// (CONTRACT.md section 7, "Redis that survives a node"): the nodes to ask for the
+// slot map, in order, port 6379 when left out; db 0 only; the URL's user is every node's.
+TEST_F(ConfigTest, ReadsAClusterUrl) {
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    config cfg =
+        load(with_redis(R"("url": "redis+cluster://broker@n1.example.com:7000,10.0.0.2,[::1]:7002", )"
+                        R"("password": "data-pw")" +
+                        key));
+    const redis_config& r = cfg.redis;
+    EXPECT_TRUE(r.cluster());
+    EXPECT_FALSE(r.sentinel());
+    EXPECT_FALSE(r.tls);
+    EXPECT_EQ(r.db, 0);
+    EXPECT_EQ(r.user, "broker");
+    EXPECT_EQ(r.password.reveal(), "data-pw");
+    EXPECT_TRUE(r.host.empty());
+    EXPECT_EQ(r.cluster_seeds,
+              (std::vector<redis_endpoint>{{"n1.example.com", 7000}, {"10.0.0.2", 6379}, {"::1", 7002}}));
+
+    // TLS, with a CA file; the scheme in any case; "/" and "/0" name db 0.
+    write("ca.pem", test_ca().cert_pem());
+    for (const std::string url : {"RediSS+Cluster://n1", "rediss+cluster://n1/", "rediss+cluster://n1/0"}) {
+        SCOPED_TRACE(url);
+        cfg = load(with_redis(R"("url": ")" + url + R"(", "ca_file": "ca.pem")" + key));
+        EXPECT_TRUE(cfg.redis.tls);
+        EXPECT_TRUE(cfg.redis.cluster());
+        EXPECT_EQ(cfg.redis.db, 0);
+        EXPECT_EQ(cfg.redis.cluster_seeds, (std::vector<redis_endpoint>{{"n1", 6379}}));
+    }
+
+    // From the environment.
+    cfg = load(with_token, {{"TOKEN_BROKER_REDIS_URL", "redis+cluster://a:1,b:2"},
+                            {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_EQ(cfg.redis.cluster_seeds, (std::vector<redis_endpoint>{{"a", 1}, {"b", 2}}));
+
+    // Another URL after a cluster one (the environment over the file) is not a cluster, and the
+    // other way round.
+    cfg = load(with_redis(R"("url": "redis+cluster://a")" + key), {{"TOKEN_BROKER_REDIS_URL", "redis://h"}});
+    EXPECT_FALSE(cfg.redis.cluster());
+    EXPECT_EQ(cfg.redis.host, "h");
+    cfg = load(with_redis(R"("url": "redis+sentinel://a/m")" + key),
+               {{"TOKEN_BROKER_REDIS_URL", "redis+cluster://c"}});
+    EXPECT_TRUE(cfg.redis.cluster());
+    EXPECT_FALSE(cfg.redis.sentinel());
+    EXPECT_TRUE(cfg.redis.master_name.empty());
+    cfg = load(with_redis(R"("url": "redis+cluster://c")" + key),
+               {{"TOKEN_BROKER_REDIS_URL", "redis+sentinel://a/m"}});
+    EXPECT_FALSE(cfg.redis.cluster());
+    EXPECT_TRUE(cfg.redis.sentinel());
+}
+
+TEST_F(ConfigTest, RejectsEveryBadClusterUrlNamingItsKey) {
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    const std::string form =
+        "must be redis+cluster://[user@]host1[:port],host2[:port] (or rediss+cluster://): at least one node";
+    const std::string db_zero = "must have no path but /0: a Redis Cluster has only db 0";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"redis+cluster://", form},
+        {"redis+cluster:///0", form},
+        {"redis+cluster://a,", form},
+        {"redis+cluster://,a", form},
+        {"redis+cluster://a,,b", form},
+        {"redis+cluster://a/1", db_zero},
+        {"redis+cluster://a,b/15", db_zero},
+        {"redis+cluster://a/x", db_zero},
+        {"redis+cluster://a/0/", db_zero},
+        {"redis+cluster://a//", db_zero},
+        {"redis+cluster://a:0", "must have ports from 1 to 65535, if any"},
+        {"redis+cluster://a,b:65536", "must have ports from 1 to 65535, if any"},
+        {"redis+cluster://a?x=1", "must not have a query or a fragment"},
+        {"redis+cluster://a/0#x", "must not have a query or a fragment"},
+        {"redis+cluster://u%0Ax@a", "must hold only visible ASCII characters in its hosts and user name"},
+        {"redis+cluster://u:secret@a,b",
+         "must not hold a password (URLs get logged): set redis.password or TOKEN_BROKER_REDIS_PASSWORD"},
+        {"rediss+cluster://:secret@a",
+         "must not hold a password (URLs get logged): set redis.password or TOKEN_BROKER_REDIS_PASSWORD"},
+    };
+    for (const auto& [url, reason] : cases) {
+        SCOPED_TRACE(url);
+        const config_error e = load_error(with_redis(R"("url": ")" + url + '"' + key));
+        EXPECT_EQ(e.key(), "redis.url");
+        EXPECT_EQ(e.reason(), reason);
+        EXPECT_THAT(e.what(), Not(HasSubstr("secret")));
+        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
+        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
+        EXPECT_EQ(from_env.reason(), reason);
+        EXPECT_THAT(from_env.what(), Not(HasSubstr("secret")));
+    }
+
+    // The sentinels' password is for Sentinel alone; a CA file for TLS alone.
+    config_error e = load_error(with_redis(R"("url": "redis+cluster://a", "sentinel_password": "p")" + key));
+    EXPECT_EQ(e.key(), "redis.sentinel_password");
+    EXPECT_EQ(e.reason(),
+              "is only for Sentinel: redis.url must then be redis+sentinel:// or rediss+sentinel://");
+    write("ca.pem", test_ca().cert_pem());
+    e = load_error(with_redis(R"("url": "redis+cluster://a", "ca_file": "ca.pem")" + key));
+    EXPECT_EQ(e.key(), "redis.ca_file");
+    EXPECT_EQ(e.reason(),
+              "is only for TLS: redis.url must then be rediss://, rediss+sentinel:// or rediss+cluster://");
+
+    // Braces in the key prefix would come before the broker's own hash tags: refused with a cluster,
+    // kept with a single server (where slots do not matter).
+    for (const std::string prefix : {"{app}:", "a{}:", "a}", "{"}) {
+        SCOPED_TRACE(prefix);
+        e = load_error(with_redis(R"("url": "redis+cluster://a", "key_prefix": ")" + prefix + '"' + key));
+        EXPECT_EQ(e.key(), "redis.key_prefix");
+        EXPECT_EQ(e.reason(),
+                  "must not hold '{' or '}' with a Redis Cluster: the broker puts hash tags in the "
+                  "key names itself");
+        EXPECT_EQ(
+            load(with_redis(R"("url": "redis://h", "key_prefix": ")" + prefix + '"' + key)).redis.key_prefix,
+            prefix);
+    }
+}
+
 // A password in the URL is refused without the password (or the URL) in the message.
 TEST_F(ConfigTest, APasswordInTheRedisUrlIsRefusedWithoutQuotingIt) {
     const std::string password = "Zr8Kq2Wd5Tn";
-    for (const std::string& url : {"redis://:" + password + "@h", "rediss://user:" + password + "@h:6380/1",
-                                   "redis://user:" + password + "%40@h"}) {
+    for (const std::string& url :
+         {"redis://:" + password + "@h", "rediss://user:" + password + "@h:6380/1",
+          "redis://user:" + password + "%40@h", "redis+cluster://user:" + password + "@a,b:7000",
+          "rediss+sentinel://:" + password + "@a/m"}) {
         SCOPED_TRACE(url);
         const config_error e =
             load_error(with_redis(R"("url": ")" + url + R"(", "encryption_key": ")" + key_a_hex + '"'));
@@ -1108,8 +1226,10 @@ TEST_F(ConfigTest, RedisEnvironmentOverridesTheFile) {
     const std::vector<std::tuple<env_map, std::string, std::string>> cases = {
         {{{"TOKEN_BROKER_REDIS_URL", "http://h"}},
          "TOKEN_BROKER_REDIS_URL",
-         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
-         "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name"},
+         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, a "
+         "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name, or a "
+         "redis+cluster:// "
+         "or rediss+cluster:// URL with the cluster's nodes"},
         {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", "abc"}}, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY", hex},
         {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", password_file.string()}},
          "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",

@@ -331,12 +331,18 @@ void check_redis(redis_config& r) {
                            "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
                            "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE");
     if (!r.ca_file.empty() && !r.tls)
-        throw config_error("redis.ca_file",
-                           "is only for TLS: redis.url must then be rediss:// or rediss+sentinel://");
+        throw config_error("redis.ca_file", "is only for TLS: redis.url must then be rediss://, "
+                                            "rediss+sentinel:// or rediss+cluster://");
     if (!r.sentinel_password.empty() && !r.sentinel())
         throw config_error(
             "redis.sentinel_password",
             "is only for Sentinel: redis.url must then be redis+sentinel:// or rediss+sentinel://");
+    // The key names carry hash tags of their own ({...}: every user's keys in one slot); braces in the
+    // prefix would come first and could undo them (an empty "{}" makes Redis hash whole names).
+    if (r.cluster() && r.key_prefix.find_first_of("{}") != std::string::npos)
+        throw config_error("redis.key_prefix",
+                           "must not hold '{' or '}' with a Redis Cluster: the broker puts hash tags in the "
+                           "key names itself");
 }
 
 void check_files(const config& cfg) {

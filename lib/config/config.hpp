@@ -83,7 +83,7 @@ struct log_config {
     log_format format = log_format::text;
 };
 
-// One host:port of a redis+sentinel:// URL.
+// One host:port of a redis+sentinel:// or redis+cluster:// URL.
 struct redis_endpoint {
     std::string host; // a DNS name or an IP literal (IPv6 without brackets)
     std::uint16_t port = 26379;
@@ -94,19 +94,23 @@ struct redis_endpoint {
 // secret here is empty.
 struct redis_config {
     std::string url;           // as configured ("" = no Redis); validated, never holds a password
-    bool tls = false;          // rediss:// or rediss+sentinel://
-    std::string host;          // from url (an IPv6 address without brackets); empty under Sentinel
+    bool tls = false;          // rediss://, rediss+sentinel:// or rediss+cluster://
+    std::string host;          // from url (an IPv6 address without brackets); empty under Sentinel or Cluster
     std::uint16_t port = 6379; // from url (default 6379)
     int db = 0;                // the /db of the url
-    std::string user;          // user@ of the url, may be empty: the data nodes' user, also under Sentinel
-    secret password;           // the data nodes' password (AUTH), also under Sentinel
+    std::string user; // user@ of the url, may be empty: the data nodes' user, also under Sentinel or Cluster
+    secret password;  // the data nodes' password (AUTH), also under Sentinel or Cluster
     // redis+sentinel://host1:26379,host2:26379/MASTERNAME[/db]: the sentinels to ask for the master
     // (in the URL's order; port 26379 by default) and the master's name. Empty: host and port are
     // the server.
     std::vector<redis_endpoint> sentinels;
     std::string master_name;
     secret sentinel_password; // AUTH of the sentinels themselves (not of the data nodes); may be empty
-    std::string ca_file;      // PEM bundle trusted in addition to the system store; rediss:// only
+    // redis+cluster://host1:6379,host2:6379[/0]: the nodes first asked for the cluster's slot map (in
+    // the URL's order; port 6379 by default); db is 0. Empty: not a cluster.
+    std::vector<redis_endpoint> cluster_seeds;
+    std::string ca_file; // PEM bundle trusted in addition to the system store; rediss://, rediss+sentinel://
+                         // or rediss+cluster:// only
     std::string key_prefix = "token-broker:";
     secret encryption_key;          // 32 raw bytes (decoded from 64 hex digits), empty when no url
     secret previous_encryption_key; // 32 raw bytes or empty
@@ -120,6 +124,7 @@ struct redis_config {
     std::chrono::milliseconds lock_lease{2000};
     bool enabled() const noexcept { return !url.empty(); }
     bool sentinel() const noexcept { return !sentinels.empty(); }
+    bool cluster() const noexcept { return !cluster_seeds.empty(); }
 };
 
 // The listener for Zoom's event notifications (CONTRACT.md section 9). Port 0: no such listener.

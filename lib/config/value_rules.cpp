@@ -51,11 +51,14 @@ spdlog::level::level_enum to_log_level(const std::string& text, const std::strin
 namespace {
 
 constexpr std::string_view redis_url_form =
-    "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
-    "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name";
+    "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, a "
+    "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name, or a redis+cluster:// "
+    "or rediss+cluster:// URL with the cluster's nodes";
 constexpr std::string_view sentinel_url_form =
     "must be redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (or rediss+sentinel://): "
     "at least one sentinel and a master name";
+constexpr std::string_view cluster_url_form =
+    "must be redis+cluster://[user@]host1[:port],host2[:port] (or rediss+cluster://): at least one node";
 constexpr std::string_view db_form = "must name its database as /0, /1 ...: a number from 0 to 2147483647";
 
 int read_db(std::string_view digits, const std::string& key) {
@@ -66,51 +69,69 @@ int read_db(std::string_view digits, const std::string& key) {
     return db;
 }
 
-// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (CONTRACT.md section 7, "Redis
-// that survives a node"). Boost.URL does not take a list of hosts: the authority is split here, and
-// each host:port and the user are read as the single-host form reads them.
-void read_sentinel_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+// The parts of a URL naming several hosts: scheme://[user@]host1[:port],host2[:port]<tail>.
+struct several_hosts {
+    std::string user;
+    std::vector<redis_endpoint> hosts;
+    std::string_view tail; // the path, query and fragment, as written (a view into the text)
+};
+
+// Boost.URL does not take a list of hosts: the authority is split at its commas here, and each
+// host:port and the user are read by Boost.URL as the single-host form reads them. `form` is the
+// reason given for what does not read.
+several_hosts read_several_hosts(const std::string& text, const std::string& key, std::uint16_t default_port,
+                                 std::string_view form) {
     const auto after_scheme = text.find("://");
     const std::string_view rest = std::string_view(text).substr(after_scheme + 3);
     const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
     std::string_view authority = rest.substr(0, authority_end);
-    const std::string_view tail = rest.substr(authority_end);
-    std::string user;
+    several_hosts out;
+    out.tail = rest.substr(authority_end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
         const std::string_view userinfo = authority.substr(0, at);
         authority.remove_prefix(at + 1);
         if (userinfo.find(':') != std::string_view::npos)
             throw config_error(key, "must not hold a password (URLs get logged): set redis.password or "
                                     "TOKEN_BROKER_REDIS_PASSWORD");
-        const std::string with_user = "redis://" + std::string(userinfo) + "@h"; // parse_uri keeps a view
+        std::string with_user = "redis://"; // parse_uri keeps a view
+        with_user.append(userinfo).append("@h");
         const auto parsed = boost::urls::parse_uri(with_user);
         if (!parsed)
-            throw config_error(key, std::string(sentinel_url_form));
-        user = std::string(parsed->user());
+            throw config_error(key, std::string(form));
+        out.user = std::string(parsed->user());
     }
-    std::vector<redis_endpoint> sentinels;
     for (bool more = true; more;) {
         const auto comma = authority.find(',');
         more = comma != std::string_view::npos;
-        const std::string item(authority.substr(0, comma));
+        const std::string_view item = authority.substr(0, comma);
         authority.remove_prefix(more ? comma + 1 : authority.size());
-        const std::string one = "redis://" + item; // parse_uri keeps a view
+        std::string one = "redis://"; // parse_uri keeps a view
+        one.append(item);
         const auto parsed = boost::urls::parse_uri(one);
         if (item.empty() || !parsed || parsed->has_userinfo() || parsed->encoded_host().empty() ||
             !parsed->encoded_path().empty())
-            throw config_error(key, std::string(sentinel_url_form));
+            throw config_error(key, std::string(form));
         if (parsed->has_port() && !parse_port_number(parsed->port()))
             throw config_error(key, "must have ports from 1 to 65535, if any");
         redis_endpoint e{parsed->host_address(),
-                         parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{26379}};
+                         parsed->has_port() ? *parse_port_number(parsed->port()) : default_port};
         if (!is_visible_ascii(e.host))
             throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
-        sentinels.push_back(std::move(e));
+        out.hosts.push_back(std::move(e));
     }
-    if (tail.find_first_of("?#") != std::string_view::npos)
+    if (out.tail.find_first_of("?#") != std::string_view::npos)
         throw config_error(key, "must not have a query or a fragment");
+    if (!is_visible_ascii(out.user))
+        throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
+    return out;
+}
+
+// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (CONTRACT.md section 7, "Redis
+// that survives a node").
+void read_sentinel_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+    auto url = read_several_hosts(text, key, 26379, sentinel_url_form);
     // "/MASTERNAME", "/MASTERNAME/" or "/MASTERNAME/db".
-    std::string_view path = tail.empty() ? tail : tail.substr(1);
+    std::string_view path = url.tail.empty() ? url.tail : url.tail.substr(1);
     const auto slash = path.find('/');
     const std::string_view name = path.substr(0, slash);
     if (name.empty() || name.find('%') != std::string_view::npos || !is_visible_ascii(std::string(name)))
@@ -118,22 +139,40 @@ void read_sentinel_url(const std::string& text, const std::string& key, bool tls
     int db = 0;
     if (slash != std::string_view::npos && slash + 1 < path.size())
         db = read_db(path.substr(slash + 1), key);
-    if (!is_visible_ascii(user))
-        throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
     r.url = text;
     r.tls = tls;
     r.host.clear();
     r.port = 6379;
     r.db = db;
-    r.user = std::move(user);
-    r.sentinels = std::move(sentinels);
+    r.user = std::move(url.user);
+    r.sentinels = std::move(url.hosts);
     r.master_name = std::string(name);
+    r.cluster_seeds.clear();
+}
+
+// redis+cluster://[user@]host1[:port],host2[:port] (CONTRACT.md section 7, "Redis that survives a
+// node"): the nodes first asked for the slot map. A cluster has db 0 only: the path may be nothing,
+// "/" or "/0".
+void read_cluster_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+    auto url = read_several_hosts(text, key, 6379, cluster_url_form);
+    if (!url.tail.empty() && url.tail != "/" && url.tail != "/0")
+        throw config_error(key, "must have no path but /0: a Redis Cluster has only db 0");
+    r.url = text;
+    r.tls = tls;
+    r.host.clear();
+    r.port = 6379;
+    r.db = 0;
+    r.user = std::move(url.user);
+    r.sentinels.clear();
+    r.master_name.clear();
+    r.cluster_seeds = std::move(url.hosts);
 }
 
 } // namespace
 
 // Sets the url and the parts of `r` taken from it: redis://[user@]host[:port][/db], or rediss://
-// for TLS, or redis+sentinel:// / rediss+sentinel://. Never quotes the text, which might hold a password.
+// for TLS, or redis+sentinel:// / rediss+sentinel://, or redis+cluster:// / rediss+cluster://. Never
+// quotes the text, which might hold a password.
 void read_redis_url(const std::string& text, const std::string& key, redis_config& r) {
     namespace urls = boost::urls;
     const std::string form(redis_url_form);
@@ -143,6 +182,10 @@ void read_redis_url(const std::string& text, const std::string& key, redis_confi
             return read_sentinel_url(text, key, false, r);
         if (urls::grammar::ci_is_equal(scheme, "rediss+sentinel"))
             return read_sentinel_url(text, key, true, r);
+        if (urls::grammar::ci_is_equal(scheme, "redis+cluster"))
+            return read_cluster_url(text, key, false, r);
+        if (urls::grammar::ci_is_equal(scheme, "rediss+cluster"))
+            return read_cluster_url(text, key, true, r);
     }
     const auto parsed = urls::parse_uri(text);
     if (!parsed)
@@ -176,6 +219,7 @@ void read_redis_url(const std::string& text, const std::string& key, redis_confi
     r.user = std::move(user);
     r.sentinels.clear();
     r.master_name.clear();
+    r.cluster_seeds.clear();
 }
 
 // 64 hex digits, decoded into 32 raw bytes. Never quotes the text.
