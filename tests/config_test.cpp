@@ -1086,6 +1086,17 @@ TEST_F(ConfigTest, RejectsEveryBadClusterUrlNamingItsKey) {
     const config_error e =
         load_error(with_redis(R"("url": "redis+cluster://a", "sentinel_password": "p")" + key));
     EXPECT_EQ(e.key(), "redis.sentinel_password");
+    // Braces in the prefix would come before the broker's own hash tags (fine on a single server).
+    for (const auto* prefix : {"{tb}:", "tb{", "}"}) {
+        SCOPED_TRACE(prefix);
+        const config_error braces = load_error(
+            with_redis(R"("url": "redis+cluster://a", "key_prefix": ")" + std::string(prefix) + '"' + key));
+        EXPECT_EQ(braces.key(), "redis.key_prefix");
+        EXPECT_EQ(braces.reason(), "must not hold '{' or '}' with a Redis Cluster: the broker puts hash tags in "
+                                   "the key names itself");
+        EXPECT_TRUE(load(with_redis(R"("url": "redis://a", "key_prefix": ")" + std::string(prefix) + '"' + key))
+                        .redis.enabled());
+    }
 }
 
 TEST_F(ConfigTest, RejectsEveryBadSentinelUrlNamingItsKey) {

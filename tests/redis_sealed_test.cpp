@@ -102,10 +102,12 @@ TEST(Sealer, KeyNameHoldsNoId) {
     sealer s(key_a, {});
     const std::string id = "alice@example.com";
     const std::string name = s.key_name(prefix, "tok", id);
-    EXPECT_TRUE(name.starts_with("token-broker:tok:")) << name;
-    EXPECT_EQ(name.size(), prefix.size() + 4 + 64);
+    // The hash in braces: a Redis Cluster hash tag.
+    EXPECT_TRUE(name.starts_with("token-broker:tok:{")) << name;
+    EXPECT_TRUE(name.ends_with("}")) << name;
+    EXPECT_EQ(name.size(), prefix.size() + 5 + 64 + 1);
     EXPECT_EQ(name.find("alice"), std::string::npos) << name;
-    EXPECT_EQ(name.find_first_not_of("0123456789abcdef", prefix.size() + 4), std::string::npos) << name;
+    EXPECT_EQ(name.find_first_not_of("0123456789abcdef", prefix.size() + 5), name.size() - 1) << name;
     // Stable for one key, different for another id and for another key.
     EXPECT_EQ(name, s.key_name(prefix, "tok", id));
     EXPECT_NE(name, s.key_name(prefix, "tok", "bob@example.com"));

@@ -466,6 +466,55 @@ TEST_F(SharedCache, AfterARotationTheOldKeysEntriesAreStillServed) {
             std::string::npos);
 }
 
+// During a rotation a look reads the previous key's names first, in a call of their own (in a
+// cluster they are in another hash slot): a revoked mark under either key's names makes the claim
+// `revoked`, a value under the previous names is found, and neither takes the lock; only a look that
+// finds nothing under either takes it.
+TEST_F(SharedCache, DuringARotationAMarkOrAValueUnderEitherNamesSettlesTheLookWithoutTheLock) {
+    auto& old_only = add_replica(shared_settings('o'), redis_options());
+    auto& rotated = add_replica(shared_settings('n', 'o'), redis_options());
+    start_threads();
+    const cache_key key{"marked@example.com", token_type::zak, std::nullopt};
+    const auto current = rotated.shared->names_of(key);
+    const auto previous = old_only.shared->names_of(key); // the rotated replica's previous names
+    ASSERT_NE(current.entry, previous.entry);
+    const auto claim_of = [&](const cache_key& k) {
+        auto f = net::co_spawn(ioc, rotated.shared->acquire(k, false), net::use_future);
+        if (f.wait_for(60s) != std::future_status::ready)
+            throw std::runtime_error("no claim within 60 s");
+        return f.get();
+    };
+    const auto lock_taken = [&](const shared_key_names& names) {
+        return redis.command({"EXISTS", names.lock}).integer == 1;
+    };
+
+    ASSERT_TRUE(redis.command({"SET", previous.revoked, "1", "PX", "60000"}).is_status("OK"));
+    EXPECT_EQ(claim_of(key).what, shared_tokens::claim::kind::revoked) << "marked under the previous names";
+    EXPECT_FALSE(lock_taken(current));
+    ASSERT_EQ(redis.command({"DEL", previous.revoked}).integer, 1);
+    ASSERT_TRUE(redis.command({"SET", current.revoked, "1", "PX", "60000"}).is_status("OK"));
+    EXPECT_EQ(claim_of(key).what, shared_tokens::claim::kind::revoked) << "marked under the current names";
+    EXPECT_FALSE(lock_taken(current));
+    ASSERT_EQ(redis.command({"DEL", current.revoked}).integer, 1);
+
+    // A token that the replica with only the previous key shared.
+    const auto shared = get(old_only, key.user_id);
+    ASSERT_TRUE(shared->r);
+    auto found = claim_of(key);
+    ASSERT_EQ(found.what, shared_tokens::claim::kind::found);
+    EXPECT_EQ(found.entry.what, shared_entry::kind::token);
+    EXPECT_EQ(found.entry.token.reveal(), shared->token());
+    EXPECT_FALSE(found.held);
+    EXPECT_FALSE(lock_taken(current));
+
+    // Nothing under either name: the lock under the current names is taken for this replica.
+    const cache_key other{"nobody-yet@example.com", token_type::zak, std::nullopt};
+    auto fetch = claim_of(other);
+    EXPECT_EQ(fetch.what, shared_tokens::claim::kind::fetch);
+    EXPECT_TRUE(fetch.held);
+    EXPECT_TRUE(lock_taken(rotated.shared->names_of(other)));
+}
+
 TEST_F(SharedCache, WhileRedisIsDownEveryReplicaAnswersAloneAndDeleteIsUnavailable) {
     auto& a = add_replica(shared_settings(), redis_options(250ms));
     auto& b = add_replica(shared_settings(), redis_options(250ms));

@@ -44,6 +44,31 @@ std::optional<forget_message> read_forget_message(std::string_view message) {
     return m;
 }
 
+namespace {
+
+// Runs the forget script once for each of `calls` (a user's keys under one encryption key each, in a
+// hash slot of their own), the last call publishing `message` on `channel` (none when `channel` is
+// empty): a replica that hears it finds the entries gone under every key already. The first failure
+// ends it, with what went wrong.
+net::awaitable<result<void>> forget_under_each_key(redis::client& connection,
+                                                   const std::vector<std::vector<std::string>>& calls,
+                                                   std::chrono::milliseconds revoked_for,
+                                                   const std::string& channel, const std::string& message) {
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+        const bool last = i + 1 == calls.size();
+        auto keys = calls[i];
+        std::vector<std::string> args{last ? channel : std::string(), last ? message : std::string(),
+                                      std::to_string(shared_scripts::generation_life.count()),
+                                      std::to_string(revoked_for.count())};
+        auto r = co_await shared_scripts::forget().run(connection, std::move(keys), std::move(args));
+        if (!r || r->type != redis::reply::kind::integer)
+            co_return make_error(errc::cache_unavailable, shared_scripts::describe(r));
+    }
+    co_return result<void>();
+}
+
+} // namespace
+
 // The replicas that confirmed one forget, by id, and the forget waiting for them.
 struct forget_broadcast::confirmations {
     explicit confirmations(const net::any_io_executor& ex) : news(std::make_shared<news_waiter>(ex)) {}
@@ -91,35 +116,30 @@ forget_broadcast::forget_broadcast(net::any_io_executor ex, std::shared_ptr<redi
 
 forget_broadcast::~forget_broadcast() = default;
 
-forget_broadcast::script_keys forget_broadcast::keys_of(const std::string& user_id,
-                                                        std::chrono::milliseconds revoked_for) const {
-    auto user = keys_.user_keys_of(user_id);
-    script_keys k;
-    k.keys.push_back(membership_.members_key());
-    k.generations = std::to_string(user.generations.size());
-    k.sets = std::to_string(user.sets.size());
-    for (auto* part : {&user.generations, &user.sets, &user.unknown})
-        k.keys.insert(k.keys.end(), part->begin(), part->end());
-    if (revoked_for > 0ms) {
-        k.marks = std::to_string(user.revoked.size());
-        k.revoked_for = std::to_string(revoked_for.count());
-        k.keys.insert(k.keys.end(), user.revoked.begin(), user.revoked.end());
-    }
-    return k;
+std::vector<std::vector<std::string>>
+forget_broadcast::calls_of(const std::string& user_id, std::chrono::milliseconds revoked_for) const {
+    return shared_script_keys::forget(keys_.user_keys_of(user_id), revoked_for > 0ms);
 }
 
 net::awaitable<result<void>> forget_broadcast::reinstate(std::string user_id) {
     const auto nonce = redis::random_value();
     const std::string tag(reinstate_tag);
-    auto marks = keys_.user_keys_of(user_id).revoked;
-    std::vector<std::string> args{channel_, nonce + ":" + tag + ":" +
-                                                sealer_.seal(channel_ + ":" + nonce + ":" + tag, user_id)};
-    auto r = co_await shared_scripts::reinstate().run(*connection_, std::move(marks), std::move(args));
-    if (!r || r->type != redis::reply::kind::integer) {
-        log_->warn("clearing a revoked mark could not reach Redis: {}", shared_scripts::describe(r));
-        co_return make_error(
-            errc::cache_unavailable,
-            "Redis cannot confirm that the revoked mark is cleared for every replica; try again");
+    const std::string message =
+        nonce + ":" + tag + ":" + sealer_.seal(channel_ + ":" + nonce + ":" + tag, user_id);
+    // One call for each encryption key's mark (each in its own hash slot); the last one tells the
+    // replicas.
+    const auto calls = shared_script_keys::reinstate(keys_.user_keys_of(user_id));
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+        const bool last = i + 1 == calls.size();
+        auto marks = calls[i];
+        std::vector<std::string> args{last ? channel_ : std::string(), last ? message : std::string()};
+        auto r = co_await shared_scripts::reinstate().run(*connection_, std::move(marks), std::move(args));
+        if (!r || r->type != redis::reply::kind::integer) {
+            log_->warn("clearing a revoked mark could not reach Redis: {}", shared_scripts::describe(r));
+            co_return make_error(
+                errc::cache_unavailable,
+                "Redis cannot confirm that the revoked mark is cleared for every replica; try again");
+        }
     }
     co_return result<void>();
 }
@@ -131,36 +151,47 @@ net::awaitable<result<void>> forget_broadcast::forget(std::string user_id,
     // on P forgotten with its id.
     const auto nonce = redis::random_value();
     pending counted(*this, nonce);
-    auto k = keys_of(user_id, revoked_for);
+    const auto calls = calls_of(user_id, revoked_for);
     // A revocation says so between the nonce and the sealed id, and binds it to the seal.
     const std::string tag =
         revoked_for > 0ms ? std::string(revoke_tag) + std::to_string(revoked_for.count()) : std::string();
     const std::string head = tag.empty() ? nonce : nonce + ":" + tag;
-    std::vector<std::string> args{
-        channel_, head + ":" + sealer_.seal(channel_ + ":" + head, user_id), k.generations,
-        k.sets,   std::to_string(shared_scripts::generation_life.count()),   k.revoked_for,
-        k.marks};
-    const auto started = steady::now();
-    const auto generation = k.keys.at(1); // the user's under the current key: where WAIT is asked
-    auto r = co_await shared_scripts::forget().run(*connection_, std::move(k.keys), std::move(args));
-    const auto answered = steady::now();
+    const std::string message = head + ":" + sealer_.seal(channel_ + ":" + head, user_id);
     const auto unconfirmed = [] {
         return make_error(errc::cache_unavailable,
                           "Redis cannot confirm that every replica forgot this user's tokens; try again");
     };
+    const auto started = steady::now();
+    if (auto forgotten = co_await forget_under_each_key(*connection_, calls, revoked_for, channel_, message);
+        !forgotten) {
+        log_->warn("DELETE could not reach Redis: {}", forgotten.error().message);
+        co_return unconfirmed();
+    }
+    // The registrations are read after the forget was published, never before: every replica
+    // registered when it was published is then among them, and is asked. One that registered in
+    // between (its subscription made after the publication, so it holds no copies) is among them too
+    // and cannot confirm: at worst a 503 when it renews meanwhile, never a token served.
+    std::vector<std::string> members_key{membership_.members_key()};
+    std::vector<std::string> no_args;
+    auto r = co_await shared_scripts::registered_replicas().run(*connection_, std::move(members_key),
+                                                                std::move(no_args));
+    const auto answered = steady::now();
     if (!r || r->type != redis::reply::kind::array || r->elements.empty() || r->elements.size() % 2 != 1 ||
         r->elements[0].type != redis::reply::kind::integer) {
         log_->warn("DELETE could not reach Redis: {}", shared_scripts::describe(r));
         co_return unconfirmed();
     }
-    // With a replicated Redis (Sentinel), a Redis replica must have it too, so that a failover does
-    // not bring the token back (WAIT; at once without Sentinel).
-    if (auto replicated = co_await connection_->confirm_replicated(generation); !replicated) {
-        log_->warn("DELETE: {}", replicated.error().message);
-        co_return unconfirmed();
+    // With a replicated Redis (Sentinel, or a cluster's masters with replicas), a Redis replica must
+    // have it too, so that a failover does not bring the token back: WAIT on each slot the forget
+    // wrote (at once without replicas).
+    for (const auto& keys : calls) {
+        if (auto replicated = co_await connection_->confirm_replicated(keys.front()); !replicated) {
+            log_->warn("DELETE: {}", replicated.error().message);
+            co_return unconfirmed();
+        }
     }
-    // The replicas registered when the script ran, each with when its registration lapses on this
-    // replica's clock (no earlier than Redis's).
+    // The replicas registered when the registrations were read, each with when its registration lapses on
+    // this replica's clock (no earlier than Redis's).
     struct member {
         std::string id;
         std::string score;
@@ -250,31 +281,26 @@ std::optional<forget_broadcast::heard> forget_broadcast::hear(std::string_view m
 void forget_broadcast::confirm(const heard& h) const {
     // A message that does not open is confirmed too, once every copy is dropped, so that the forget
     // can be answered; there are no entries to name then.
-    script_keys k;
+    std::vector<std::vector<std::string>> calls;
     if (h.user_id)
-        k = keys_of(*h.user_id, h.revoked_for);
-    net::co_spawn(
-        executor_,
-        acknowledge(connection_, log_, std::move(k), confirmed_channel_, h.nonce + ":" + membership_.id()),
-        log_escaped_exception(log_, "acknowledging a DELETE"));
+        calls = calls_of(*h.user_id, h.revoked_for);
+    net::co_spawn(executor_,
+                  acknowledge(connection_, log_, std::move(calls), h.revoked_for, confirmed_channel_,
+                              h.nonce + ":" + membership_.id()),
+                  log_escaped_exception(log_, "acknowledging a DELETE"));
 }
 
 net::awaitable<void> forget_broadcast::acknowledge(std::shared_ptr<redis::client> connection,
-                                                   std::shared_ptr<spdlog::logger> log, script_keys k,
+                                                   std::shared_ptr<spdlog::logger> log,
+                                                   std::vector<std::vector<std::string>> calls,
+                                                   std::chrono::milliseconds revoked_for,
                                                    std::string confirmed_channel, std::string confirmation) {
-    if (!k.keys.empty()) {
-        std::vector<std::string> args{std::string(),
-                                      std::string(),
-                                      k.generations,
-                                      k.sets,
-                                      std::to_string(shared_scripts::generation_life.count()),
-                                      k.revoked_for,
-                                      k.marks};
-        auto r = co_await shared_scripts::forget().run(*connection, std::move(k.keys), std::move(args));
-        if (!r || r->type != redis::reply::kind::array) {
-            log->debug("removing a forgotten user's entries failed: {}", shared_scripts::describe(r));
-            co_return; // not confirmed: the DELETE is answered 503 and tried again
-        }
+    const std::string no_channel;
+    if (auto forgotten =
+            co_await forget_under_each_key(*connection, calls, revoked_for, no_channel, no_channel);
+        !forgotten) {
+        log->debug("removing a forgotten user's entries failed: {}", forgotten.error().message);
+        co_return; // not confirmed: the DELETE is answered 503 and tried again
     }
     std::vector<std::string> publish{"PUBLISH", std::move(confirmed_channel), std::move(confirmation)};
     auto r = co_await connection->exec(std::move(publish));

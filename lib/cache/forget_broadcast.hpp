@@ -5,6 +5,10 @@
 // confirms on P forgotten; the forget is answered once every replica registered when it ran has
 // confirmed, or has let its registration lapse (and so dropped its copies).
 //
+// In Redis that is one script call for each encryption key in use (each key's names are in a hash
+// slot of their own), the last one publishing, then a read of the registrations (P replicas, a slot
+// of its own), then a WAIT for each slot written.
+//
 // Messages. On P forget: a 32-digit random nonce in clear, ':', for a revocation "revoke=<ms>:" and
 // for a reinstatement "reinstate:", then the user id sealed (redis::sealer) with the channel's name,
 // ':' and everything before it as associated data, so that the tag cannot be changed. On
@@ -26,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace token_broker {
 
@@ -88,16 +93,13 @@ public:
     void on_confirmation(std::string_view message);
 
 private:
-    // The forget script's keys for a user under this replica's keys, and its arguments after the
-    // channel and the message.
-    struct script_keys {
-        std::vector<std::string> keys;
-        std::string generations, sets;
-        std::string revoked_for = "0", marks = "0";
-    };
-    script_keys keys_of(const std::string& user_id, std::chrono::milliseconds revoked_for) const;
+    // The forget script's calls for a user under this replica's keys, one for each encryption key.
+    std::vector<std::vector<std::string>> calls_of(const std::string& user_id,
+                                                   std::chrono::milliseconds revoked_for) const;
     static net::awaitable<void> acknowledge(std::shared_ptr<redis::client> connection,
-                                            std::shared_ptr<spdlog::logger> log, script_keys k,
+                                            std::shared_ptr<spdlog::logger> log,
+                                            std::vector<std::vector<std::string>> calls,
+                                            std::chrono::milliseconds revoked_for,
                                             std::string confirmed_channel, std::string confirmation);
 
     struct confirmations;

@@ -15,7 +15,7 @@ using shared_scripts::describe;
 // What one look found.
 struct shared_redis::look {
     std::optional<shared_entry> entry;      // the first usable value, in the order asked
-    bool present = false;                   // some value was there, usable or not
+    bool lock_tried = false;                // the look script tried the lock (it found no value)
     bool locked = false;                    // the lock was taken for this attempt
     bool revoked = false;                   // the user is marked revoked: nothing read, the lock not tried
     std::string holder;                     // else the value of the lock someone else holds, if any
@@ -94,17 +94,64 @@ std::optional<shared_entry> shared_redis::open_entry(const std::string& name, co
     return e;
 }
 
+void shared_redis::consider(look& l, const std::string& name, const redis::reply& sealed, time_point now,
+                            const std::string& accept_errors_of, bool for_refresh) {
+    if (sealed.type != redis::reply::kind::string || l.entry)
+        return;
+    auto e = open_entry(name, sealed.text);
+    if (!e || !usable_shared_entry(*e, now, settings_.cache.refresh_margin, for_refresh))
+        return;
+    // An error is the answer only of the fetch being waited for, not of an older one.
+    if (e->what == shared_entry::kind::error && (accept_errors_of.empty() || e->fetch_id != accept_errors_of))
+        return;
+    l.entry = std::move(e);
+}
+
 net::awaitable<std::optional<shared_redis::look>>
 shared_redis::look_once(const std::vector<std::string>& values, const key_names& names,
-                        const std::vector<std::string>& marks, const std::string& lock_value,
+                        const std::optional<key_names>& previous, const std::string& lock_value,
                         const std::string& accept_errors_of, bool for_refresh) {
-    auto keys = values;
-    keys.push_back(names.lock);
-    keys.push_back(names.generation);
-    keys.insert(keys.end(), marks.begin(), marks.end());
+    look l;
+    if (previous) {
+        // A rotation: the names under the previous key are in another hash slot (another node of a
+        // cluster), so they are looked at first, read only, by a call of their own; a mark or a usable
+        // value there settles the look as the one script did before the split (revoked: nothing read,
+        // no lock; found: the lock not tried), and the locking look below is not run at all.
+        //
+        // Between the two calls a forget may come from a replica that knows only the previous key: it
+        // marks and empties the previous names after this look at them, and this replica's look at
+        // the current names may then take the lock. That is safe: the forget is answered only once
+        // every registered replica, this one included, has run its own forget under its own names,
+        // which raises the generation under the current key; a fetch that took the lock before that
+        // read the older generation, and the store script refuses to write its result.
+        auto keys = shared_script_keys::look_back(*previous);
+        const std::vector<std::string> old_values(keys.begin() + 1, keys.end());
+        std::vector<std::string> no_args;
+        auto r = co_await shared_scripts::look_back().run(*connection_, std::move(keys), std::move(no_args));
+        const bool marked = r && r->type == redis::reply::kind::array && r->elements.size() == 1 &&
+                            r->elements[0].type == redis::reply::kind::integer &&
+                            r->elements[0].integer == -1;
+        if (!marked &&
+            (!r || r->type != redis::reply::kind::array || r->elements.size() != old_values.size() + 1 ||
+             r->elements[0].type != redis::reply::kind::integer || r->elements[0].integer != 0)) {
+            log_->debug("reading the shared cache failed: {}", describe(r));
+            co_return std::nullopt;
+        }
+        if (marked) {
+            l.revoked = true;
+            co_return l;
+        }
+        const auto now = now_();
+        for (std::size_t i = 0; i < old_values.size(); ++i)
+            consider(l, old_values[i], r->elements[i + 1], now, accept_errors_of, for_refresh);
+        if (l.entry)
+            co_return l;
+    }
+
+    auto keys = shared_script_keys::look(values, names);
     const auto lock_ms = std::to_string(settings_.lock_lease.count());
     // Named, not braced temporaries: gcc 12 mishandles those as arguments inside co_await.
-    std::vector<std::string> args{lock_value, lock_ms, std::to_string(marks.size())};
+    std::vector<std::string> args{lock_value, lock_ms};
     auto r = co_await shared_scripts::look().run(*connection_, std::move(keys), std::move(args));
     if (!r || r->type != redis::reply::kind::array || r->elements.size() != values.size() + 3 ||
         (r->elements[values.size()].type != redis::reply::kind::integer &&
@@ -114,7 +161,6 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
         log_->debug("reading the shared cache failed: {}", describe(r));
         co_return std::nullopt;
     }
-    look l;
     const auto& lock = r->elements[values.size()];
     l.generation = r->elements[values.size() + 1].text;
     // A lock without a time to live (not one of ours) is waited on for one lease before looking again.
@@ -126,33 +172,22 @@ shared_redis::look_once(const std::vector<std::string>& values, const key_names&
         l.revoked = true;
         co_return l;
     }
+    l.lock_tried = !(lock.type == redis::reply::kind::integer && lock.integer == 0);
     l.locked = lock.type == redis::reply::kind::integer && lock.integer == 1;
     if (lock.type == redis::reply::kind::string)
         l.holder = lock.text;
     const auto now = now_();
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        const auto& v = r->elements[i];
-        if (v.type != redis::reply::kind::string)
-            continue;
-        l.present = true;
-        if (l.entry)
-            continue;
-        auto e = open_entry(values[i], v.text);
-        if (!e || !usable_shared_entry(*e, now, settings_.cache.refresh_margin, for_refresh))
-            continue;
-        // An error is the answer only of the fetch being waited for, not of an older one.
-        if (e->what == shared_entry::kind::error &&
-            (accept_errors_of.empty() || e->fetch_id != accept_errors_of))
-            continue;
-        l.entry = std::move(e);
-    }
-    if (!l.entry && !l.locked && l.present) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+        consider(l, values[i], r->elements[i], now, accept_errors_of, for_refresh);
+    if (!l.entry && !l.lock_tried) {
         // Only unusable values: the lock decides who fetches a better one.
         const std::vector<std::string> none;
-        auto again = co_await look_once(none, names, marks, lock_value, accept_errors_of, for_refresh);
+        const std::optional<key_names> no_previous;
+        auto again = co_await look_once(none, names, no_previous, lock_value, accept_errors_of, for_refresh);
         if (!again)
             co_return std::nullopt;
         l.revoked = again->revoked;
+        l.lock_tried = again->lock_tried;
         l.locked = again->locked;
         l.holder = std::move(again->holder);
         l.generation = std::move(again->generation);
@@ -166,16 +201,9 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
     if (!co_await connected())
         co_return c;
     const auto names = keys_.names_of(key);
-    std::vector<std::string> first{names.entry, names.unknown};
-    // The user's revoked marks under each key in use, from the names already made (no hash again).
-    std::vector<std::string> marks{names.revoked};
-    if (auto old = keys_.previous_names_of(key)) {
-        first.push_back(std::move(old->entry));
-        first.push_back(std::move(old->unknown));
-        marks.push_back(std::move(old->revoked));
-    }
-    auto waiting = first;
-    waiting.push_back(names.error);
+    const auto previous = keys_.previous_names_of(key); // during a rotation
+    const auto first = shared_script_keys::look_values(names, false);
+    const auto waiting = shared_script_keys::look_values(names, true);
 
     // Entered before the first look, so that a publication between that look and the wait wakes it.
     news_board::registration registration(news_, names.entry);
@@ -205,7 +233,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
     };
 
     const std::string no_error;
-    auto l = co_await look_once(first, names, marks, value, no_error, for_refresh);
+    auto l = co_await look_once(first, names, previous, value, no_error, for_refresh);
     if (!l)
         co_return c;
     if (settle(*l))
@@ -228,7 +256,7 @@ net::awaitable<shared_tokens::claim> shared_redis::acquire(const cache_key& key,
             co_return c;
         }
         co_await registration.sleep(std::min(left, l->lock_left + 1ms));
-        l = co_await look_once(waiting, names, marks, value, holder, for_refresh);
+        l = co_await look_once(waiting, names, previous, value, holder, for_refresh);
         if (!l)
             co_return c;
         if (settle(*l))
@@ -245,31 +273,29 @@ net::awaitable<void> shared_redis::store(const cache_key& key, std::optional<lea
     if (!held)
         co_return;
     const auto names = keys_.names_of(key);
-    std::vector<std::string> keys{names.entry, held->lock_key, names.generation};
     std::chrono::milliseconds life{0};
     if (e) {
         switch (e->what) {
         case shared_entry::kind::token:
             life = shared_token_lifetime(*e, now_(), settings_.cache.refresh_margin);
-            keys.push_back(names.index);
             break;
         case shared_entry::kind::unknown_user:
-            keys[0] = names.unknown;
             life = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.cache.negative_ttl);
             break;
         case shared_entry::kind::error:
-            keys[0] = names.error;
             life = settings_.error_ttl;
             break;
         }
     }
+    std::optional<shared_entry::kind> written;
+    if (e && life > 0ms)
+        written = e->what;
+    auto keys = shared_script_keys::store(names, held->lock_key, written);
     std::string sealed;
-    if (e && life > 0ms) {
-        auto written = *e;
-        written.fetch_id = held->value;
-        sealed = sealer_.seal(keys[0], encode_shared_entry(written));
-    } else if (keys.size() > 3) {
-        keys.pop_back();
+    if (written) {
+        auto entry = *e;
+        entry.fetch_id = held->value;
+        sealed = sealer_.seal(keys[0], encode_shared_entry(entry));
     }
     std::vector<std::string> args{std::move(sealed), std::to_string(life.count()),
                                   held->value,       done_channel_,

@@ -4,20 +4,22 @@
 //
 // Keys, all starting with redis.key_prefix P, for a user whose HMAC-SHA256 (sealer::key_name, keyed
 // from the encryption key) is H; a cache key's type and ttl are not secret and follow in clear, so
-// that the keys of one user can be found:
-//   P u:H:<type>:<ttl|->          a token entry, until its expires_at - m
-//   P u:H:<type>:<ttl|->:lock     the fetch lock: SET NX PX redis.lock_lease_ms, random value, renewed
+// that the keys of one user can be found. {H} is a Redis Cluster hash tag: a user's keys under one
+// encryption key share one hash slot.
+//   P u:{H}:<type>:<ttl|->        a token entry, until its expires_at - m
+//   P u:{H}:<type>:<ttl|->:lock   the fetch lock: SET NX PX redis.lock_lease_ms, random value, renewed
 //                                 by its holder every third of the lease (owner-checked)
-//   P u:H:<type>:<ttl|->:error    a failed fetch's error, for the replicas that waited on it (2 s)
-//   P u:H:unknown                 Zoom said the user does not exist (cache.negative_ttl_s)
-//   P u:H:keys                    the set of the user's token entries, for DELETE
-//   P u:H:gen                     the user's forget generation (INCR by every forget, one day): a
+//   P u:{H}:<type>:<ttl|->:error  a failed fetch's error, for the replicas that waited on it (2 s)
+//   P u:{H}:unknown               Zoom said the user does not exist (cache.negative_ttl_s)
+//   P u:{H}:keys                  the set of the user's token entries, for DELETE
+//   P u:{H}:gen                   the user's forget generation (INCR by every forget, one day): a
 //                                 fetch's store is refused when it changed since its lock was taken
-//   P u:H:revoked                 the revoked mark (CONTRACT.md section 9), set by revoke() for
+//   P u:{H}:revoked               the revoked mark (CONTRACT.md section 9), set by revoke() for
 //                                 max(cache.negative_ttl_s, 1 h), deleted by reinstate(); while it is
 //                                 there, acquire() answers `revoked` (no value read, no lock taken)
 //   P replicas                    the replicas' registrations: a sorted set of random replica ids
-//                                 scored with the Redis time (ms) at which each lapses
+//                                 scored with the Redis time (ms) at which each lapses (a slot of its
+//                                 own)
 // Every value is sealed (AES-256-GCM, the key name as associated data). Channels: P done (a fetch
 // ended; the message is its entry's key name, waiters of that key re-read it), P forget (a DELETE;
 // the message is a random nonce, then the user id sealed with the channel name and the nonce as
@@ -33,10 +35,13 @@
 //
 // Rotation: with a previous encryption key, reads look under the names of both keys (values under
 // either open), writes go under the current key's names, and DELETE removes both; every replica that
-// hears a DELETE removes the entries under its own keys' names too.
+// hears a DELETE removes the entries under its own keys' names too. The two keys' names are in two
+// hash slots, so each is read or forgotten by a script call of its own (acquire and
+// forget_broadcast say how the calls combine); outside a rotation a shared hit is one call.
 //
-// The scripts touch keys of one user only, some of them not passed in KEYS (the entries listed in
-// the user's set): fine on one Redis, not meant for Redis Cluster.
+// Each script touches the keys of one user under one encryption key (one slot), some of them not
+// passed in KEYS (the entries listed in the user's set, named under the same hash tag), or the
+// registrations alone: every script runs on one node of a Redis Cluster.
 //
 // The concerns, each in its own file: the key names (shared_keys.hpp), the scripts
 // (shared_scripts.hpp), the waiters woken by the subscription (news_waiter.hpp), this replica's
@@ -141,14 +146,19 @@ public:
 private:
     struct look;
 
-    // One look: the first usable of `values` (opened; an error only when written by the fetch whose
+    // One look: the first usable of `values` (named under the current key) or, during a rotation,
+    // of the values under the `previous` names (opened; an error only when written by the fetch whose
     // lock value is `accept_errors_of`), and whether the lock was taken for `lock_value` (only tried
-    // when no usable value was found) or who holds it. nullopt when Redis failed.
+    // when no usable value was found) or who holds it; revoked when either name's mark is there.
+    // nullopt when Redis failed.
     net::awaitable<std::optional<look>> look_once(const std::vector<std::string>& values,
                                                   const key_names& names,
-                                                  const std::vector<std::string>& marks,
+                                                  const std::optional<key_names>& previous,
                                                   const std::string& lock_value,
                                                   const std::string& accept_errors_of, bool for_refresh);
+    // Takes the value `sealed` read under `name` into `l` when it is the first usable one.
+    void consider(look& l, const std::string& name, const redis::reply& sealed, time_point now,
+                  const std::string& accept_errors_of, bool for_refresh);
     std::optional<shared_entry> open_entry(const std::string& name, const std::string& sealed);
     // Whether the command connection is up, after waiting for it while the start-up window of
     // settings::wait_for_redis is open.

@@ -5,25 +5,26 @@
 namespace token_broker::shared_scripts {
 namespace {
 
-// KEYS: the value keys to read, then the lock, then the user's generation, then ARGV[3] revoked marks.
-// ARGV: the lock's value, its life in ms, how many revoked marks. Answers the values (false for
-// none), then 1 when the lock was taken for ARGV[1], or the value of the lock that someone else
+// Every script's KEYS are of one hash slot (shared_keys.hpp, shared_script_keys): one user's keys
+// under one encryption key, or the registrations alone. Keys a script finds in a set (the entries of
+// a user's set) were named under the same hash tag, so they are in that slot too.
+
+// KEYS: the value keys to read, then the lock, then the user's generation, then its revoked mark, all
+// under the current encryption key. ARGV: the lock's value, its life in ms. Answers the values (false
+// for none), then 1 when the lock was taken for ARGV[1], or the value of the lock that someone else
 // holds, or 0 when values were there (the lock is not tried then), or -1 when the user is marked
 // revoked (nothing read, the lock not tried), then the user's generation ('0' when none), and last
 // the lock's time to live in ms (PTTL: -2 when there is none), so that a waiter knows when a lock
 // whose holder died lapses.
 constexpr std::string_view look_lua = R"lua(
-local marks = tonumber(ARGV[3])
-local n = #KEYS - 2 - marks
+local n = #KEYS - 3
 local out = {}
-for i = n + 3, n + 2 + marks do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    for j = 1, n do out[j] = false end
-    out[n + 1] = -1
-    out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
-    out[n + 3] = -2
-    return out
-  end
+if redis.call('EXISTS', KEYS[n + 3]) == 1 then
+  for j = 1, n do out[j] = false end
+  out[n + 1] = -1
+  out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
+  out[n + 3] = -2
+  return out
 end
 local found = false
 for i = 1, n do
@@ -40,6 +41,20 @@ else
 end
 out[n + 2] = redis.call('GET', KEYS[n + 2]) or '0'
 out[n + 3] = redis.call('PTTL', KEYS[n + 1])
+return out
+)lua";
+
+// During a rotation, before the look: KEYS: the user's revoked mark under the previous encryption
+// key, then the value keys to read there. Reads only. Answers {-1} when the mark is there (nothing
+// read), else 0 followed by the values (false for none).
+constexpr std::string_view look_back_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {-1}
+end
+local out = {0}
+for i = 2, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
 return out
 )lua";
 
@@ -73,32 +88,31 @@ return written
     "local t = redis.call('TIME')\n"                                                                         \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-// KEYS: the registrations, ARGV[3] generations, ARGV[4] sets of entries, then other keys, then
-// ARGV[7] revoked marks. Drops the lapsed registrations, bumps the generations (kept ARGV[5] ms),
-// deletes the entries of the sets, the sets and the other keys, sets the revoked marks for ARGV[6] ms
-// (none when ARGV[7] is 0), then publishes ARGV[2] on ARGV[1] (unless ARGV[1] is empty). Answers the
-// Redis time in ms, then each registered replica's id and the time its registration lapses.
-constexpr std::string_view forget_lua = TOKEN_BROKER_LUA_NOW R"lua(
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local gens = tonumber(ARGV[3])
-local sets = tonumber(ARGV[4])
-local marks = tonumber(ARGV[7])
-for i = 2, 1 + gens do
-  redis.call('INCR', KEYS[i])
-  redis.call('PEXPIRE', KEYS[i], ARGV[5])
+// A user's forget under one encryption key (run once for each key in use). KEYS: the user's
+// generation, set of entries and unknown-user entry, then for a revocation its revoked mark. ARGV: a
+// channel ('' for none) and a message, the generation's life in ms, the revoked mark's life in ms.
+// Bumps the generation, deletes the entries of the set, the set and the unknown-user entry, sets the
+// revoked mark when there is one, then publishes the message on the channel. Answers 1.
+constexpr std::string_view forget_lua = R"lua(
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('DEL', k)
 end
-for i = 2 + gens, 1 + gens + sets do
-  for _, k in ipairs(redis.call('SMEMBERS', KEYS[i])) do
-    redis.call('DEL', k)
-  end
-end
-redis.call('DEL', unpack(KEYS, 2 + gens, #KEYS - marks))
-for i = #KEYS - marks + 1, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[6])
+redis.call('DEL', KEYS[2], KEYS[3])
+if #KEYS >= 4 then
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
 end
 if ARGV[1] ~= '' then
   redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
+return 1
+)lua";
+
+// KEYS: the registrations. Drops the lapsed ones; answers the Redis time in ms, then each registered
+// replica's id and the time its registration lapses.
+constexpr std::string_view registered_lua = TOKEN_BROKER_LUA_NOW R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local out = {now}
 for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do
   out[#out + 1] = v
@@ -106,11 +120,14 @@ end
 return out
 )lua";
 
-// KEYS: a user's revoked marks. ARGV: the channel and the message that tell the replicas. Deletes the
-// marks, publishes, answers 1.
+// KEYS: a user's revoked mark under one encryption key (run once for each key in use). ARGV: a
+// channel ('' for none) and the message that tells the replicas. Deletes the mark, publishes,
+// answers 1.
 constexpr std::string_view reinstate_lua = R"lua(
-redis.call('DEL', unpack(KEYS))
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
 return 1
 )lua";
 
@@ -130,6 +147,11 @@ const redis::script& look() {
     return s;
 }
 
+const redis::script& look_back() {
+    static const redis::script s{std::string(look_back_lua)};
+    return s;
+}
+
 const redis::script& store() {
     static const redis::script s{std::string(store_lua)};
     return s;
@@ -137,6 +159,11 @@ const redis::script& store() {
 
 const redis::script& forget() {
     static const redis::script s{std::string(forget_lua)};
+    return s;
+}
+
+const redis::script& registered_replicas() {
+    static const redis::script s{std::string(registered_lua)};
     return s;
 }
 

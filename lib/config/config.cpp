@@ -338,6 +338,12 @@ void check_redis(redis_config& r) {
         throw config_error(
             "redis.sentinel_password",
             "is only for Sentinel: redis.url must then be redis+sentinel:// or rediss+sentinel://");
+    // The key names carry hash tags of their own ({...}: every user's keys in one slot); braces in the
+    // prefix would come first and could undo them (an empty "{}" makes Redis hash whole names).
+    if (r.cluster() && r.key_prefix.find_first_of("{}") != std::string::npos)
+        throw config_error("redis.key_prefix",
+                           "must not hold '{' or '}' with a Redis Cluster: the broker puts hash tags in the "
+                           "key names itself");
 }
 
 void check_files(const config& cfg) {

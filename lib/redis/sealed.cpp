@@ -66,9 +66,10 @@ std::string sealer::name_of(const keys& k, std::string_view prefix, std::string_
                             std::string_view id) {
     const std::string mac = hmac_sha256(k.name, id);
     std::string out;
-    out.reserve(prefix.size() + kind.size() + 1 + 2 * mac.size());
-    out.append(prefix).append(kind).append(":");
+    out.reserve(prefix.size() + kind.size() + 3 + 2 * mac.size());
+    out.append(prefix).append(kind).append(":{");
     append_lower_hex(out, mac);
+    out.append("}");
     return out;
 }
 

@@ -8,8 +8,9 @@
 //
 // Key names change with the encryption key. During a rotation a value may still sit under the name
 // the previous key gives: previous_key_name() names it, and open() of a value read there works (it
-// tries both keys). A reader looks under key_name() first, then under previous_key_name() (or both at
-// once with MGET); DELETE removes both.
+// tries both keys). A reader looks under key_name() and under previous_key_name(); DELETE removes
+// both. The two names are in different hash slots of a Redis Cluster (each is its own hash tag), so
+// one command or script reaches only one of them.
 #pragma once
 
 #include "core/secret.hpp"
@@ -27,8 +28,11 @@ public:
     // digits and refuses anything else before this).
     sealer(const secret& key32, const secret& previous32);
 
-    // prefix + kind + ":" + 64 lower-case hex digits of HMAC-SHA256(name subkey, id). Neither `id`
-    // nor anything derived from it without the key appears in clear.
+    // prefix + kind + ":{" + 64 lower-case hex digits of HMAC-SHA256(name subkey, id) + "}". Neither
+    // `id` nor anything derived from it without the key appears in clear. The braces make the hash a
+    // Redis Cluster hash tag: every key named by appending to this name (":gen", ":lock" ...) is in
+    // the slot of the hash, unless `prefix` or `kind` holds a tag of its own before it. Under the
+    // previous key the hash, and so the slot, differs.
     std::string key_name(std::string_view prefix, std::string_view kind, std::string_view id) const;
     // The same name under the previous key; nullopt when there is none.
     std::optional<std::string> previous_key_name(std::string_view prefix, std::string_view kind,

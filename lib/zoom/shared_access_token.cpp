@@ -5,6 +5,7 @@
 #include "redis/lease.hpp"
 #include "redis/script.hpp"
 #include "redis/sealed.hpp"
+#include "zoom/zoom_keys.hpp"
 
 #include <charconv>
 #include <stdexcept>
@@ -15,7 +16,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr std::string_view kind = "zoom-access-token";
+constexpr std::string_view kind = "access-token";
 
 long long unix_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -50,9 +51,17 @@ shared_access_token_store::shared_access_token_store(std::shared_ptr<redis::clie
                                                      std::shared_ptr<spdlog::logger> log, metrics& m,
                                                      std::chrono::milliseconds lock_lease)
     : redis_(std::move(connection)), sealer_(std::move(sealer)),
-      key_(sealer_->key_name(key_prefix, kind, account_id)),
-      previous_key_(sealer_->previous_key_name(key_prefix, kind, account_id)), lock_key_(key_ + ":lock"),
-      channel_(key_prefix + "zoom:access-token"), lock_lease_(lock_lease), log_(std::move(log)), metrics_(m) {
+      keys_(keys_of(*sealer_, key_prefix, account_id)), channel_(key_prefix + "zoom:access-token"),
+      lock_lease_(lock_lease), log_(std::move(log)), metrics_(m) {}
+
+shared_access_token_store::key_names shared_access_token_store::keys_of(const redis::sealer& sealer,
+                                                                        std::string_view key_prefix,
+                                                                        std::string_view account_id) {
+    // P{Pzoom}:access-token:{H}: the first hash tag, the Zoom account's, is the one Redis hashes.
+    const auto start = zoom_keys_start(key_prefix);
+    auto token = sealer.key_name(start, kind, account_id);
+    auto lock = token + ":lock";
+    return {std::move(token), std::move(lock), sealer.previous_key_name(start, kind, account_id)};
 }
 
 bool shared_access_token_store::up() const noexcept {
@@ -65,19 +74,19 @@ net::awaitable<bool> shared_access_token_store::wait_up(std::chrono::steady_cloc
 
 net::awaitable<result<std::optional<shared_access_token_store::entry>>>
 shared_access_token_store::read(wall::time_point now) const {
-    std::vector<std::string> command{"MGET", key_};
-    if (previous_key_)
-        command.push_back(*previous_key_);
+    std::vector<std::string> command{"MGET", keys_.token};
+    if (keys_.previous)
+        command.push_back(*keys_.previous);
     auto r = co_await redis_->exec(std::move(command));
     if (!r)
         co_return r.error();
-    if (r->type != redis::reply::kind::array || r->elements.size() != (previous_key_ ? 2u : 1u))
+    if (r->type != redis::reply::kind::array || r->elements.size() != (keys_.previous ? 2u : 1u))
         co_return make_error(errc::cache_unavailable, "unexpected reply from Redis to MGET");
     for (std::size_t i = 0; i < r->elements.size(); ++i) {
         const auto& value = r->elements[i];
         if (value.type != redis::reply::kind::string)
             continue;
-        if (auto e = open(i == 0 ? key_ : *previous_key_, value.text, now))
+        if (auto e = open(i == 0 ? keys_.token : *keys_.previous, value.text, now))
             co_return e;
     }
     co_return std::nullopt;
@@ -113,7 +122,8 @@ net::awaitable<result<void>> shared_access_token_store::write(const entry& e, wa
         co_return result<void>{};
     const std::string plain = std::to_string(unix_ms(e.renew_at)) + " " +
                               std::to_string(unix_ms(e.expires_at)) + " " + e.token.reveal();
-    std::vector<std::string> command{"SET", key_, sealer_->seal(key_, plain), "PX", std::to_string(ttl)};
+    std::vector<std::string> command{"SET", keys_.token, sealer_->seal(keys_.token, plain), "PX",
+                                     std::to_string(ttl)};
     auto r = co_await redis_->exec(std::move(command));
     if (!r)
         co_return r.error();
@@ -134,7 +144,7 @@ net::awaitable<void> shared_access_token_store::announce(std::string_view messag
 
 net::awaitable<result<std::optional<std::string>>> shared_access_token_store::lock() const {
     std::string value = redis::random_value();
-    auto taken = co_await redis::take_lock(*redis_, lock_key_, value, lock_lease_);
+    auto taken = co_await redis::take_lock(*redis_, keys_.lock, value, lock_lease_);
     if (!taken)
         co_return taken.error();
     if (!*taken)
@@ -144,20 +154,20 @@ net::awaitable<result<std::optional<std::string>>> shared_access_token_store::lo
 
 std::shared_ptr<void> shared_access_token_store::keep(net::any_io_executor ex,
                                                       const std::string& value) const {
-    return redis::keep_renewing(std::move(ex), redis_, lock_key_, value, lock_lease_, log_);
+    return redis::keep_renewing(std::move(ex), redis_, keys_.lock, value, lock_lease_, log_);
 }
 
 net::awaitable<void> shared_access_token_store::unlock(const std::string& value, bool stored) const {
-    co_await redis::release_lock(*redis_, lock_key_, value);
+    co_await redis::release_lock(*redis_, keys_.lock, value);
     if (!stored)
         co_await announce(released_message);
 }
 
 net::awaitable<result<void>> shared_access_token_store::drop(const std::string& channel,
                                                              const std::string& message) const {
-    std::vector<std::string> keys{key_};
-    if (previous_key_)
-        keys.push_back(*previous_key_);
+    std::vector<std::string> keys{keys_.token};
+    if (keys_.previous)
+        keys.push_back(*keys_.previous);
     std::vector<std::string> args{channel, message};
     auto r = co_await drop_script().run(*redis_, std::move(keys), std::move(args));
     if (!r)

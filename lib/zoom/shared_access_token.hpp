@@ -83,15 +83,23 @@ public:
     // `message` on `channel`, in one step; errc::cache_unavailable when Redis fails.
     net::awaitable<result<void>> drop(const std::string& channel, const std::string& message) const;
 
+    // The keys: the token under the current encryption key, its lock, and during a rotation the token
+    // under the previous key; all in the Zoom account's hash slot (zoom_keys.hpp), so that a read or
+    // a drop of both names is one command. The account id appears only as a keyed hash.
+    struct key_names {
+        std::string token, lock;
+        std::optional<std::string> previous;
+    };
+    static key_names keys_of(const redis::sealer& sealer, std::string_view key_prefix,
+                             std::string_view account_id);
+
 private:
     std::optional<entry> open(const std::string& name, const std::string& sealed, wall::time_point now) const;
     net::awaitable<void> announce(std::string_view message) const;
 
     const std::shared_ptr<redis::client> redis_;
     const std::shared_ptr<const redis::sealer> sealer_;
-    const std::string key_;
-    const std::optional<std::string> previous_key_;
-    const std::string lock_key_;
+    const key_names keys_;
     const std::string channel_;
     const std::chrono::milliseconds lock_lease_;
     const std::shared_ptr<spdlog::logger> log_;

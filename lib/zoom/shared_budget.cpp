@@ -2,6 +2,7 @@
 
 #include "core/spawn.hpp"
 #include "metrics/metrics.hpp"
+#include "zoom/zoom_keys.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -120,13 +121,18 @@ const redis::script& block_script() {
     return s;
 }
 
+shared_upstream_budget::key_names shared_upstream_budget::keys_of(std::string_view key_prefix) {
+    const auto start = zoom_keys_start(key_prefix);
+    return {start + "budget", start + "block"};
+}
+
 shared_upstream_budget::shared_upstream_budget(net::any_io_executor strand,
                                                std::shared_ptr<redis::client> connection,
                                                std::string key_prefix, double requests_per_second,
                                                zoom_clock clock, std::shared_ptr<spdlog::logger> log,
                                                metrics& m)
-    : strand_(std::move(strand)), redis_(std::move(connection)), budget_key_(key_prefix + "zoom:budget"),
-      block_key_(key_prefix + "zoom:block"), clock_(std::move(clock)), log_(std::move(log)), metrics_(m),
+    : strand_(std::move(strand)), redis_(std::move(connection)), keys_(keys_of(key_prefix)),
+      block_channel_(key_prefix + "zoom:block"), clock_(std::move(clock)), log_(std::move(log)), metrics_(m),
       local_(requests_per_second) {
     metrics_.shared_budget(true); // as configured, until a command fails
 }
@@ -140,7 +146,7 @@ net::awaitable<upstream_budget::reservation> shared_upstream_budget::reserve(clo
         co_return local_.reserve(now, deadline);
     }
     const long long patience = whole_microseconds(deadline - now);
-    std::vector<std::string> keys{budget_key_};
+    std::vector<std::string> keys{keys_.budget};
     std::vector<std::string> args{std::to_string(whole_microseconds(local_.interval())),
                                   std::to_string(whole_microseconds(local_.burst_window())),
                                   std::to_string(patience)};
@@ -162,8 +168,8 @@ net::awaitable<void> shared_upstream_budget::block_until(clock::time_point now, 
     const auto ms = std::chrono::ceil<milliseconds>(until - now).count();
     if (ms <= 0 || !redis_->up())
         co_return;
-    std::vector<std::string> keys{block_key_};
-    std::vector<std::string> args{std::to_string(ms), block_key_};
+    std::vector<std::string> keys{keys_.block};
+    std::vector<std::string> args{std::to_string(ms), block_channel_};
     auto r = co_await block_script().run(*redis_, std::move(keys), std::move(args));
     if (!r || r->type != redis::reply::kind::integer)
         log_->warn("Zoom's 429 could not be shared with the other replicas ({}): they learn it from Zoom",
@@ -176,7 +182,7 @@ shared_upstream_budget::blocked_for(clock::time_point now) {
         co_return known;
     if (!redis_->up())
         co_return std::nullopt;
-    std::vector<std::string> keys{block_key_};
+    std::vector<std::string> keys{keys_.block};
     std::vector<std::string> no_args;
     auto r = co_await block_read_script().run(*redis_, std::move(keys), std::move(no_args));
     const auto left = block_left(r);
@@ -196,7 +202,7 @@ void shared_upstream_budget::on_block_published(std::string_view message) {
     long long ms = 0;
     const auto [end, ec] = std::from_chars(message.data(), message.data() + message.size(), ms);
     if (ec != std::errc{} || end != message.data() + message.size() || ms <= 0) {
-        log_->debug("ignored a publication on {} that is not a block length", block_key_);
+        log_->debug("ignored a publication on {} that is not a block length", block_channel_);
         return;
     }
     net::dispatch(strand_, [weak = weak_from_this(), ms] {

@@ -58,8 +58,15 @@ public:
     net::awaitable<void> block_until(clock::time_point now, clock::time_point until) override;
     net::awaitable<std::optional<std::chrono::seconds>> blocked_for(clock::time_point now) override;
 
-    // The channel a 429's block is published on, for the broker's subscriber.
-    const std::string& block_channel() const noexcept { return block_key_; }
+    // The channel a 429's block is published on, for the broker's subscriber: P zoom:block.
+    const std::string& block_channel() const noexcept { return block_channel_; }
+
+    // The keys: the budget (GCRA) and the block, named after `key_prefix` in the Zoom account's hash
+    // slot (zoom_keys.hpp).
+    struct key_names {
+        std::string budget, block;
+    };
+    static key_names keys_of(std::string_view key_prefix);
 
     // What the subscriber delivers on block_channel(): the block's length in milliseconds. Any
     // thread; ignored (logged at debug) when it is not a positive number.
@@ -77,8 +84,8 @@ private:
 
     const net::any_io_executor strand_;
     const std::shared_ptr<redis::client> redis_;
-    const std::string budget_key_;
-    const std::string block_key_;
+    const key_names keys_;
+    const std::string block_channel_;
     const zoom_clock clock_;
     const std::shared_ptr<spdlog::logger> log_;
     metrics& metrics_;
