@@ -63,16 +63,6 @@ TEST(ClusterSlotMap, ReadsEachRangesMasterAndIgnoresReplicas) {
     EXPECT_EQ(m->master_of(16384), nullptr);
 }
 
-TEST(ClusterSlotMap, KnowsWhichMastersHaveReplicas) {
-    auto m = slot_map::read(resp(three_masters), asked);
-    ASSERT_TRUE(m) << m.error().message;
-    EXPECT_FALSE(m->has_replicas(0));
-    EXPECT_TRUE(m->has_replicas(5461));
-    EXPECT_TRUE(m->has_replicas(10922));
-    EXPECT_FALSE(m->has_replicas(16383));
-    EXPECT_FALSE(m->has_replicas(16384));
-}
-
 TEST(ClusterSlotMap, AMovedSlotGoesToItsNewMaster) {
     auto m = slot_map::read(resp(three_masters), asked);
     ASSERT_TRUE(m);

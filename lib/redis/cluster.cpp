@@ -226,11 +226,20 @@ net::awaitable<result<reply>> cluster::send(std::vector<std::string> args, clock
 net::awaitable<result<void>> cluster::confirm_replicated(std::string_view key) {
     const auto slot = key_slot(key);
     auto [map, master] = route(slot);
-    if (!map || !map->has_replicas(slot))
-        co_return result<void>();
     if (!master)
         co_return make_error(errc::cache_unavailable,
                              "no redis cluster master serves slot " + std::to_string(slot));
+    // Whether the master has replicas now (ROLE lists those connected): the map's view may be
+    // seconds old, and a replica it does not know of yet still makes a failover possible.
+    std::vector<std::string> role{"ROLE"};
+    auto r = co_await master->exec(std::move(role));
+    if (!r)
+        co_return r.error();
+    if (r->type != reply::kind::array || r->elements.size() < 3 || r->elements[0].text != "master" ||
+        r->elements[2].type != reply::kind::array)
+        co_return make_error(errc::cache_unavailable, "ROLE did not answer as a cluster master does");
+    if (r->elements[2].elements.empty())
+        co_return result<void>();
     co_return co_await master->wait_for_replica();
 }
 

@@ -93,10 +93,6 @@ const node_address* slot_map::master_of(std::uint16_t slot) const noexcept {
     return &masters_[owner_[slot]];
 }
 
-bool slot_map::has_replicas(std::uint16_t slot) const noexcept {
-    return slot < cluster_slots && owner_[slot] != none && replicated_[owner_[slot]];
-}
-
 bool slot_map::complete() const noexcept {
     for (const auto o : owner_)
         if (o == none)
@@ -109,7 +105,6 @@ std::uint16_t slot_map::index_of(const node_address& node) {
         if (masters_[i] == node)
             return static_cast<std::uint16_t>(i);
     masters_.push_back(node);
-    replicated_.push_back(false);
     return static_cast<std::uint16_t>(masters_.size() - 1);
 }
 
@@ -144,8 +139,6 @@ result<slot_map> slot_map::read(const reply& r, const node_address& asked) {
         if (node.host.empty() || node.host == "?")
             node.host = asked.host;
         const auto owner = m.index_of(node);
-        if (range.elements.size() > 3)
-            m.replicated_[owner] = true;
         for (auto slot = *start; slot <= *end; ++slot)
             m.owner_[static_cast<std::size_t>(slot)] = owner;
     }

@@ -43,8 +43,6 @@ public:
     const std::vector<node_address>& masters() const noexcept { return masters_; }
     // Whether every slot has a master.
     bool complete() const noexcept;
-    // Whether CLUSTER SLOTS listed a replica of the master of `slot` (a write there can be WAITed for).
-    bool has_replicas(std::uint16_t slot) const noexcept;
 
     // Records that `slot` now lives on `node` (a -MOVED answer), until the next full read.
     void move(std::uint16_t slot, const node_address& node);
@@ -60,7 +58,6 @@ private:
     static constexpr std::uint16_t none = 0xffff;
     std::array<std::uint16_t, cluster_slots> owner_{}; // index into masters_, or none
     std::vector<node_address> masters_;
-    std::vector<bool> replicated_; // by index into masters_
 };
 
 // A node's answer that sends the command elsewhere: "-MOVED <slot> <host>:<port>" (the slot moved:
