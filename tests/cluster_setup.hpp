@@ -47,15 +47,17 @@ public:
             throw std::runtime_error("redis-cli could not create the cluster: " + create);
         if (!testing::eventually([&] { return ok(); }, std::chrono::seconds(20)))
             throw std::runtime_error("the cluster never became ok");
-        // A replica that has not finished its first sync would not take over from its master.
+        // A replica that has not finished its first sync would take over from its master with nothing:
+        // every master must see its replicas online.
         const auto synced = [&] {
-            int up = 0;
+            int online = 0;
             for (const auto& n : nodes) {
                 const auto info = n->command({"INFO", "replication"}).text;
-                up += info.find("role:slave") != std::string::npos &&
-                      info.find("master_link_status:up") != std::string::npos;
+                for (auto at = info.find("state=online"); at != std::string::npos;
+                     at = info.find("state=online", at + 1))
+                    ++online;
             }
-            return up == masters * replicas;
+            return online == masters * replicas;
         };
         if (!testing::eventually(synced, std::chrono::seconds(20)))
             throw std::runtime_error("the cluster's replicas never finished their first sync");

@@ -252,7 +252,18 @@ TEST(RedisClusterFailover, AMasterLostIsReplacedByItsReplicaAndTheClientFollows)
         const auto now_owner = cluster.owner_of(cluster.slot_of(key), (*owner + 1) % 3);
         EXPECT_TRUE(now_owner && *now_owner >= 3) << "a replica should serve the slot now";
         auto got = co_await c->exec(cmd("GET", key));
-        EXPECT_TRUE(got && got->text == "kept") << (got ? got->text : got.error().message);
+        EXPECT_TRUE(got && got->text == "kept")
+            << (got ? "type " + std::to_string(static_cast<int>(got->type)) + " " + got->text
+                    : got.error().message)
+            << " direct: " << (now_owner ? cluster.nodes[*now_owner]->command({"GET", key}).text : "-")
+            << " roles: " << [&] {
+                   std::string out;
+                   for (auto& n : cluster.nodes)
+                       if (n->running())
+                           out += std::to_string(n->port()) + "=" + n->command({"ROLE"}).elements.at(0).text +
+                                  "/" + std::to_string(n->command({"DBSIZE"}).integer) + " ";
+                   return out;
+               }();
         // The new master has no replica left: nothing to wait for.
         EXPECT_TRUE(co_await c->confirm_replicated(key));
     }());

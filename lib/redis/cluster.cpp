@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace token_broker::redis {
 namespace {
@@ -29,6 +30,20 @@ constexpr milliseconds map_period_down{500};
 constexpr milliseconds map_gap{50};
 // -TRYAGAIN: the first wait, doubled at each one, within the command's deadline.
 constexpr milliseconds try_again_first{10};
+// "connected_slaves:<n>" of an INFO replication answer; nullopt when it is not there.
+std::optional<unsigned> connected_replicas(std::string_view info) {
+    constexpr std::string_view field = "connected_slaves:";
+    const auto at = info.find(field);
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    unsigned n = 0;
+    const char* first = info.data() + at + field.size();
+    const auto [end, ec] = std::from_chars(first, info.data() + info.size(), n);
+    if (ec != std::errc{} || end == first)
+        return std::nullopt;
+    return n;
+}
+
 // A command is sent at most this many times (redirections included) before it fails.
 constexpr int max_hops = 16;
 
@@ -229,16 +244,18 @@ net::awaitable<result<void>> cluster::confirm_replicated(std::string_view key) {
     if (!master)
         co_return make_error(errc::cache_unavailable,
                              "no redis cluster master serves slot " + std::to_string(slot));
-    // Whether the master has replicas now (ROLE lists those connected): the map's view may be
-    // seconds old, and a replica it does not know of yet still makes a failover possible.
-    std::vector<std::string> role{"ROLE"};
-    auto r = co_await master->exec(std::move(role));
+    // Whether the master has replicas now: the map's view may be seconds old, and a replica it does
+    // not know of yet can still take over. Any connected replica counts, one still in its first sync
+    // too (ROLE lists only those online): WAIT then fails unless it catches up in time.
+    std::vector<std::string> info{"INFO", "replication"};
+    auto r = co_await master->exec(std::move(info));
     if (!r)
         co_return r.error();
-    if (r->type != reply::kind::array || r->elements.size() < 3 || r->elements[0].text != "master" ||
-        r->elements[2].type != reply::kind::array)
-        co_return make_error(errc::cache_unavailable, "ROLE did not answer as a cluster master does");
-    if (r->elements[2].elements.empty())
+    const auto replicas = r->type == reply::kind::string ? connected_replicas(r->text) : std::nullopt;
+    if (!replicas)
+        co_return make_error(errc::cache_unavailable,
+                             "INFO replication did not say how many replicas are connected");
+    if (*replicas == 0)
         co_return result<void>();
     co_return co_await master->wait_for_replica();
 }

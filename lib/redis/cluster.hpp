@@ -12,7 +12,7 @@
 // command to the node named, once, the map unchanged; -TRYAGAIN (a multi-key command while its slot
 // migrates) sends it again after a short wait. Anything else is the answer.
 //
-// A forget's WAIT is asked of the master of the slot written when its ROLE lists replicas.
+// A forget's WAIT is asked of the master of the slot written when it has replicas connected.
 //
 // up() is true while the map covers every slot and every master's connection is up: a cluster with
 // a master unreachable is down as a whole, and the broker carries on as a lone replica (section 7).
@@ -58,7 +58,7 @@ public:
     net::awaitable<result<reply>> exec(std::vector<std::string> args) override;
     net::awaitable<result<reply>> exec(std::vector<std::string> args,
                                        std::chrono::milliseconds timeout) override;
-    // WAIT on the master of `key`'s slot when ROLE there lists replicas.
+    // WAIT on the master of `key`'s slot when INFO replication there counts connected replicas.
     net::awaitable<result<void>> confirm_replicated(std::string_view key) override;
     // Every master's connection made again, and the map asked for again.
     void reconnect_now() override;
