@@ -53,6 +53,8 @@ private:
 };
 
 // Every test gets a fresh directory for its files, removed afterwards.
+std::string with_redis(std::string_view members);
+
 class ConfigTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -107,6 +109,12 @@ protected:
         ADD_FAILURE() << "loaded without an error: " << json_text;
         return config_error("(none)", "(none)");
     }
+
+    // Each url refused with its reason, in the file (redis.url) and in the environment, never quoting the
+    // password one of them holds ("secret").
+    // `key`: the encryption key's member, which the file needs.
+    void expect_urls_refused(const std::vector<std::pair<std::string, std::string>>& cases,
+                             const std::string& key);
 
 private:
     fs::path dir_;
@@ -816,6 +824,19 @@ std::string with_redis(std::string_view members) {
     return R"({"zoom": {"access_token": "t"}, "redis": {)" + std::string(members) + "}}";
 }
 
+void ConfigTest::expect_urls_refused(const std::vector<std::pair<std::string, std::string>>& cases,
+                                     const std::string& key) {
+    for (const auto& [url, reason] : cases) {
+        SCOPED_TRACE(url);
+        const config_error e = load_error(with_redis(R"("url": ")" + url + '"' + key));
+        EXPECT_EQ(e.key(), "redis.url");
+        EXPECT_EQ(e.reason(), reason);
+        EXPECT_THAT(e.what(), Not(HasSubstr("secret")));
+        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
+        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
+    }
+}
+
 TEST_F(ConfigTest, RedisAndBodyLimitDefaults) {
     const config cfg = load(with_token);
     EXPECT_EQ(cfg.server.max_body_bytes, 65536u);
@@ -1074,15 +1095,7 @@ TEST_F(ConfigTest, RejectsEveryBadClusterUrlNamingItsKey) {
         {"redis+cluster://u:secret@a",
          "must not hold a password (URLs get logged): set redis.password or TOKEN_BROKER_REDIS_PASSWORD"},
     };
-    for (const auto& [url, reason] : cases) {
-        SCOPED_TRACE(url);
-        const config_error e = load_error(with_redis(R"("url": ")" + url + '"' + key));
-        EXPECT_EQ(e.key(), "redis.url");
-        EXPECT_EQ(e.reason(), reason);
-        EXPECT_THAT(e.what(), Not(HasSubstr("secret")));
-        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
-        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
-    }
+    expect_urls_refused(cases, key);
     const config_error e =
         load_error(with_redis(R"("url": "redis+cluster://a", "sentinel_password": "p")" + key));
     EXPECT_EQ(e.key(), "redis.sentinel_password");
@@ -1092,10 +1105,12 @@ TEST_F(ConfigTest, RejectsEveryBadClusterUrlNamingItsKey) {
         const config_error braces = load_error(
             with_redis(R"("url": "redis+cluster://a", "key_prefix": ")" + std::string(prefix) + '"' + key));
         EXPECT_EQ(braces.key(), "redis.key_prefix");
-        EXPECT_EQ(braces.reason(), "must not hold '{' or '}' with a Redis Cluster: the broker puts hash tags in "
-                                   "the key names itself");
-        EXPECT_TRUE(load(with_redis(R"("url": "redis://a", "key_prefix": ")" + std::string(prefix) + '"' + key))
-                        .redis.enabled());
+        EXPECT_EQ(braces.reason(),
+                  "must not hold '{' or '}' with a Redis Cluster: the broker puts hash tags in "
+                  "the key names itself");
+        EXPECT_TRUE(
+            load(with_redis(R"("url": "redis://a", "key_prefix": ")" + std::string(prefix) + '"' + key))
+                .redis.enabled());
     }
 }
 
@@ -1124,15 +1139,7 @@ TEST_F(ConfigTest, RejectsEveryBadSentinelUrlNamingItsKey) {
         {"redis+sentinel://u:secret@a/m",
          "must not hold a password (URLs get logged): set redis.password or TOKEN_BROKER_REDIS_PASSWORD"},
     };
-    for (const auto& [url, reason] : cases) {
-        SCOPED_TRACE(url);
-        const config_error e = load_error(with_redis(R"("url": ")" + url + '"' + key));
-        EXPECT_EQ(e.key(), "redis.url");
-        EXPECT_EQ(e.reason(), reason);
-        EXPECT_THAT(e.what(), Not(HasSubstr("secret")));
-        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
-        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
-    }
+    expect_urls_refused(cases, key);
     const config_error e = load_error(with_redis(R"("url": "redis://h", "sentinel_password": "p")" + key));
     EXPECT_EQ(e.key(), "redis.sentinel_password");
     EXPECT_EQ(e.reason(),

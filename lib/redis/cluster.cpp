@@ -88,7 +88,7 @@ void cluster::stop() {
         n.c->stop();
     net::dispatch(strand_, [self = shared_from_this()] {
         self->map_timer_.cancel();
-        self->wake_up_waiters();
+        self->up_waiters_.wake();
     });
 }
 
@@ -395,12 +395,7 @@ void cluster::update_state(std::string why) {
     if (changed && on_state_)
         on_state_(now_up);
     if (now_up)
-        wake_up_waiters();
-}
-
-void cluster::wake_up_waiters() {
-    for (auto& t : up_waiters_)
-        t->cancel();
+        up_waiters_.wake();
 }
 
 net::awaitable<bool> cluster::wait_up(clock::time_point until) {
@@ -413,10 +408,7 @@ net::awaitable<bool> cluster::wait_up(clock::time_point until) {
 net::awaitable<bool> cluster::wait_up_on_strand(clock::time_point until) {
     if (up_ || stopped_)
         co_return up();
-    auto timer = std::make_shared<net::steady_timer>(strand_, until);
-    auto it = up_waiters_.insert(up_waiters_.end(), timer);
-    co_await timer->async_wait(net::as_tuple(net::use_awaitable));
-    up_waiters_.erase(it);
+    co_await up_waiters_.wait(strand_, until);
     co_return up();
 }
 

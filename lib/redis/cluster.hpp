@@ -21,6 +21,7 @@
 #include "redis/client.hpp"
 #include "redis/cluster_map.hpp"
 #include "redis/options.hpp"
+#include "redis/up_waiters.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
@@ -81,7 +82,6 @@ private:
     net::awaitable<bool> refresh();
     void want_map();                    // any thread
     void update_state(std::string why); // on the strand
-    void wake_up_waiters();             // on the strand
     net::awaitable<bool> wait_up_on_strand(std::chrono::steady_clock::time_point until);
 
     net::any_io_executor strand_;
@@ -92,9 +92,9 @@ private:
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
     std::atomic<bool> map_wanted_{true};
-    bool reported_ = false;       // a state was logged at warning/info level already (on the strand)
-    net::steady_timer map_timer_; // the map keeper's sleep: cancelled by want_map()
-    std::list<std::shared_ptr<net::steady_timer>> up_waiters_; // wait_up() calls, on the strand
+    bool reported_ = false;         // a state was logged at warning/info level already (on the strand)
+    net::steady_timer map_timer_;   // the map keeper's sleep: cancelled by want_map()
+    detail::up_waiters up_waiters_; // wait_up() calls, on the strand
 
     mutable std::mutex mutex_; // guards what follows
     std::shared_ptr<const slot_map> map_;

@@ -101,7 +101,7 @@ void connection::start() {
 void connection::stop() {
     stopped_ = true;
     net::dispatch(strand_, [self = shared_from_this()] {
-        self->wake_up_waiters();
+        self->up_waiters_.wake();
         if (self->current_)
             self->drop(*self->current_, "redis connection stopped");
     });
@@ -124,12 +124,7 @@ void connection::set_state(bool up, const std::string& reason) {
     if (changed && on_state_)
         on_state_(up);
     if (up)
-        wake_up_waiters();
-}
-
-void connection::wake_up_waiters() {
-    for (auto& t : up_waiters_)
-        t->cancel();
+        up_waiters_.wake();
 }
 
 net::awaitable<bool> connection::wait_up(clock::time_point until) {
@@ -142,10 +137,7 @@ net::awaitable<bool> connection::wait_up(clock::time_point until) {
 net::awaitable<bool> connection::wait_up_on_strand(clock::time_point until) {
     if (up_ || stopped_)
         co_return up();
-    auto timer = std::make_shared<net::steady_timer>(strand_, until);
-    auto it = up_waiters_.insert(up_waiters_.end(), timer);
-    co_await timer->async_wait(net::as_tuple(net::use_awaitable));
-    up_waiters_.erase(it);
+    co_await up_waiters_.wait(strand_, until);
     co_return up();
 }
 

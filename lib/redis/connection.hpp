@@ -9,6 +9,7 @@
 #include "redis/client.hpp"
 #include "redis/options.hpp"
 #include "redis/reply.hpp"
+#include "redis/up_waiters.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
@@ -106,7 +107,6 @@ private:
     // interval, else when PING (ROLE under Sentinel) is answered as it should be.
     net::awaitable<bool> check_health(std::shared_ptr<session> s);
     net::awaitable<bool> wait_up_on_strand(std::chrono::steady_clock::time_point until);
-    void wake_up_waiters();
     void flush(const std::shared_ptr<session>& s);
     void drop(session& s, const std::string& reason);
     void set_state(bool up, const std::string& reason);
@@ -121,7 +121,7 @@ private:
     std::atomic<bool> stopped_{false};
     bool reported_ = false;            // a state was logged at warning/info level already
     std::shared_ptr<session> current_; // the session in use
-    std::list<std::shared_ptr<net::steady_timer>> up_waiters_; // wait_up() calls, on the strand
+    detail::up_waiters up_waiters_;    // wait_up() calls, on the strand
 };
 
 } // namespace token_broker::redis
