@@ -294,6 +294,22 @@ TEST_F(ClusterReplicas, ThreeProcessesMakeOneZoomCallForNinetyConcurrentRequests
     testing::replicas_act_as_one_broker(sim, ports);
 }
 
+// Nothing any master holds names a user or carries a secret in clear (a hash tag included).
+TEST_F(ClusterReplicas, WhatTheProcessesLeaveInTheClusterHoldsNoUserIdTokenOrSecret) {
+    start_brokers(2);
+    testing::nothing_in_clear(
+        sim, ports,
+        [&] {
+            std::vector<std::string> all;
+            for (const auto& n : cluster.nodes) {
+                const auto held = n->contents();
+                all.insert(all.end(), held.begin(), held.end());
+            }
+            return all;
+        },
+        test::cluster_setup::password);
+}
+
 TEST_F(ClusterReplicas, AZoom429SeenByOneReplicaStopsTheOthersCalls) {
     start_brokers(3);
     testing::a_zoom_429_stops_every_replica(sim, ports);

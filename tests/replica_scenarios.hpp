@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <future>
 #include <set>
 #include <string>
@@ -120,6 +121,41 @@ inline void a_zoom_429_stops_every_replica(zoom_sim::simulator& sim,
         const auto a = get_token(ports[i], user);
         EXPECT_EQ(a.status, 429) << "port " << ports[i] << ": " << a.body;
         EXPECT_EQ(sim.token_calls(user), 0u) << "port " << ports[i] << " called Zoom during another's 429";
+    }
+}
+
+// After two replicas (`ports`, just started) have fetched tokens, met an unknown user, shared the
+// access token and the budget, and forgotten a user: nothing Redis holds names a user or carries a
+// secret in clear. `contents`: every key and value Redis holds (redis_server::contents(), of every
+// node of a cluster); `redis_password`: its password, which must not be there either.
+inline void nothing_in_clear(zoom_sim::simulator& sim, const std::vector<std::uint16_t>& ports,
+                             const std::function<std::vector<std::string>()>& contents,
+                             const std::string& redis_password) {
+    ASSERT_EQ(ports.size(), 2u);
+    const std::vector<std::string> users{"alice@example.com", "bob.smith", "unknown-carol@example.com",
+                                         "leaver@example.com"};
+    std::vector<std::string> forbidden = users;
+    for (const auto& u : users)
+        for (auto port : ports) {
+            const auto a = get_token(port, u);
+            if (a.status == 200)
+                forbidden.push_back(a.token());
+        }
+    ASSERT_EQ(forbidden.size(), users.size() + 6) << "three users, each answered on both replicas";
+    ASSERT_EQ(delete_token(ports[1], "leaver@example.com"), 204);
+    const auto issued = sim.issued_access_tokens();
+    ASSERT_EQ(issued.size(), 1u);
+    forbidden.insert(forbidden.end(), issued.begin(), issued.end());
+    for (const auto& s : {std::string("example.com"), sim.settings().client_secret,
+                          std::string("first-key-0123456789"), redis_password, std::string(64, 'e')})
+        forbidden.push_back(s);
+
+    const auto held = contents();
+    ASSERT_GE(held.size(), 8u) << "two token entries with their sets, a negative entry, the access token";
+    for (const auto& text : held) {
+        EXPECT_EQ(text.find("unexpected type"), std::string::npos) << text;
+        for (const auto& f : forbidden)
+            EXPECT_EQ(text.find(f), std::string::npos) << "Redis holds \"" << f << "\" in clear";
     }
 }
 
