@@ -15,6 +15,12 @@
 namespace token_broker {
 namespace {
 
+// What redis.url must be, as every refusal of its form says.
+const std::string redis_url_form =
+    "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, a "
+    "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name, or a redis+cluster:// or "
+    "rediss+cluster:// URL with some of the cluster's nodes";
+
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using ::testing::HasSubstr;
@@ -881,9 +887,7 @@ TEST_F(ConfigTest, ReadsTheRedisBlock) {
 TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
     write("ca.pem", test_ca().cert_pem());
     write("not-pem.pem", "not PEM");
-    const std::string form =
-        "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
-        "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name";
+    const std::string form = redis_url_form;
     const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
     const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
     const std::string positive = "must be a positive integer";
@@ -947,7 +951,7 @@ TEST_F(ConfigTest, RejectsEveryBadRedisValueNamingItsKey) {
         {R"("lock_lease_ms": 0)", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("lock_lease_ms": "2000")", "redis.lock_lease_ms", "must be an integer from 30 to 3600000"},
         {R"("url": "redis://h", "ca_file": "ca.pem")" + key, "redis.ca_file",
-         "is only for TLS: redis.url must then be rediss:// or rediss+sentinel://"},
+         "is only for TLS: redis.url must then be rediss://, rediss+sentinel:// or rediss+cluster://"},
         {R"("url": "rediss://h", "ca_file": "missing.pem")" + key, "redis.ca_file",
          "cannot read " + (dir() / "missing.pem").string() + ": No such file or directory"},
         {R"("url": "redis://h", "bogus": 1)", "redis.bogus", "unknown key"},
@@ -1014,6 +1018,74 @@ TEST_F(ConfigTest, ReadsASentinelUrl) {
                {{"TOKEN_BROKER_REDIS_URL", "redis://h"}});
     EXPECT_FALSE(cfg.redis.sentinel());
     EXPECT_EQ(cfg.redis.host, "h");
+}
+
+// redis+cluster:// (CONTRACT.md section 7, "Redis that survives a node"): the seeds in order, port
+// 6379 by default; the URL's user and redis.password are every node's.
+TEST_F(ConfigTest, ReadsAClusterUrl) {
+    write("ca.pem", test_ca().cert_pem());
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    auto cfg = load(with_redis(R"("url": "redis+cluster://broker@n1.example.com:7000,10.0.0.2,[::1]:7002", )"
+                               R"("password": "node-pw")" +
+                               key));
+    const auto& r = cfg.redis;
+    EXPECT_TRUE(r.cluster());
+    EXPECT_FALSE(r.sentinel());
+    EXPECT_FALSE(r.tls);
+    EXPECT_EQ(r.user, "broker");
+    EXPECT_EQ(r.password.reveal(), "node-pw");
+    EXPECT_EQ(r.db, 0);
+    EXPECT_EQ(r.cluster_seeds,
+              (std::vector<redis_endpoint>{{"n1.example.com", 7000}, {"10.0.0.2", 6379}, {"::1", 7002}}));
+
+    for (const auto* url : {"RediSS+Cluster://n1/", "rediss+cluster://n1/0"}) {
+        SCOPED_TRACE(url);
+        cfg = load(with_redis(R"("url": ")" + std::string(url) + R"(", "ca_file": "ca.pem")" + key));
+        EXPECT_TRUE(cfg.redis.tls);
+        EXPECT_EQ(cfg.redis.cluster_seeds, (std::vector<redis_endpoint>{{"n1", 6379}}));
+    }
+
+    // From the environment; then a plain URL after a cluster one is not a cluster.
+    cfg = load(with_token, {{"TOKEN_BROKER_REDIS_URL", "redis+cluster://a:1,b:2"},
+                            {"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", key_a_hex}});
+    EXPECT_EQ(cfg.redis.cluster_seeds, (std::vector<redis_endpoint>{{"a", 1}, {"b", 2}}));
+    cfg = load(with_redis(R"("url": "redis+cluster://a")" + key), {{"TOKEN_BROKER_REDIS_URL", "redis://h"}});
+    EXPECT_FALSE(cfg.redis.cluster());
+    EXPECT_EQ(cfg.redis.host, "h");
+}
+
+TEST_F(ConfigTest, RejectsEveryBadClusterUrlNamingItsKey) {
+    const std::string key = R"(, "encryption_key": ")" + key_a_hex + '"';
+    const std::string form =
+        "must be redis+cluster://[user@]host1[:port],host2[:port] (or rediss+cluster://): at least one node";
+    const std::string db = "must not name a database other than /0: a Redis Cluster has only database 0";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"redis+cluster://", form},
+        {"redis+cluster:///0", form},
+        {"redis+cluster://a,", form},
+        {"redis+cluster://,a", form},
+        {"redis+cluster://a:0", "must have ports from 1 to 65535, if any"},
+        {"redis+cluster://a,b:65536", "must have ports from 1 to 65535, if any"},
+        {"redis+cluster://a/1", db},
+        {"redis+cluster://a/m", db},
+        {"redis+cluster://a//", db},
+        {"redis+cluster://a?x=1", "must not have a query or a fragment"},
+        {"redis+cluster://a#x", "must not have a query or a fragment"},
+        {"redis+cluster://u:secret@a",
+         "must not hold a password (URLs get logged): set redis.password or TOKEN_BROKER_REDIS_PASSWORD"},
+    };
+    for (const auto& [url, reason] : cases) {
+        SCOPED_TRACE(url);
+        const config_error e = load_error(with_redis(R"("url": ")" + url + '"' + key));
+        EXPECT_EQ(e.key(), "redis.url");
+        EXPECT_EQ(e.reason(), reason);
+        EXPECT_THAT(e.what(), Not(HasSubstr("secret")));
+        const config_error from_env = load_error(with_token, {{"TOKEN_BROKER_REDIS_URL", url}});
+        EXPECT_EQ(from_env.key(), "TOKEN_BROKER_REDIS_URL");
+    }
+    const config_error e =
+        load_error(with_redis(R"("url": "redis+cluster://a", "sentinel_password": "p")" + key));
+    EXPECT_EQ(e.key(), "redis.sentinel_password");
 }
 
 TEST_F(ConfigTest, RejectsEveryBadSentinelUrlNamingItsKey) {
@@ -1106,10 +1178,7 @@ TEST_F(ConfigTest, RedisEnvironmentOverridesTheFile) {
     // Errors name the variable.
     const std::string hex = "must be 64 hexadecimal digits (32 bytes), as `openssl rand -hex 32` writes";
     const std::vector<std::tuple<env_map, std::string, std::string>> cases = {
-        {{{"TOKEN_BROKER_REDIS_URL", "http://h"}},
-         "TOKEN_BROKER_REDIS_URL",
-         "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
-         "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name"},
+        {{{"TOKEN_BROKER_REDIS_URL", "http://h"}}, "TOKEN_BROKER_REDIS_URL", redis_url_form},
         {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY", "abc"}}, "TOKEN_BROKER_REDIS_ENCRYPTION_KEY", hex},
         {{{"TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE", password_file.string()}},
          "TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE",

@@ -63,6 +63,16 @@ TEST(ClusterSlotMap, ReadsEachRangesMasterAndIgnoresReplicas) {
     EXPECT_EQ(m->master_of(16384), nullptr);
 }
 
+TEST(ClusterSlotMap, KnowsWhichMastersHaveReplicas) {
+    auto m = slot_map::read(resp(three_masters), asked);
+    ASSERT_TRUE(m) << m.error().message;
+    EXPECT_FALSE(m->has_replicas(0));
+    EXPECT_TRUE(m->has_replicas(5461));
+    EXPECT_TRUE(m->has_replicas(10922));
+    EXPECT_FALSE(m->has_replicas(16383));
+    EXPECT_FALSE(m->has_replicas(16384));
+}
+
 TEST(ClusterSlotMap, AMovedSlotGoesToItsNewMaster) {
     auto m = slot_map::read(resp(three_masters), asked);
     ASSERT_TRUE(m);
@@ -142,6 +152,29 @@ TEST(ClusterRedirect, OtherRepliesAndMalformedRedirectionsAreNotRedirections) {
     };
     for (const auto& bytes : not_redirects)
         EXPECT_FALSE(read_redirect(resp(bytes), asked)) << bytes;
+}
+
+TEST(ClusterCommandKey, ScriptsAreRoutedByTheirFirstKeyOtherCommandsByTheirFirstArgument) {
+    using args = std::vector<std::string>;
+    const auto key = [](const args& a) { return command_key(a); };
+    EXPECT_EQ(key({"GET", "k"}), "k");
+    EXPECT_EQ(key({"set", "k", "v"}), "k") << "command names in any case";
+    EXPECT_EQ(key({"MGET", "a", "b"}), "a");
+    EXPECT_EQ(key({"EVALSHA", "sha", "2", "k1", "k2", "arg"}), "k1");
+    EXPECT_EQ(key({"eval", "return 1", "1", "k1"}), "k1");
+    EXPECT_EQ(key({"EVALSHA_RO", "sha", "1", "k1"}), "k1");
+    EXPECT_EQ(key({"FCALL", "f", "1", "k1"}), "k1");
+    // Scripts without keys, or with a numkeys that does not read: no key (any master).
+    EXPECT_EQ(key({"EVALSHA", "sha", "0", "arg"}), std::nullopt);
+    EXPECT_EQ(key({"EVALSHA", "sha", "x", "k1"}), std::nullopt);
+    EXPECT_EQ(key({"EVALSHA", "sha", "1"}), std::nullopt);
+    EXPECT_EQ(key({"EVAL", "return 1"}), std::nullopt);
+    // Commands without keys.
+    for (const auto* name :
+         {"PUBLISH", "publish", "PING", "ROLE", "WAIT", "SCRIPT", "CLUSTER", "INFO", "TIME"})
+        EXPECT_EQ(key({name, "x", "y"}), std::nullopt) << name;
+    EXPECT_EQ(key({"PING"}), std::nullopt);
+    EXPECT_EQ(key({}), std::nullopt);
 }
 
 TEST(ClusterRedirect, TryAgainIsRecognised) {

@@ -4,6 +4,7 @@
 #include "cache/shared_redis.hpp"
 #include "cache/token_service.hpp"
 #include "metrics/metrics.hpp"
+#include "redis/cluster.hpp"
 #include "redis/connection.hpp"
 #include "redis/refusals.hpp"
 #include "redis/sealed.hpp"
@@ -50,6 +51,11 @@ redis::options redis_options(const redis_config& r) {
             o.sentinels.push_back({e.host, e.port});
         o.master_name = r.master_name;
         o.sentinel_password = r.sentinel_password;
+    }
+    if (r.cluster()) {
+        o.connect_to = redis::target::cluster;
+        for (const auto& e : r.cluster_seeds)
+            o.cluster_seeds.push_back({e.host, e.port});
     }
     return o;
 }
@@ -115,7 +121,11 @@ struct application::impl {
             return nullptr;
         m.enable_redis();
         redis_refusals = std::make_shared<redis::refusals>(log, &m);
-        auto c = redis::connection::create(ioc.get_executor(), redis_options(cfg.redis), log, &m);
+        std::shared_ptr<redis::client> c;
+        if (cfg.redis.cluster())
+            c = redis::cluster::create(ioc.get_executor(), redis_options(cfg.redis), log, &m);
+        else
+            c = redis::connection::create(ioc.get_executor(), redis_options(cfg.redis), log, &m);
         c->report_refusals(redis_refusals);
         return c;
     }

@@ -331,8 +331,9 @@ void check_redis(redis_config& r) {
                            "is required with redis.url: 64 hexadecimal digits (32 bytes), in the file or in "
                            "TOKEN_BROKER_REDIS_ENCRYPTION_KEY or TOKEN_BROKER_REDIS_ENCRYPTION_KEY_FILE");
     if (!r.ca_file.empty() && !r.tls)
-        throw config_error("redis.ca_file",
-                           "is only for TLS: redis.url must then be rediss:// or rediss+sentinel://");
+        throw config_error(
+            "redis.ca_file",
+            "is only for TLS: redis.url must then be rediss://, rediss+sentinel:// or rediss+cluster://");
     if (!r.sentinel_password.empty() && !r.sentinel())
         throw config_error(
             "redis.sentinel_password",

@@ -83,7 +83,7 @@ struct log_config {
     log_format format = log_format::text;
 };
 
-// One host:port of a redis+sentinel:// URL.
+// One host:port of a redis+sentinel:// or redis+cluster:// URL.
 struct redis_endpoint {
     std::string host; // a DNS name or an IP literal (IPv6 without brackets)
     std::uint16_t port = 26379;
@@ -94,7 +94,7 @@ struct redis_endpoint {
 // secret here is empty.
 struct redis_config {
     std::string url;           // as configured ("" = no Redis); validated, never holds a password
-    bool tls = false;          // rediss:// or rediss+sentinel://
+    bool tls = false;          // rediss://, rediss+sentinel:// or rediss+cluster://
     std::string host;          // from url (an IPv6 address without brackets); empty under Sentinel
     std::uint16_t port = 6379; // from url (default 6379)
     int db = 0;                // the /db of the url
@@ -106,7 +106,10 @@ struct redis_config {
     std::vector<redis_endpoint> sentinels;
     std::string master_name;
     secret sentinel_password; // AUTH of the sentinels themselves (not of the data nodes); may be empty
-    std::string ca_file;      // PEM bundle trusted in addition to the system store; rediss:// only
+    // redis+cluster://host1:6379,host2:6379: nodes of a Redis Cluster to ask for its slot map (in the
+    // URL's order; port 6379 by default). Empty: not a cluster.
+    std::vector<redis_endpoint> cluster_seeds;
+    std::string ca_file; // PEM bundle trusted in addition to the system store; rediss:// only
     std::string key_prefix = "token-broker:";
     secret encryption_key;          // 32 raw bytes (decoded from 64 hex digits), empty when no url
     secret previous_encryption_key; // 32 raw bytes or empty
@@ -120,6 +123,7 @@ struct redis_config {
     std::chrono::milliseconds lock_lease{2000};
     bool enabled() const noexcept { return !url.empty(); }
     bool sentinel() const noexcept { return !sentinels.empty(); }
+    bool cluster() const noexcept { return !cluster_seeds.empty(); }
 };
 
 // The listener for Zoom's event notifications (CONTRACT.md section 9). Port 0: no such listener.

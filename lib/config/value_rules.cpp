@@ -51,11 +51,14 @@ spdlog::level::level_enum to_log_level(const std::string& text, const std::strin
 namespace {
 
 constexpr std::string_view redis_url_form =
-    "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, or a "
-    "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name";
+    "must be a redis:// or rediss:// URL with a host, an optional port and an optional /db number, a "
+    "redis+sentinel:// or rediss+sentinel:// URL with sentinels and a master name, or a redis+cluster:// or "
+    "rediss+cluster:// URL with some of the cluster's nodes";
 constexpr std::string_view sentinel_url_form =
     "must be redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (or rediss+sentinel://): "
     "at least one sentinel and a master name";
+constexpr std::string_view cluster_url_form =
+    "must be redis+cluster://[user@]host1[:port],host2[:port] (or rediss+cluster://): at least one node";
 constexpr std::string_view db_form = "must name its database as /0, /1 ...: a number from 0 to 2147483647";
 
 int read_db(std::string_view digits, const std::string& key) {
@@ -66,16 +69,23 @@ int read_db(std::string_view digits, const std::string& key) {
     return db;
 }
 
-// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (CONTRACT.md section 7, "Redis
-// that survives a node"). Boost.URL does not take a list of hosts: the authority is split here, and
-// each host:port and the user are read as the single-host form reads them.
-void read_sentinel_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+// The user and the hosts of a URL that names several (redis+sentinel://, redis+cluster://), and what
+// follows them. Boost.URL does not take a list of hosts: the authority is split here, and each
+// host:port and the user are read as the single-host form reads them.
+struct host_list {
+    std::string user;
+    std::vector<redis_endpoint> hosts;
+    std::string_view tail; // the path, query and fragment, as written
+};
+
+host_list read_host_list(const std::string& text, const std::string& key, std::uint16_t default_port,
+                         std::string_view form) {
     const auto after_scheme = text.find("://");
     const std::string_view rest = std::string_view(text).substr(after_scheme + 3);
     const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
     std::string_view authority = rest.substr(0, authority_end);
-    const std::string_view tail = rest.substr(authority_end);
-    std::string user;
+    host_list out;
+    out.tail = rest.substr(authority_end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
         const std::string_view userinfo = authority.substr(0, at);
         authority.remove_prefix(at + 1);
@@ -85,10 +95,9 @@ void read_sentinel_url(const std::string& text, const std::string& key, bool tls
         const std::string with_user = "redis://" + std::string(userinfo) + "@h"; // parse_uri keeps a view
         const auto parsed = boost::urls::parse_uri(with_user);
         if (!parsed)
-            throw config_error(key, std::string(sentinel_url_form));
-        user = std::string(parsed->user());
+            throw config_error(key, std::string(form));
+        out.user = std::string(parsed->user());
     }
-    std::vector<redis_endpoint> sentinels;
     for (bool more = true; more;) {
         const auto comma = authority.find(',');
         more = comma != std::string_view::npos;
@@ -98,19 +107,39 @@ void read_sentinel_url(const std::string& text, const std::string& key, bool tls
         const auto parsed = boost::urls::parse_uri(one);
         if (item.empty() || !parsed || parsed->has_userinfo() || parsed->encoded_host().empty() ||
             !parsed->encoded_path().empty())
-            throw config_error(key, std::string(sentinel_url_form));
+            throw config_error(key, std::string(form));
         if (parsed->has_port() && !parse_port_number(parsed->port()))
             throw config_error(key, "must have ports from 1 to 65535, if any");
         redis_endpoint e{parsed->host_address(),
-                         parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{26379}};
+                         parsed->has_port() ? *parse_port_number(parsed->port()) : default_port};
         if (!is_visible_ascii(e.host))
             throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
-        sentinels.push_back(std::move(e));
+        out.hosts.push_back(std::move(e));
     }
-    if (tail.find_first_of("?#") != std::string_view::npos)
+    if (out.tail.find_first_of("?#") != std::string_view::npos)
         throw config_error(key, "must not have a query or a fragment");
+    if (!is_visible_ascii(out.user))
+        throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
+    return out;
+}
+
+// The parts of `r` that a URL sets, before one is read.
+void clear_url_parts(redis_config& r) {
+    r.host.clear();
+    r.port = 6379;
+    r.db = 0;
+    r.user.clear();
+    r.sentinels.clear();
+    r.master_name.clear();
+    r.cluster_seeds.clear();
+}
+
+// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db] (CONTRACT.md section 7, "Redis
+// that survives a node").
+void read_sentinel_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+    auto list = read_host_list(text, key, 26379, sentinel_url_form);
     // "/MASTERNAME", "/MASTERNAME/" or "/MASTERNAME/db".
-    std::string_view path = tail.empty() ? tail : tail.substr(1);
+    std::string_view path = list.tail.empty() ? list.tail : list.tail.substr(1);
     const auto slash = path.find('/');
     const std::string_view name = path.substr(0, slash);
     if (name.empty() || name.find('%') != std::string_view::npos || !is_visible_ascii(std::string(name)))
@@ -118,22 +147,34 @@ void read_sentinel_url(const std::string& text, const std::string& key, bool tls
     int db = 0;
     if (slash != std::string_view::npos && slash + 1 < path.size())
         db = read_db(path.substr(slash + 1), key);
-    if (!is_visible_ascii(user))
-        throw config_error(key, "must hold only visible ASCII characters in its hosts and user name");
+    clear_url_parts(r);
     r.url = text;
     r.tls = tls;
-    r.host.clear();
-    r.port = 6379;
     r.db = db;
-    r.user = std::move(user);
-    r.sentinels = std::move(sentinels);
+    r.user = std::move(list.user);
+    r.sentinels = std::move(list.hosts);
     r.master_name = std::string(name);
+}
+
+// redis+cluster://[user@]host1[:port],host2[:port][/] (CONTRACT.md section 7, "Redis that survives a
+// node"): the seeds. A cluster has database 0 only, so "/0" is the one path besides "/".
+void read_cluster_url(const std::string& text, const std::string& key, bool tls, redis_config& r) {
+    auto list = read_host_list(text, key, 6379, cluster_url_form);
+    if (!list.tail.empty() && list.tail != "/" && list.tail != "/0")
+        throw config_error(key,
+                           "must not name a database other than /0: a Redis Cluster has only database 0");
+    clear_url_parts(r);
+    r.url = text;
+    r.tls = tls;
+    r.user = std::move(list.user);
+    r.cluster_seeds = std::move(list.hosts);
 }
 
 } // namespace
 
 // Sets the url and the parts of `r` taken from it: redis://[user@]host[:port][/db], or rediss://
-// for TLS, or redis+sentinel:// / rediss+sentinel://. Never quotes the text, which might hold a password.
+// for TLS, or redis+sentinel:// / rediss+sentinel://, or redis+cluster:// / rediss+cluster://. Never
+// quotes the text, which might hold a password.
 void read_redis_url(const std::string& text, const std::string& key, redis_config& r) {
     namespace urls = boost::urls;
     const std::string form(redis_url_form);
@@ -143,6 +184,10 @@ void read_redis_url(const std::string& text, const std::string& key, redis_confi
             return read_sentinel_url(text, key, false, r);
         if (urls::grammar::ci_is_equal(scheme, "rediss+sentinel"))
             return read_sentinel_url(text, key, true, r);
+        if (urls::grammar::ci_is_equal(scheme, "redis+cluster"))
+            return read_cluster_url(text, key, false, r);
+        if (urls::grammar::ci_is_equal(scheme, "rediss+cluster"))
+            return read_cluster_url(text, key, true, r);
     }
     const auto parsed = urls::parse_uri(text);
     if (!parsed)
@@ -168,14 +213,13 @@ void read_redis_url(const std::string& text, const std::string& key, redis_confi
     std::string user = parsed->has_userinfo() ? std::string(parsed->user()) : std::string();
     if (!is_visible_ascii(host) || !is_visible_ascii(user))
         throw config_error(key, "must hold only visible ASCII characters in its host and user name");
+    clear_url_parts(r);
     r.url = text;
     r.tls = tls;
     r.host = std::move(host);
     r.port = parsed->has_port() ? *parse_port_number(parsed->port()) : std::uint16_t{6379};
     r.db = db;
     r.user = std::move(user);
-    r.sentinels.clear();
-    r.master_name.clear();
 }
 
 // 64 hex digits, decoded into 32 raw bytes. Never quotes the text.

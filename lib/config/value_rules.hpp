@@ -36,7 +36,8 @@ void check_webhook_path(const std::string& path, const std::string& key);
 spdlog::level::level_enum to_log_level(const std::string& text, const std::string& key);
 
 // Sets r.url and the parts of `r` taken from it: redis://[user@]host[:port][/db], or rediss://, or
-// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db], or rediss+sentinel://.
+// redis+sentinel://[user@]host1[:port],host2[:port]/MASTERNAME[/db], or rediss+sentinel://, or
+// redis+cluster://[user@]host1[:port],host2[:port][/0], or rediss+cluster://.
 void read_redis_url(const std::string& text, const std::string& key, redis_config& r);
 
 // 64 hex digits, decoded into 32 raw bytes.

@@ -76,6 +76,7 @@ protected:
     client() = default;
     client(const client&) = delete;
     client& operator=(const client&) = delete;
+    const std::shared_ptr<refusals>& refusals_shared() const noexcept { return refusals_; }
 
 private:
     std::shared_ptr<refusals> refusals_;

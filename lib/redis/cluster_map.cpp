@@ -1,5 +1,6 @@
 #include "redis/cluster_map.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace token_broker::redis {
@@ -51,6 +52,37 @@ std::uint16_t key_slot(std::string_view key) noexcept {
     return crc16(key) % cluster_slots;
 }
 
+std::optional<std::string_view> command_key(std::span<const std::string> args) noexcept {
+    if (args.size() < 2)
+        return std::nullopt;
+    const auto is = [&args](std::string_view name) {
+        return args[0].size() == name.size() &&
+               std::equal(name.begin(), name.end(), args[0].begin(), [](char a, char b) {
+                   return a == (b >= 'a' && b <= 'z' ? static_cast<char>(b - 'a' + 'A') : b);
+               });
+    };
+    for (const auto* scripted : {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"}) {
+        if (!is(scripted))
+            continue;
+        if (args.size() < 4)
+            return std::nullopt;
+        unsigned keys = 0;
+        const auto& n = args[2];
+        const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), keys);
+        if (ec != std::errc{} || end != n.data() + n.size() || keys == 0)
+            return std::nullopt;
+        return std::string_view(args[3]);
+    }
+    for (const auto* keyless :
+         {"PUBLISH",      "PING",     "ECHO",    "ROLE",      "WAIT",       "SCRIPT",
+          "CLUSTER",      "INFO",     "TIME",    "AUTH",      "HELLO",      "SELECT",
+          "CLIENT",       "CONFIG",   "COMMAND", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE",
+          "PUNSUBSCRIBE", "FLUSHALL", "FLUSHDB", "DBSIZE"})
+        if (is(keyless))
+            return std::nullopt;
+    return std::string_view(args[1]);
+}
+
 std::string to_string(const node_address& a) {
     return a.host + ":" + std::to_string(a.port);
 }
@@ -59,6 +91,10 @@ const node_address* slot_map::master_of(std::uint16_t slot) const noexcept {
     if (slot >= cluster_slots || owner_[slot] == none)
         return nullptr;
     return &masters_[owner_[slot]];
+}
+
+bool slot_map::has_replicas(std::uint16_t slot) const noexcept {
+    return slot < cluster_slots && owner_[slot] != none && replicated_[owner_[slot]];
 }
 
 bool slot_map::complete() const noexcept {
@@ -73,6 +109,7 @@ std::uint16_t slot_map::index_of(const node_address& node) {
         if (masters_[i] == node)
             return static_cast<std::uint16_t>(i);
     masters_.push_back(node);
+    replicated_.push_back(false);
     return static_cast<std::uint16_t>(masters_.size() - 1);
 }
 
@@ -107,6 +144,8 @@ result<slot_map> slot_map::read(const reply& r, const node_address& asked) {
         if (node.host.empty() || node.host == "?")
             node.host = asked.host;
         const auto owner = m.index_of(node);
+        if (range.elements.size() > 3)
+            m.replicated_[owner] = true;
         for (auto slot = *start; slot <= *end; ++slot)
             m.owner_[static_cast<std::size_t>(slot)] = owner;
     }

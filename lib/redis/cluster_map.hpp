@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,11 @@ inline constexpr std::uint16_t cluster_slots = 16384;
 // CRC16 (XMODEM) of the key's hash tag, the part between the first '{' and the next '}' when that is
 // not empty, else of the whole key; modulo 16384.
 std::uint16_t key_slot(std::string_view key) noexcept;
+
+// The key a command is routed by: EVAL, EVALSHA (and their _RO forms), FCALL: the first of KEYS, or
+// none when numkeys is 0; commands without keys (PUBLISH, PING, ROLE, WAIT, SCRIPT, CLUSTER, ...):
+// none; any other command: its first argument. Command names in any case.
+std::optional<std::string_view> command_key(std::span<const std::string> args) noexcept;
 
 struct node_address {
     std::string host;
@@ -37,6 +43,8 @@ public:
     const std::vector<node_address>& masters() const noexcept { return masters_; }
     // Whether every slot has a master.
     bool complete() const noexcept;
+    // Whether CLUSTER SLOTS listed a replica of the master of `slot` (a write there can be WAITed for).
+    bool has_replicas(std::uint16_t slot) const noexcept;
 
     // Records that `slot` now lives on `node` (a -MOVED answer), until the next full read.
     void move(std::uint16_t slot, const node_address& node);
@@ -52,6 +60,7 @@ private:
     static constexpr std::uint16_t none = 0xffff;
     std::array<std::uint16_t, cluster_slots> owner_{}; // index into masters_, or none
     std::vector<node_address> masters_;
+    std::vector<bool> replicated_; // by index into masters_
 };
 
 // A node's answer that sends the command elsewhere: "-MOVED <slot> <host>:<port>" (the slot moved:

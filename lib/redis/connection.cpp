@@ -23,20 +23,28 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+} // namespace
+
+namespace detail {
+
 result<reply> unavailable(std::string message) {
     return make_error(errc::cache_unavailable, std::move(message));
 }
 
-// How token_broker_redis_commands_total counts a command that had an answer. NOSCRIPT is EVALSHA
-// asking for the script's text, which script::run then sends with EVAL: the exchange goes as
-// planned, so it is not an error.
+// NOSCRIPT is EVALSHA asking for the script's text, which script::run then sends with EVAL: the
+// exchange goes as planned, so it is not an error.
 redis_command_result outcome_of(const result<reply>& r) {
-    if (!r || (r->is_error() && !r->text.starts_with("NOSCRIPT")))
+    if (!r)
+        return r.error().message.starts_with(no_answer) ? redis_command_result::timeout
+                                                        : redis_command_result::error;
+    if (r->is_error() && !r->text.starts_with("NOSCRIPT"))
         return redis_command_result::error;
     return redis_command_result::ok;
 }
 
-} // namespace
+} // namespace detail
+
+using detail::unavailable;
 
 struct connection::pending {
     explicit pending(net::any_io_executor ex) : wake(ex) {}
@@ -245,14 +253,14 @@ net::awaitable<result<reply>> connection::exec_on_strand(std::vector<std::string
         co_await p->wake.async_wait(net::as_tuple(net::use_awaitable));
     auto outcome = redis_command_result::timeout;
     if (!p->outcome) {
-        s->commands.abandon(ticket,
-                            timeout == opts_.command_timeout
-                                ? std::string("redis did not answer within command_timeout_ms")
-                                : "redis did not answer within " + std::to_string(timeout.count()) + " ms");
+        s->commands.abandon(ticket, timeout == opts_.command_timeout
+                                        ? std::string(detail::no_answer) + " command_timeout_ms"
+                                        : std::string(detail::no_answer) + " " +
+                                              std::to_string(timeout.count()) + " ms");
         // A Redis that stalls is dropped rather than waited for: the next commands would stall too.
         drop(*s, "a command took longer than command_timeout_ms");
     } else {
-        outcome = outcome_of(*p->outcome);
+        outcome = detail::outcome_of(*p->outcome);
         if (refusal_report() && *p->outcome && (*p->outcome)->is_error() && is_refusal(**p->outcome))
             refusal_report()->refused("commands", (*p->outcome)->text);
     }
@@ -297,7 +305,7 @@ net::awaitable<bool> connection::check_health(std::shared_ptr<session> s) {
     std::vector<std::string> command{role ? "ROLE" : "PING"};
     auto r = co_await exec_on_strand(std::move(command), opts_.command_timeout);
     // Dropped meanwhile for another reason (logged as Redis going): nothing more to say.
-    if (s->closed && !(!r && r.error().message.starts_with("redis did not answer within")))
+    if (s->closed && !(!r && r.error().message.starts_with(detail::no_answer)))
         co_return false;
     std::optional<std::string> wrong;
     if (!r)

@@ -22,7 +22,8 @@
 
 namespace token_broker {
 class metrics;
-}
+enum class redis_command_result;
+} // namespace token_broker
 
 namespace token_broker::redis {
 
@@ -30,6 +31,13 @@ namespace detail {
 class link;
 class reconnecting_link;
 struct link_ended;
+
+// The start of the error of a command that had no reply within its timeout.
+inline constexpr std::string_view no_answer = "redis did not answer within";
+// errc::cache_unavailable with `message`.
+result<reply> unavailable(std::string message);
+// How token_broker_redis_commands_total counts a command that ended with `r`.
+redis_command_result outcome_of(const result<reply>& r);
 } // namespace detail
 
 // Owned by a std::shared_ptr. Its state lives on a strand of its own, so exec() may be awaited from
