@@ -239,7 +239,7 @@ struct ClusterReplicas : ::testing::Test {
             // traffic given time to meet every state (a key here, a key there, all gone).
             std::this_thread::sleep_for(300ms);
             std::size_t moved = 0;
-            for (std::size_t n; (n = m.move_keys(1, 150ms)) > 0;)
+            for (std::size_t n; (n = m.move_keys(1, 100ms)) > 0;)
                 moved += n;
             EXPECT_TRUE(eventually([&] { return traffic.cycles() >= cycles + 3; }))
                 << "the churn made no progress while slot " << slot << " was migrating";
