@@ -125,5 +125,38 @@ TEST_F(RealCluster, AKeyOfASlotBeingMigratedIsAskedOfTheNodeItGoesTo) {
     EXPECT_EQ(unasked->to, from);
 }
 
+// The slot migration that the process tests run under traffic (cluster_setup::slot_migration), by
+// itself: while it runs the old master answers -ASK for a key it no longer holds, afterwards every
+// key is on the new master, which the others name (-MOVED).
+TEST_F(RealCluster, ASlotMigratedByHandTakesEveryKeyToTheOtherMaster) {
+    const std::vector<std::string> keys = {"{moved-slot}:a", "{moved-slot}:b", "{moved-slot}:c"};
+    const auto slot = cluster.slot_of(keys[0]);
+    const auto from = *cluster.owner_of(slot);
+    const auto to = (from + 1) % nodes.size();
+    for (const auto& k : keys)
+        ASSERT_TRUE(nodes[from]->command({"SET", k, "v"}).is_status("OK"));
+    test::cluster_setup::slot_migration m(cluster, slot, from, to);
+    m.begin();
+    EXPECT_EQ(m.move_keys(1), 1u);
+    std::size_t asked = 0;
+    for (const auto& k : keys) {
+        const auto r = nodes[from]->command({"GET", k});
+        if (r.is_error()) {
+            EXPECT_EQ(r.text.rfind("ASK ", 0), 0u) << r.text;
+            ++asked;
+        }
+    }
+    EXPECT_EQ(asked, 1u) << "the key moved is asked of the new master, the others are still answered";
+    m.end();
+    EXPECT_EQ(cluster.owner_of(slot, from), to);
+    EXPECT_EQ(cluster.owner_of(slot, to), to);
+    for (const auto& k : keys) {
+        EXPECT_EQ(nodes[to]->command({"GET", k}).text, "v") << k;
+        const auto r = nodes[from]->command({"GET", k});
+        EXPECT_EQ(r.text.rfind("MOVED ", 0), 0u) << r.text;
+    }
+    EXPECT_EQ(nodes[from]->command({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)}).integer, 0);
+}
+
 } // namespace
 } // namespace token_broker::redis

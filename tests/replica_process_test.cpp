@@ -3,6 +3,7 @@
 // process, checked here through the executable's own wiring, its signals and its configuration.
 #include "broker_process.hpp"
 #include "redis_server.hpp"
+#include "replica_scenarios.hpp"
 
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
@@ -68,105 +69,29 @@ struct Replicas : ::testing::Test {
             ASSERT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; }, 20s))
                 << readyz(port);
     }
-
-    // `count` concurrent GETs for `user`, spread over every broker in turn.
-    std::vector<answer> concurrently(const std::string& user, int count,
-                                     std::chrono::milliseconds limit = 10s) {
-        std::vector<std::future<answer>> running;
-        for (int i = 0; i < count; ++i)
-            running.push_back(std::async(std::launch::async, [this, i, &user, limit] {
-                return get_token(ports[static_cast<std::size_t>(i) % ports.size()], user, limit);
-            }));
-        std::vector<answer> all;
-        for (auto& f : running)
-            all.push_back(f.get());
-        return all;
-    }
 };
 
+// The body is tests/replica_scenarios.hpp's, which the cluster's replicas run too.
 TEST_F(Replicas, ThreeProcessesOverRedissMakeOneZoomCallForNinetyConcurrentRequestsAndShareWhatTheyFetch) {
     test::redis_tls_setup tls;
     test::redis_server redis(tls.files);
     start_brokers(3, {{"redis", redis_block(redis, true)}});
-    EXPECT_EQ(sim.oauth_calls(), 1u) << "one access token for the three";
-
-    sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 600ms, .times = -1}, "slow@example.com");
-    const auto answers = concurrently("slow@example.com", 90);
-    std::set<std::string> tokens;
-    for (const auto& a : answers) {
-        ASSERT_EQ(a.status, 200) << a.body;
-        tokens.insert(a.token());
-    }
-    EXPECT_EQ(tokens.size(), 1u) << "every caller got the one token Zoom issued";
-    EXPECT_EQ(sim.token_calls("slow@example.com"), 1u);
-
-    // Fetched by one, served by the others from Redis as cached.
-    const auto first = get_token(ports[0], "shared@example.com");
-    ASSERT_EQ(first.status, 200) << first.body;
-    EXPECT_FALSE(first.cached());
-    for (auto port : {ports[1], ports[2]}) {
-        const auto other = get_token(port, "shared@example.com");
-        ASSERT_EQ(other.status, 200) << other.body;
-        EXPECT_TRUE(other.cached()) << other.body;
-        EXPECT_EQ(other.token(), first.token());
-    }
-    EXPECT_EQ(sim.token_calls("shared@example.com"), 1u);
-
-    // An unknown user costs one Zoom call for all, and is remembered by all.
-    sim.inject({.what = zoom_sim::fault::kind::delay, .delay = 300ms, .times = -1}, "unknown-1@example.com");
-    for (const auto& a : concurrently("unknown-1@example.com", 30)) {
-        EXPECT_EQ(a.status, 404) << a.body;
-        EXPECT_NE(a.body.find("user_not_found"), std::string::npos) << a.body;
-    }
-    for (auto port : ports)
-        EXPECT_EQ(get_token(port, "unknown-1@example.com").status, 404);
-    EXPECT_EQ(sim.token_calls("unknown-1@example.com"), 1u);
-
-    // DELETE on one: every replica fetches fresh, and the three of them make one call for it. (The
-    // simulator's tokens carry their issue time in seconds: a second later, a new one differs.)
-    std::this_thread::sleep_for(1100ms);
-    ASSERT_EQ(delete_token(ports[2], "shared@example.com"), 204);
-    std::set<std::string> after;
-    for (const auto& a : concurrently("shared@example.com", 9)) {
-        ASSERT_EQ(a.status, 200) << a.body;
-        after.insert(a.token());
-    }
-    EXPECT_EQ(after.size(), 1u);
-    EXPECT_FALSE(after.contains(first.token())) << "the forgotten token came back";
-    EXPECT_EQ(sim.token_calls("shared@example.com"), 2u);
-    EXPECT_EQ(sim.oauth_calls(), 1u);
+    testing::replicas_act_as_one_broker(sim, ports);
 }
 
-// After two processes have fetched tokens, met an unknown user, shared the access token and the
-// budget, and forgotten a user: nothing Redis holds names a user or carries a secret in clear.
+// One Zoom budget for the account: a 429 seen by one replica stops the others' calls.
+TEST_F(Replicas, AZoom429SeenByOneReplicaStopsTheOthersCalls) {
+    test::redis_server redis;
+    start_brokers(3, {{"redis", redis_block(redis)}});
+    testing::a_zoom_429_stops_every_replica(sim, ports);
+}
+
+// The body is tests/replica_scenarios.hpp's, which the cluster's replicas run too.
 TEST_F(Replicas, WhatTheProcessesLeaveInRedisHoldsNoUserIdTokenOrSecret) {
     test::redis_server redis;
     start_brokers(2, {{"redis", redis_block(redis)}});
-    const std::vector<std::string> users{"alice@example.com", "bob.smith", "unknown-carol@example.com",
-                                         "leaver@example.com"};
-    std::vector<std::string> forbidden = users;
-    for (const auto& u : users)
-        for (auto port : ports) {
-            const auto a = get_token(port, u);
-            if (a.status == 200)
-                forbidden.push_back(a.token());
-        }
-    ASSERT_EQ(forbidden.size(), users.size() + 6) << "three users, each answered on both replicas";
-    ASSERT_EQ(delete_token(ports[1], "leaver@example.com"), 204);
-    const auto issued = sim.issued_access_tokens();
-    ASSERT_EQ(issued.size(), 1u);
-    forbidden.insert(forbidden.end(), issued.begin(), issued.end());
-    for (const auto& s : {std::string("example.com"), sim.settings().client_secret,
-                          std::string("first-key-0123456789"), redis.password(), std::string(64, 'e')})
-        forbidden.push_back(s);
-
-    const auto contents = redis.contents();
-    ASSERT_GE(contents.size(), 8u) << "two token entries with their sets, a negative entry, the access token";
-    for (const auto& text : contents) {
-        EXPECT_EQ(text.find("unexpected type"), std::string::npos) << text;
-        for (const auto& f : forbidden)
-            EXPECT_EQ(text.find(f), std::string::npos) << "Redis holds \"" << f << "\" in clear";
-    }
+    testing::nothing_in_clear(
+        sim, ports, [&] { return redis.contents(); }, redis.password());
 }
 
 // Redis frozen (SIGSTOP: it accepts connections but answers nothing), then gone, then back.
