@@ -129,7 +129,11 @@ std::shared_ptr<connection> cluster::node(const node_address& at) {
         // A master gone may mean a failover: the map is asked for again.
         if (!up)
             self->want_map();
-        net::dispatch(self->strand_, [self] { self->update_state("a master's connection went down"); });
+        net::dispatch(self->strand_, [self] {
+            // Before the first map the keeper says how it went, once it has one or has failed.
+            if (self->route(std::nullopt).first)
+                self->update_state("a master's connection went down");
+        });
     });
     nodes_.push_back({at, c});
     c->start();
