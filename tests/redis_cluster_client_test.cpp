@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <iostream>
 #include <thread>
 
 namespace token_broker::test {
@@ -243,11 +244,19 @@ TEST(RedisClusterFailover, AMasterLostIsReplacedByItsReplicaAndTheClientFollows)
         EXPECT_TRUE(owner && *owner < 3);
         if (!owner)
             co_return;
+        const auto killed = std::chrono::steady_clock::now();
         cluster.nodes[*owner]->kill();
         EXPECT_TRUE(co_await eventually([&] { return !c->up(); }, 10s));
+        const auto noticed = std::chrono::steady_clock::now();
         EXPECT_TRUE(co_await eventually([&] { return c->up(); }, 30s))
             << "the replica's promotion was not followed: "
             << cluster.nodes[(*owner + 1) % 3]->command({"CLUSTER", "NODES"}).text;
+        const auto back = std::chrono::steady_clock::now();
+        const auto ms = [](auto d) {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+        };
+        std::cout << "[ failover ] down noticed after " << ms(noticed - killed)
+                  << " ms, up on the new master after " << ms(back - killed) << " ms\n";
         EXPECT_EQ(downs.load(), 1);
         const auto now_owner = cluster.owner_of(cluster.slot_of(key), (*owner + 1) % 3);
         EXPECT_TRUE(now_owner && *now_owner >= 3) << "a replica should serve the slot now";
