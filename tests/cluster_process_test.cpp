@@ -164,31 +164,15 @@ struct ClusterReplicas : ::testing::Test {
     // Starts `n` brokers naming the cluster, with `zoom` settings, and waits until each says its Redis
     // is up.
     void start_brokers(int n, const boost::json::object& zoom = {}) {
-        for (int i = 0; i < n; ++i) {
-            boost::json::object extra{{"redis", redis_block()}};
-            if (!zoom.empty())
-                extra["zoom"] = zoom;
-            auto b = broker_process::start(sim, extra);
-            ports.push_back(b->wait_port());
-            brokers.push_back(std::move(b));
-        }
-        for (auto port : ports)
-            ASSERT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; }, 20s))
-                << readyz(port);
+        boost::json::object extra{{"redis", redis_block()}};
+        if (!zoom.empty())
+            extra["zoom"] = zoom;
+        testing::start_sharing_brokers(sim, n, extra, brokers, ports);
     }
 
     // One fetch shared: a new user fetched on the first broker is served by the others as cached.
     bool shares() {
-        const std::string user = "probe-" + std::to_string(++probes) + "@example.com";
-        const auto first = get_token(ports[0], user);
-        if (first.status != 200 || first.cached())
-            return false;
-        for (std::size_t i = 1; i < ports.size(); ++i) {
-            const auto other = get_token(ports[i], user);
-            if (other.status != 200 || !other.cached() || other.token() != first.token())
-                return false;
-        }
-        return true;
+        return testing::one_fetch_shared(ports, "probe-" + std::to_string(++probes) + "@example.com");
     }
 
     std::string logs() const {

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <future>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -157,6 +158,36 @@ inline void nothing_in_clear(zoom_sim::simulator& sim, const std::vector<std::ui
         for (const auto& f : forbidden)
             EXPECT_EQ(text.find(f), std::string::npos) << "Redis holds \"" << f << "\" in clear";
     }
+}
+
+// Starts `n` brokers with `extra` settings (appended to `brokers` and their ports to `ports`), then
+// waits until each says its Redis is up.
+inline void start_sharing_brokers(const zoom_endpoint& sim, int n, const boost::json::object& extra,
+                                  std::vector<std::unique_ptr<broker_process>>& brokers,
+                                  std::vector<std::uint16_t>& ports) {
+    for (int i = 0; i < n; ++i) {
+        auto b = broker_process::start(sim, extra);
+        ports.push_back(b->wait_port());
+        brokers.push_back(std::move(b));
+    }
+    for (auto port : ports)
+        ASSERT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; },
+                               std::chrono::seconds(20)))
+            << readyz(port);
+}
+
+// One fetch shared: `user`, new, fetched on the first of `ports` is served by each of the others as
+// cached, the same token.
+inline bool one_fetch_shared(const std::vector<std::uint16_t>& ports, const std::string& user) {
+    const auto first = get_token(ports[0], user);
+    if (first.status != 200 || first.cached())
+        return false;
+    for (std::size_t i = 1; i < ports.size(); ++i) {
+        const auto other = get_token(ports[i], user);
+        if (other.status != 200 || !other.cached() || other.token() != first.token())
+            return false;
+    }
+    return true;
 }
 
 } // namespace token_broker::testing

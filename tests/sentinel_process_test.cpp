@@ -5,6 +5,7 @@
 // that these rest on, on a connection of their own: WAIT for the forget, the idle health check.
 #include "broker_process.hpp"
 #include "redis_test_support.hpp"
+#include "replica_scenarios.hpp"
 #include "sentinel_setup.hpp"
 
 #include <gtest/gtest.h>
@@ -86,25 +87,14 @@ struct SentinelReplicas : ::testing::Test {
 
     // Starts `n` brokers naming `url`, and waits until each says its Redis is up.
     void start_brokers(int n, const std::string& url) {
-        for (int i = 0; i < n; ++i) {
-            auto b = broker_process::start(
-                sim, {{"redis", redis_block(url)}, {"zoom", {{"requests_per_second", 10000}}}});
-            ports.push_back(b->wait_port());
-            brokers.push_back(std::move(b));
-        }
-        for (auto port : ports)
-            ASSERT_TRUE(eventually([&] { return readyz(port) == R"({"status":"ready","redis":"up"})"; }, 20s))
-                << readyz(port);
+        testing::start_sharing_brokers(
+            sim, n, {{"redis", redis_block(url)}, {"zoom", {{"requests_per_second", 10000}}}}, brokers,
+            ports);
     }
 
     // One fetch shared: a new user fetched on the first broker is served by the second as cached.
     bool shares() {
-        const std::string user = "probe-" + std::to_string(++probes) + "@example.com";
-        const auto first = get_token(ports[0], user);
-        if (first.status != 200 || first.cached())
-            return false;
-        const auto second = get_token(ports[1], user);
-        return second.status == 200 && second.cached() && second.token() == first.token();
+        return testing::one_fetch_shared(ports, "probe-" + std::to_string(++probes) + "@example.com");
     }
 
     // Polls shares() every 50 ms until it holds; when it did, or nullopt at `limit`.
