@@ -131,7 +131,7 @@ std::shared_ptr<connection> cluster::node(const node_address& at) {
             self->want_map();
         net::dispatch(self->strand_, [self] {
             // Before the first map the keeper says how it went, once it has one or has failed.
-            if (self->route(std::nullopt).first)
+            if (self->has_map())
                 self->update_state("a master's connection went down");
         });
     });
@@ -140,20 +140,24 @@ std::shared_ptr<connection> cluster::node(const node_address& at) {
     return c;
 }
 
-std::pair<std::shared_ptr<const slot_map>, std::shared_ptr<connection>>
-cluster::route(std::optional<std::uint16_t> slot) {
+std::optional<cluster::node_connection> cluster::route(std::optional<std::uint16_t> slot) const {
     std::lock_guard lock(mutex_);
     if (!map_)
-        return {};
+        return std::nullopt;
     const node_address* master = nullptr;
     if (slot)
         master = map_->master_of(*slot);
     else if (!map_->masters().empty())
         master = &map_->masters().front();
-    if (!master)
-        return {map_, nullptr};
-    const auto* c = find(*master);
-    return {map_, c ? *c : nullptr};
+    const auto* c = master ? find(*master) : nullptr;
+    if (!c)
+        return std::nullopt;
+    return node_connection{*master, *c};
+}
+
+bool cluster::has_map() const {
+    std::lock_guard lock(mutex_);
+    return map_ != nullptr;
 }
 
 net::awaitable<result<reply>> cluster::exec(std::vector<std::string> args) {
@@ -187,13 +191,9 @@ net::awaitable<result<reply>> cluster::send(std::vector<std::string> args, clock
             c = node(at);
             if (c && !c->up())
                 co_await c->wait_up(deadline);
-        } else {
-            auto [map, master] = route(slot);
-            c = std::move(master);
-            if (map && c) {
-                const auto* m = slot ? map->master_of(*slot) : &map->masters().front();
-                at = *m;
-            }
+        } else if (auto master = route(slot)) {
+            at = std::move(master->at);
+            c = std::move(master->c);
         }
         if (!c)
             co_return unavailable(slot ? "no redis cluster master serves slot " + std::to_string(*slot)
@@ -244,7 +244,7 @@ net::awaitable<result<reply>> cluster::send(std::vector<std::string> args, clock
 
 net::awaitable<result<void>> cluster::confirm_replicated(std::string_view key) {
     const auto slot = key_slot(key);
-    auto [map, master] = route(slot);
+    const auto master = route(slot);
     if (!master)
         co_return make_error(errc::cache_unavailable,
                              "no redis cluster master serves slot " + std::to_string(slot));
@@ -252,7 +252,7 @@ net::awaitable<result<void>> cluster::confirm_replicated(std::string_view key) {
     // not know of yet can still take over. Any connected replica counts, one still in its first sync
     // too (ROLE lists only those online): WAIT then fails unless it catches up in time.
     std::vector<std::string> info{"INFO", "replication"};
-    auto r = co_await master->exec(std::move(info));
+    auto r = co_await master->c->exec(std::move(info));
     if (!r)
         co_return r.error();
     const auto replicas = r->type == reply::kind::string ? connected_replicas(r->text) : std::nullopt;
@@ -261,7 +261,7 @@ net::awaitable<result<void>> cluster::confirm_replicated(std::string_view key) {
                              "INFO replication did not say how many replicas are connected");
     if (*replicas == 0)
         co_return result<void>();
-    co_return co_await master->wait_for_replica();
+    co_return co_await master->c->wait_for_replica();
 }
 
 void cluster::want_map() {

@@ -70,9 +70,14 @@ private:
     // The connection to `node`, made and started when there is none (a node that a -MOVED or -ASK
     // names before the map does).
     std::shared_ptr<connection> node(const node_address& at);
-    // The map in use, and the connection to the master of `slot` (any master when nullopt).
-    std::pair<std::shared_ptr<const slot_map>, std::shared_ptr<connection>>
-    route(std::optional<std::uint16_t> slot);
+    struct node_connection {
+        node_address at;
+        std::shared_ptr<connection> c;
+    };
+    // The master of `slot` (any master when nullopt) and the connection to it; nullopt when the map
+    // names none (or there is no map yet) or no connection to it is made.
+    std::optional<node_connection> route(std::optional<std::uint16_t> slot) const;
+    bool has_map() const;
     net::awaitable<result<reply>> send(std::vector<std::string> args,
                                        std::chrono::steady_clock::time_point deadline);
 
@@ -98,10 +103,6 @@ private:
 
     mutable std::mutex mutex_; // guards what follows
     std::shared_ptr<const slot_map> map_;
-    struct node_connection {
-        node_address at;
-        std::shared_ptr<connection> c;
-    };
     std::vector<node_connection> nodes_; // a few: looked through, no string made per command
     // The connection to `at` in nodes_, or null; with mutex_ held.
     const std::shared_ptr<connection>* find(const node_address& at) const;
